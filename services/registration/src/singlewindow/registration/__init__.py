@@ -1,1 +1,1 @@
-"""x"""
+"""Owns registration applications (card and cardless) and their onboarding decisions."""

@@ -1,0 +1,1 @@
+"""The platform's contracts: per owning service, its subjects, request and event models."""

@@ -1,0 +1,250 @@
+"""The registration service's subscribers: parse, open a unit of work, apply the rules, reply."""
+
+from __future__ import annotations
+
+import json
+
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsMessage, NatsRouter, PullSub
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from singlewindow.registration.dependencies import Deps, Registration
+from singlewindow.registration.domain import (
+    CARDLESS,
+    check_resubmission,
+    new_application_id,
+    outcome_of,
+)
+from singlewindow.registration.repository import Applications
+from singlewindow.shared.contracts import accounts, review
+from singlewindow.shared.contracts import registration as contract
+from singlewindow.shared.contracts.common import MaskedEnterprise, MaskedPerson
+from singlewindow.shared.contracts.registration import (
+    ApplicationState,
+    ApplicationSubmitted,
+    ApplicationView,
+    CardlessApplication,
+    MaskedAdmin,
+    Onboarding,
+    OnboardingDetails,
+    ResubmitCardless,
+    ShowApplication,
+)
+from singlewindow.shared.db import IntegrityError
+from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
+from singlewindow.shared.events import CloudEvent, EventSpec
+from singlewindow.shared.messaging import consumer_config
+from singlewindow.shared.passwords import policy_problem
+from singlewindow.shared.rpc import decode_reply
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+router = NatsRouter()
+
+DECISIONS_CONSUMER = "registration-review-decisions"
+
+
+@router.subscriber(contract.SUBMIT_CARDLESS, queue=contract.QUEUE)
+async def submit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
+    """Submit a cardless application (enterprise information and administrator) for review."""
+
+    async def handle(application: CardlessApplication) -> ApplicationView:
+        password_hash = await _vet(deps, application, holder=None)
+        try:
+            async with deps.service.db.transaction() as connection:
+                view = await Applications(connection).add(
+                    new_application_id(), CARDLESS, application, password_hash
+                )
+                await _announce(deps, connection, contract.SUBMITTED, view, application)
+        except IntegrityError as exc:
+            raise _uscc_taken(application.enterprise.uscc) from exc
+        return view
+
+    return await deps.service.answer(msg, CardlessApplication, handle)
+
+
+@router.subscriber(contract.RESUBMIT_CARDLESS, queue=contract.QUEUE)
+async def resubmit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
+    """Resubmit an application that was returned for correction."""
+
+    async def handle(request: ResubmitCardless) -> ApplicationView:
+        application = CardlessApplication(enterprise=request.enterprise, admin=request.admin)
+        current = await _application(deps, request.application_id)
+        check_resubmission(current.state, current.uscc, application.enterprise.uscc)
+        password_hash = await _vet(deps, application, holder=request.application_id)
+        async with deps.service.db.transaction() as connection:
+            applications = Applications(connection)
+            latest = await applications.get(request.application_id)
+            assert latest is not None
+            check_resubmission(latest.state, latest.uscc, application.enterprise.uscc)
+            view = await applications.resubmit(request.application_id, application, password_hash)
+            await _announce(deps, connection, contract.RESUBMITTED, view, application)
+        return view
+
+    return await deps.service.answer(msg, ResubmitCardless, handle)
+
+
+@router.subscriber(contract.SHOW_APPLICATION, queue=contract.QUEUE)
+async def show_application(msg: NatsMessage, deps: Deps) -> bytes:
+    """Show an application's state and, if rejected or returned, the reason."""
+
+    async def handle(request: ShowApplication) -> ApplicationView:
+        return await _application(deps, request.application_id)
+
+    return await deps.service.answer(msg, ShowApplication, handle)
+
+
+@router.subscriber(contract.ONBOARDING_DETAILS, queue=contract.QUEUE)
+async def onboarding_details(msg: NatsMessage, deps: Deps) -> bytes:
+    """Hand an approved application's full details and credential to the accounts service."""
+
+    async def handle(request: OnboardingDetails) -> Onboarding:
+        async with deps.service.db.transaction() as connection:
+            found = await Applications(connection).details(request.application_id)
+        if found is None:
+            raise DomainError(ErrorCode.NOT_FOUND, f"no application {request.application_id}")
+        view, details, password_hash = found
+        if view.state is not ApplicationState.APPROVED:
+            raise DomainError(
+                ErrorCode.CONFLICT, f"application is {view.state.value}, not approved"
+            )
+        stored = json.loads(details)
+        admin = stored["admin"]
+        return Onboarding(
+            application_id=view.application_id,
+            enterprise=stored["enterprise"],
+            admin_account=admin["account"],
+            admin_name=admin["name"],
+            admin_id_type=admin["id_type"],
+            admin_id_number=admin["id_number"],
+            admin_mobile=admin["mobile"],
+            admin_email=admin["email"],
+            password_hash=password_hash,
+        )
+
+    return await deps.service.answer(msg, OnboardingDetails, handle)
+
+
+@router.subscriber(
+    review.DECIDED.subject,
+    stream=JStream(review.STREAM.name, declare=False),
+    durable=DECISIONS_CONSUMER,
+    config=consumer_config(DECISIONS_CONSUMER, review.DECIDED.subject),
+    pull_sub=PullSub(batch_size=10, timeout=5.0),
+    ack_policy=AckPolicy.MANUAL,
+)
+async def apply_review_decision(msg: NatsMessage, deps: Deps) -> None:
+    """Record a reviewer's decision on a cardless application and announce the outcome."""
+
+    async def effect(connection: AsyncConnection, event: CloudEvent) -> None:
+        decided = review.DECIDED.parse(event)
+        if decided.kind != CARDLESS:
+            return
+        view = await Applications(connection).decide(
+            decided.application_id, decided.attempt, outcome_of(decided.decision), decided.reason
+        )
+        if view is None:
+            return  # a decision on an earlier attempt, or one already applied
+        spec = {
+            ApplicationState.APPROVED: contract.APPROVED,
+            ApplicationState.REJECTED: contract.REJECTED,
+            ApplicationState.RETURNED: contract.RETURNED,
+        }[view.state]
+        await deps.service.emit(
+            connection,
+            spec,
+            contract.ApplicationDecided(
+                application_id=view.application_id,
+                uscc=view.uscc,
+                enterprise_name=view.enterprise_name,
+                admin_account=view.admin_account,
+                reason=view.reason,
+            ),
+            subject=view.uscc,
+        )
+
+    await deps.service.consume(DECISIONS_CONSUMER, msg, effect)
+
+
+async def _application(deps: Registration, application_id: str) -> ApplicationView:
+    async with deps.service.db.transaction() as connection:
+        view = await Applications(connection).get(application_id)
+    if view is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no application {application_id}")
+    return view
+
+
+async def _vet(deps: Registration, application: CardlessApplication, *, holder: str | None) -> str:
+    """Refuse an application that cannot succeed; return its password hash."""
+    admin = application.admin
+    problem = policy_problem(
+        admin.password, account=admin.account, min_length=deps.settings.password_min_length
+    )
+    if problem:
+        raise DomainError(
+            ErrorCode.INVALID,
+            f"invalid fields: admin.password {problem}",
+            (FieldError(path="admin.password", message=f"password {problem}"),),
+        )
+    uscc = application.enterprise.uscc
+    async with deps.service.db.transaction() as connection:
+        open_application = await Applications(connection).open_for(uscc)
+    if open_application is not None and open_application.application_id != holder:
+        raise _uscc_taken(uscc)
+    check = await _onboarding_check(deps, uscc, admin.account)
+    if check.uscc_registered:
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"enterprise {uscc} already has an administrator; log in, or ask the administrator",
+            (FieldError(path="enterprise.uscc", message="already has an administrator"),),
+        )
+    if check.account_taken:
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"account name {admin.account} is taken; choose another",
+            (FieldError(path="admin.account", message="is taken"),),
+        )
+    return await deps.passwords.hash(admin.password)
+
+
+async def _onboarding_check(
+    deps: Registration, uscc: str, account: str
+) -> accounts.OnboardingCheckView:
+    request = accounts.OnboardingCheck(uscc=uscc, account=account)
+    try:
+        reply = await deps.service.broker.request(
+            request.model_dump_json().encode(),
+            accounts.ONBOARDING_CHECK,
+            timeout=deps.settings.accounts_timeout_seconds,
+        )
+    except (NoRespondersError, NatsTimeoutError, TimeoutError) as exc:
+        raise DomainError(
+            ErrorCode.UNAVAILABLE,
+            "the accounts service did not answer; nothing was stored, try again shortly",
+        ) from exc
+    return decode_reply(reply.body, accounts.OnboardingCheckView)
+
+
+def _uscc_taken(uscc: str) -> DomainError:
+    return DomainError(
+        ErrorCode.CONFLICT,
+        f"enterprise {uscc} already has a pending application; wait for its review",
+        (FieldError(path="enterprise.uscc", message="already has a pending application"),),
+    )
+
+
+async def _announce(
+    deps: Registration,
+    connection: AsyncConnection,
+    spec: EventSpec[ApplicationSubmitted],
+    view: ApplicationView,
+    application: CardlessApplication,
+) -> None:
+    admin = application.admin
+    data = ApplicationSubmitted(
+        application_id=view.application_id,
+        kind=view.kind,
+        attempt=view.attempt,
+        enterprise=MaskedEnterprise.of(application.enterprise),
+        admin=MaskedAdmin(account=admin.account, **MaskedPerson.of(admin).model_dump()),
+    )
+    await deps.service.emit(connection, spec, data, subject=view.uscc)

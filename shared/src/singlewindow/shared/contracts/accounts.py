@@ -1,0 +1,227 @@
+"""Contracts of the accounts service: enterprises, accounts, sessions, business scope, audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+from singlewindow.shared.contracts.common import Password
+from singlewindow.shared.events import EventData, EventSpec, StreamSpec
+from singlewindow.shared.identifiers import Uscc
+from singlewindow.shared.rpc import AuthenticatedRequest, Request
+
+SERVICE = "accounts"
+QUEUE = "accounts"
+STREAM = StreamSpec(
+    name="SW_ACCOUNTS",
+    subjects=("sw.events.accounts.>",),
+    description="Enterprises, accounts and business scope",
+)
+AUDIT_STREAM = StreamSpec(
+    name="SW_AUDIT",
+    subjects=("sw.audit.>",),
+    description="Audit trail: authentication attempts and administrative changes (not public)",
+)
+
+LOGIN_PASSWORD = "sw.rpc.accounts.login.password"
+LOGOUT = "sw.rpc.accounts.logout"
+SHOW_SESSION = "sw.rpc.accounts.session.show"
+SHOW_ACCOUNT = "sw.rpc.accounts.account.show"
+SCOPE_OPTIONS = "sw.rpc.accounts.scope.options"
+SET_SCOPE = "sw.rpc.accounts.scope.set"
+ONBOARDING_CHECK = "sw.rpc.accounts.onboarding.check"
+"""Internal: whether a USCC already has an administrator, or an account name is taken."""
+
+
+class Role(StrEnum):
+    """Kinds of account."""
+
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    INDIVIDUAL = "individual"
+
+
+class RequiredAction(StrEnum):
+    """What a session must do first, in this order, before anything else."""
+
+    CHANGE_PASSWORD = "change_password"
+    BUSINESS_SCOPE = "business_scope"
+
+
+class BusinessScope(StrEnum):
+    """The business an enterprise actually does: it drives default permissions and policies."""
+
+    IMPORT_EXPORT_CONSIGNEE = "import_export_consignee"
+    CUSTOMS_BROKER = "customs_broker"
+    PROCESSING_TRADE = "processing_trade"
+    CROSS_BORDER_ECOMMERCE = "cross_border_ecommerce"
+    FREIGHT_FORWARDING = "freight_forwarding"
+    WAREHOUSING_LOGISTICS = "warehousing_logistics"
+    TRANSPORT_CARRIER = "transport_carrier"
+    BONDED_ZONE = "bonded_zone"
+    INSPECTION_DECLARATION = "inspection_declaration"
+    EXPORT_TAX_REFUND = "export_tax_refund"
+
+
+SCOPE_LABELS: dict[BusinessScope, tuple[str, str]] = {
+    BusinessScope.IMPORT_EXPORT_CONSIGNEE: (
+        "进出口货物收发货人",
+        "Import/export consignee or consignor",
+    ),
+    BusinessScope.CUSTOMS_BROKER: ("报关企业", "Customs declaration enterprise (broker)"),
+    BusinessScope.PROCESSING_TRADE: ("加工贸易", "Processing trade"),
+    BusinessScope.CROSS_BORDER_ECOMMERCE: ("跨境电子商务", "Cross-border e-commerce"),
+    BusinessScope.FREIGHT_FORWARDING: ("国际货运代理", "International freight forwarding"),
+    BusinessScope.WAREHOUSING_LOGISTICS: ("仓储物流", "Warehousing and logistics"),
+    BusinessScope.TRANSPORT_CARRIER: ("运输工具负责人", "Conveyance operator (carrier)"),
+    BusinessScope.BONDED_ZONE: (
+        "保税区/综合保税区企业",
+        "Bonded or comprehensive bonded zone enterprise",
+    ),
+    BusinessScope.INSPECTION_DECLARATION: ("报检", "Inspection declaration"),
+    BusinessScope.EXPORT_TAX_REFUND: ("出口退税", "Export tax refund"),
+}
+
+
+class LoginWithPassword(Request):
+    """Open a session with an account name and password."""
+
+    account: Annotated[str, Field(strict=True, min_length=1, max_length=64)]
+    password: Password
+
+
+class SessionView(BaseModel):
+    """An open session: its token and what it must do first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    account: str
+    role: Role
+    uscc: str | None
+    enterprise_name: str | None
+    required_actions: tuple[RequiredAction, ...]
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+class Logout(AuthenticatedRequest):
+    """End the session."""
+
+
+class ShowSession(AuthenticatedRequest):
+    """Show the current session."""
+
+
+class ShowAccount(AuthenticatedRequest):
+    """Show the session's own account."""
+
+
+class AccountView(BaseModel):
+    """An account as its owner sees it (ID number masked)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    role: Role
+    name: str
+    id_number_masked: str
+    mobile_masked: str
+    email: str | None
+    uscc: str | None
+    enterprise_name: str | None
+    business_scope: tuple[BusinessScope, ...]
+    created_at: datetime
+
+
+class ScopeOptions(AuthenticatedRequest):
+    """List the business scope choices."""
+
+
+class ScopeOption(BaseModel):
+    """One business scope choice, with whether the enterprise has it now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: BusinessScope
+    name_zh: str
+    name_en: str
+    selected: bool
+
+
+class ScopeOptionList(BaseModel):
+    """Every business scope choice."""
+
+    model_config = ConfigDict(frozen=True)
+
+    options: tuple[ScopeOption, ...]
+
+
+class SetScope(AuthenticatedRequest):
+    """Declare the enterprise's business scope (replaces the current one; history is kept)."""
+
+    codes: Annotated[tuple[BusinessScope, ...], Field(min_length=1, max_length=len(BusinessScope))]
+
+
+class ScopeDeclared(BaseModel):
+    """The business scope now in force, and the session's remaining required actions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    codes: tuple[BusinessScope, ...]
+    version: int
+    required_actions: tuple[RequiredAction, ...]
+
+
+class OnboardingCheck(Request):
+    """Ask whether an enterprise and an account name are still free to register."""
+
+    uscc: Uscc
+    account: str
+
+
+class OnboardingCheckView(BaseModel):
+    """Whether the USCC already has an administrator, and whether the account name is taken."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    uscc_registered: bool
+    account_taken: bool
+
+
+class EnterpriseRegistered(EventData):
+    """An enterprise and its administrator were created, active."""
+
+    uscc: str
+    name: str
+    admin_account: str
+    admin_name: str
+    via: str
+    application_id: str | None
+
+
+class BusinessScopeDeclared(EventData):
+    """An enterprise declared (or changed) its business scope."""
+
+    uscc: str
+    codes: tuple[str, ...]
+    version: int
+    declared_by: str
+
+
+class AuthenticationAttempted(EventData):
+    """Someone tried to log in (audit; never carries the password)."""
+
+    account: str
+    method: str
+    outcome: str
+    reason: str | None
+
+
+ENTERPRISE_REGISTERED = EventSpec(SERVICE, "enterprise-registered", 1, EnterpriseRegistered)
+BUSINESS_SCOPE_DECLARED = EventSpec(SERVICE, "business-scope-declared", 1, BusinessScopeDeclared)
+AUTHENTICATION_ATTEMPTED = EventSpec(
+    SERVICE, "authentication-attempted", 1, AuthenticationAttempted, audit=True
+)

@@ -1,0 +1,100 @@
+"""The CloudEvents 1.0 envelope of every platform event, and how an event type is declared."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVENT_TYPE_PREFIX = "cn.singlewindow"
+SCHEMA_BASE = "urn:singlewindow:schema"
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class EventData(BaseModel):
+    """Base of event payloads: frozen, and tolerant of fields added by newer producers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event in structured JSON mode."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str
+    source: str
+    type: str
+    subject: str | None = None
+    time: datetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str
+    correlationid: str | None = Field(default=None, description="CloudEvents extension")
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventSpec(Generic[DataT]):
+    """An event type: its owning service, name, version, NATS subject and payload model."""
+
+    service: str
+    name: str
+    version: int
+    data_model: type[DataT]
+    audit: bool = False
+
+    @property
+    def type(self) -> str:
+        """The CloudEvents `type`, reverse-DNS and versioned."""
+        return f"{EVENT_TYPE_PREFIX}.{self.service}.{self.name}.v{self.version}"
+
+    @property
+    def subject(self) -> str:
+        """The NATS subject the event is published on."""
+        root = "sw.audit" if self.audit else "sw.events"
+        return f"{root}.{self.service}.{self.name}.v{self.version}"
+
+    @property
+    def dataschema(self) -> str:
+        """Where the payload's JSON schema is named."""
+        return f"{SCHEMA_BASE}:{self.service}.{self.name}.v{self.version}"
+
+    def make(
+        self,
+        data: DataT,
+        *,
+        subject: str | None,
+        source: str,
+        correlation_id: str | None = None,
+        now: datetime | None = None,
+    ) -> CloudEvent:
+        """Wrap `data` in a new CloudEvent with a fresh id."""
+        return CloudEvent(
+            id=str(uuid.uuid4()),
+            source=source,
+            type=self.type,
+            subject=subject,
+            time=now or datetime.now(UTC),
+            dataschema=self.dataschema,
+            correlationid=correlation_id,
+            data=data.model_dump(mode="json"),
+        )
+
+    def parse(self, event: CloudEvent) -> DataT:
+        """The typed payload of an event of this type."""
+        return self.data_model.model_validate(event.data)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A JetStream stream owned by one service."""
+
+    name: str
+    subjects: tuple[str, ...]
+    description: str

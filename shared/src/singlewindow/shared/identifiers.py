@@ -1,0 +1,217 @@
+"""Validation, normalisation and masking of the identifiers the platform accepts."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import unicodedata
+from typing import Annotated, Final
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+from pydantic import AfterValidator, Field
+from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError
+
+__all__ = [
+    "CardPin",
+    "CustomsDistrict",
+    "DivisionCode",
+    "InspectionNumber",
+    "InvalidIdentifier",
+    "MobileNumber",
+    "ResidentIdNumber",
+    "Uscc",
+    "is_valid_organisation_code",
+    "mask_id_number",
+    "mask_mobile",
+    "normalise_card_pin",
+    "normalise_customs_district",
+    "normalise_division",
+    "normalise_inspection_number",
+    "normalise_mobile",
+    "normalise_resident_id",
+    "normalise_uscc",
+    "organisation_code_check_digit",
+]
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier that breaks its rule; the message says which rule, in plain English."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+_USCC_ALPHABET: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_ORGANISATION_CODE_ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ORGANISATION_CODE_WEIGHTS: Final = (3, 7, 9, 10, 5, 8, 4, 2)
+_MOBILE_TYPES: Final = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+_DIGITS: Final = re.compile(r"[0-9]+")
+_DIGITS_AND_LETTERS: Final = re.compile(r"[0-9A-Z]+")
+# phonenumbers would otherwise read letters as a keypad vanity number and accept extensions.
+_PHONE_CHARACTERS: Final = re.compile(r"[0-9 ()+\-]+")
+
+
+def _tidy(value: str) -> str:
+    # NFKC folds the full-width digits and letters a Chinese input method types into ASCII.
+    return unicodedata.normalize("NFKC", value).strip().upper()
+
+
+def _refuse_characters_outside(
+    name: str, value: str, allowed: str, *, first_position: int = 1, reason: str = ""
+) -> None:
+    for position, character in enumerate(value, start=first_position):
+        if character not in allowed:
+            raise InvalidIdentifier(
+                f"{name} character {character!r} at position {position} is not allowed{reason}"
+            )
+
+
+def organisation_code_check_digit(code8: str) -> str:
+    """Return the GB 11714 check digit ('0'-'9' or 'X') of an 8-character organisation code."""
+    body = _tidy(code8)
+    if len(body) != 8:
+        raise InvalidIdentifier(
+            f"organisation code body must be 8 characters, got {len(body)}",
+        )
+    _refuse_characters_outside("organisation code", body, _ORGANISATION_CODE_ALPHABET)
+    total = sum(
+        _ORGANISATION_CODE_ALPHABET.index(character) * weight
+        for character, weight in zip(body, _ORGANISATION_CODE_WEIGHTS, strict=True)
+    )
+    check = 11 - total % 11
+    return {10: "X", 11: "0"}.get(check, str(check))
+
+
+def is_valid_organisation_code(code9: str) -> bool:
+    """Tell whether a 9-character GB 11714 organisation code carries the right check digit."""
+    code = _tidy(code9)
+    if len(code) != 9:
+        return False
+    try:
+        return organisation_code_check_digit(code[:8]) == code[8]
+    except InvalidIdentifier:
+        return False
+
+
+def _uscc_check_character(code17: str) -> str:
+    # stdnum's weights and alphabet are right; only its validate() is too strict on chars 1-2.
+    return uscc.calc_check_digit(code17)
+
+
+def normalise_uscc(value: str) -> str:
+    """Return the Unified Social Credit Code in canonical form, or raise InvalidIdentifier."""
+    code = _tidy(value)
+    if len(code) != 18:
+        raise InvalidIdentifier(f"USCC must be 18 characters, got {len(code)}")
+    _refuse_characters_outside("USCC", code, _USCC_ALPHABET)
+    _refuse_characters_outside(
+        "USCC",
+        code[2:8],
+        "0123456789",
+        first_position=3,
+        reason=" (characters 3-8 are the administrative division and must be digits)",
+    )
+    if not is_valid_organisation_code(code[8:17]):
+        raise InvalidIdentifier(
+            "USCC organisation code (characters 9-17) check digit does not match"
+        )
+    if code[17] != _uscc_check_character(code[:17]):
+        raise InvalidIdentifier("USCC check character does not match")
+    return code
+
+
+def normalise_resident_id(value: str) -> str:
+    """Return the 18-character mainland resident ID number with an upper-case X, or raise."""
+    number = _tidy(value)
+    if len(number) != 18:
+        raise InvalidIdentifier(f"resident ID number must be 18 characters, got {len(number)}")
+    if not _DIGITS.fullmatch(number[:17]) or not re.fullmatch(r"[0-9X]", number[17]):
+        raise InvalidIdentifier(
+            "resident ID number must be 17 digits followed by a digit or X",
+        )
+    try:
+        birth_date = ric.get_birth_date(number)
+    except ValidationError:
+        raise InvalidIdentifier(
+            "resident ID number birth date (characters 7-14) is not a real date"
+        ) from None
+    if birth_date > datetime.date.today():
+        raise InvalidIdentifier("resident ID number birth date (characters 7-14) is in the future")
+    if number[17] != ric.calc_check_digit(number):
+        raise InvalidIdentifier("resident ID number check character does not match")
+    return number
+
+
+def normalise_mobile(value: str) -> str:
+    """Return the 11-digit national number of a mainland China mobile phone, or raise."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    if not text:
+        raise InvalidIdentifier("mobile number is empty")
+    if not _PHONE_CHARACTERS.fullmatch(text) or text.count("+") > 1:
+        raise InvalidIdentifier("mobile number may hold only digits, spaces, '-', '(', ')' and '+'")
+    try:
+        parsed = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        raise InvalidIdentifier("mobile number is not a phone number") from None
+    if phonenumbers.region_code_for_number(parsed) != "CN":
+        raise InvalidIdentifier("mobile number must be a mainland China (+86) number")
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidIdentifier("mobile number is not a valid mainland China number")
+    if phonenumbers.number_type(parsed) not in _MOBILE_TYPES:
+        raise InvalidIdentifier("mobile number must be a mobile, not a landline")
+    return str(parsed.national_number)
+
+
+def _exact(name: str, value: str, length: int, pattern: re.Pattern[str], what: str) -> str:
+    text = _tidy(value)
+    if len(text) != length or not pattern.fullmatch(text):
+        raise InvalidIdentifier(f"{name} must be exactly {length} {what}")
+    return text
+
+
+def normalise_division(value: str) -> str:
+    """Return a 6-digit administrative division code, or raise InvalidIdentifier."""
+    return _exact("administrative division code", value, 6, _DIGITS, "digits")
+
+
+def normalise_customs_district(value: str) -> str:
+    """Return a 4-digit customs district code, or raise InvalidIdentifier."""
+    return _exact("customs district code", value, 4, _DIGITS, "digits")
+
+
+def normalise_inspection_number(value: str) -> str:
+    """Return a 10-character inspection registration number (digits, A-Z), or raise."""
+    return _exact(
+        "inspection registration number", value, 10, _DIGITS_AND_LETTERS, "digits or letters"
+    )
+
+
+def normalise_card_pin(value: str) -> str:
+    """Return an 8-digit card PIN, or raise InvalidIdentifier without echoing it."""
+    return _exact("card PIN", value, 8, _DIGITS, "digits")
+
+
+def mask_id_number(value: str) -> str:
+    """Mask an ID number for logs and events, keeping only its first 6 and last 4 characters."""
+    if len(value) <= 10:
+        return "*" * len(value)
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+def mask_mobile(value: str) -> str:
+    """Mask a mobile number for logs and events, keeping only its first 3 and last 4 digits."""
+    if len(value) <= 7:
+        return "*" * len(value)
+    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+Uscc = Annotated[str, Field(strict=True), AfterValidator(normalise_uscc)]
+ResidentIdNumber = Annotated[str, Field(strict=True), AfterValidator(normalise_resident_id)]
+MobileNumber = Annotated[str, Field(strict=True), AfterValidator(normalise_mobile)]
+DivisionCode = Annotated[str, Field(strict=True), AfterValidator(normalise_division)]
+CustomsDistrict = Annotated[str, Field(strict=True), AfterValidator(normalise_customs_district)]
+InspectionNumber = Annotated[str, Field(strict=True), AfterValidator(normalise_inspection_number)]
+CardPin = Annotated[str, Field(strict=True), AfterValidator(normalise_card_pin)]

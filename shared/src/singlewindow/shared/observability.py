@@ -1,0 +1,69 @@
+"""Structured JSON logs with a correlation id, and the Prometheus metrics every service exports."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "sw_requests_total", "Requests answered, by subject and outcome", ["subject", "outcome"]
+)
+REQUEST_SECONDS = Histogram("sw_request_seconds", "Time to answer a request", ["subject"])
+EVENTS_CONSUMED = Counter(
+    "sw_events_consumed_total", "Events consumed, by consumer and outcome", ["consumer", "outcome"]
+)
+OUTBOX_PUBLISHED = Counter(
+    "sw_outbox_published_total", "Events relayed from the outbox to JetStream"
+)
+OUTBOX_PENDING = Gauge("sw_outbox_pending", "Events committed but not yet relayed")
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send JSON lines to stdout, one per event, each with the service name and correlation id.
+
+    Libraries that log through the standard library (uvicorn, alembic, nats) come out as the same
+    JSON lines.
+    """
+    shared_processors: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared_processors,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(ensure_ascii=False),
+            ],
+        )
+    )
+    logging.basicConfig(handlers=[handler], level=level.upper(), force=True)
+    for noisy in ("alembic", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def bind_correlation_id(correlation_id: str | None) -> str:
+    """Make `correlation_id` (or a new one) part of every log line of the current task."""
+    cid = correlation_id or str(uuid.uuid4())
+    structlog.contextvars.bind_contextvars(correlation_id=cid)
+    return cid
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id bound to the current task, if any."""
+    value = structlog.contextvars.get_contextvars().get("correlation_id")
+    return value if isinstance(value, str) else None

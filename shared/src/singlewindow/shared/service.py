@@ -1,0 +1,201 @@
+"""What every service is made of: settings, database, broker, outbox relay, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import Scope
+from faststream.nats import NatsBroker, NatsMessage, NatsUserPassword
+from faststream.specification import AsyncAPI
+from nats.js.client import JetStreamContext
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from singlewindow.shared.db import Database
+from singlewindow.shared.events import CloudEvent, EventSpec, StreamSpec
+from singlewindow.shared.messaging import (
+    Effect,
+    Inbox,
+    Outbox,
+    dead_letter_publisher,
+    ensure_streams,
+    inbox_table,
+    outbox_table,
+)
+from singlewindow.shared.observability import configure_logging, current_correlation_id
+from singlewindow.shared.rpc import respond
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+log = structlog.get_logger("singlewindow.service")
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has; each service's subclass sets its own env prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="SW_", extra="ignore")
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    nats_password: str | None = None
+    database_url: str = "sqlite+aiosqlite:///var/service.db"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "INFO"
+
+
+class Service:
+    """One service's runtime: its database, broker, outbox and inbox."""
+
+    def __init__(self, name: str, settings: ServiceSettings, metadata: MetaData) -> None:
+        self.name = name
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.broker = NatsBroker(
+            settings.nats_url,
+            security=(
+                NatsUserPassword(settings.nats_user, settings.nats_password)
+                if settings.nats_user and settings.nats_password
+                else None
+            ),
+            name=f"singlewindow-{name}",
+            max_reconnect_attempts=-1,
+            graceful_timeout=10,
+            # Requests and events are logged by the platform, as JSON with correlation ids.
+            logger=None,
+        )
+        self.outbox = Outbox(outbox_table(metadata))
+        self.inbox = Inbox(inbox_table(metadata), self.db, self.outbox)
+        self.source = f"urn:singlewindow:service:{name}"
+        self.ready = False
+
+    @property
+    def js(self) -> JetStreamContext:
+        """The JetStream context of the broker's connection."""
+        stream: JetStreamContext = self.broker.config.connection_state.stream
+        return stream
+
+    async def emit(
+        self,
+        connection: AsyncConnection,
+        spec: EventSpec[DataT],
+        data: DataT,
+        *,
+        subject: str | None,
+    ) -> CloudEvent:
+        """Stage an event in the outbox, to be published once `connection` commits."""
+        event = spec.make(
+            data, subject=subject, source=self.source, correlation_id=current_correlation_id()
+        )
+        await self.outbox.stage(connection, spec.subject, event)
+        return event
+
+    async def answer(
+        self,
+        msg: NatsMessage,
+        model: type[RequestT],
+        handle: Callable[[RequestT], Awaitable[BaseModel | None]],
+    ) -> bytes:
+        """Answer a request: parse it as `model`, run `handle`, reply with a result or an error."""
+        try:
+            return await respond(
+                msg.raw_message.subject, msg.body, msg.correlation_id, model, handle
+            )
+        finally:
+            self.outbox.wake()
+
+    async def consume(self, consumer: str, msg: NatsMessage, effect: Effect) -> None:
+        """Apply an event's effect once, with redelivery and dead-lettering on failure."""
+        await self.inbox.consume(consumer, msg, effect, dead_letter_publisher(self.js, self.name))
+
+    def app(
+        self, migrations: Path, streams: tuple[StreamSpec, ...], *, title: str
+    ) -> AsgiFastStream:
+        """The ASGI application: broker, lifespan, /healthz, /readyz, /metrics and AsyncAPI docs."""
+        service = self
+
+        @contextlib.asynccontextmanager
+        async def lifespan() -> AsyncIterator[None]:
+            configure_logging(service.name, service.settings.log_level)
+            await service.db.migrate(migrations)
+            await service.broker.connect()
+            await ensure_streams(service.js, *streams)
+            yield
+            service.ready = False
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            await service.db.close()
+
+        relay: asyncio.Task[None]
+
+        async def start_relay() -> None:
+            nonlocal relay
+            relay = asyncio.create_task(service.outbox.relay(service.db, service.js))
+            service.ready = True
+            log.info(
+                "service ready",
+                http_port=service.settings.http_port,
+                nats_url=service.settings.nats_url,
+            )
+
+        @get(include_in_schema=False)
+        async def healthz(scope: Scope) -> AsgiResponse:
+            return AsgiResponse(
+                b'{"status":"alive"}', 200, headers={"content-type": "application/json"}
+            )
+
+        @get(include_in_schema=False)
+        async def readyz(scope: Scope) -> AsgiResponse:
+            checks = {
+                "started": service.ready,
+                "nats": await service.broker.ping(timeout=1.0),
+                "database": await service.db.ping(),
+            }
+            status = 200 if all(checks.values()) else 503
+            body = json_bytes({"status": "ready" if status == 200 else "not ready", **checks})
+            return AsgiResponse(body, status, headers={"content-type": "application/json"})
+
+        @get(include_in_schema=False)
+        async def metrics(scope: Scope) -> AsgiResponse:
+            return AsgiResponse(
+                generate_latest(), 200, headers={"content-type": CONTENT_TYPE_LATEST}
+            )
+
+        return AsgiFastStream(
+            self.broker,
+            logger=None,
+            specification=AsyncAPI(self.broker, title=title, schema_version="3.0.0"),
+            lifespan=lifespan,
+            after_startup=[start_relay],
+            asgi_routes=[("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)],
+            asyncapi_path="/docs/asyncapi",
+        )
+
+
+def json_bytes(value: dict[str, Any]) -> bytes:
+    """Compact JSON."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def run(app: AsgiFastStream, settings: ServiceSettings) -> None:
+    """Serve `app` with uvicorn on the service's HTTP port until SIGINT/SIGTERM."""
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
