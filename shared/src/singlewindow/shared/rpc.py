@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -94,10 +94,14 @@ async def respond(
         REQUEST_SECONDS.labels(subject=subject).observe(time.perf_counter() - started)
 
 
-def decode_reply(data: bytes, model: type[ModelT]) -> ModelT:
+@overload
+def decode_reply(data: bytes, model: type[ModelT]) -> ModelT: ...
+@overload
+def decode_reply(data: bytes, model: None) -> None: ...
+def decode_reply(data: bytes, model: type[ModelT] | None) -> ModelT | None:
     """Read a reply made by `encode_result`, raising DomainError for an error reply."""
     reply: dict[str, Any] = json.loads(data)
     if "error" in reply:
         error = ErrorBody.model_validate(reply["error"])
         raise DomainError(error.code, error.message, error.fields)
-    return model.model_validate(reply["result"])
+    return None if model is None else model.model_validate(reply["result"])

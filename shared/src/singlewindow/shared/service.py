@@ -13,7 +13,9 @@ import structlog
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
-from faststream.nats import NatsBroker, NatsMessage, NatsUserPassword
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsBroker, NatsMessage, NatsRouter, NatsUserPassword, PullSub
+from faststream.nats.subscriber.usecases.stream_pull_subscriber import PullStreamSubscriber
 from faststream.specification import AsyncAPI
 from nats.js.client import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,6 +27,7 @@ from singlewindow.shared.messaging import (
     Effect,
     Inbox,
     Outbox,
+    consumer_config,
     dead_letter_publisher,
     ensure_streams,
     inbox_table,
@@ -198,4 +201,19 @@ def run(app: AsgiFastStream, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+    )
+
+
+def event_subscriber(
+    router: NatsRouter, stream: StreamSpec, spec: EventSpec[Any], durable: str
+) -> PullStreamSubscriber:
+    """Subscribe a durable pull consumer, acknowledged explicitly, to one event type."""
+    return router.subscriber(
+        spec.subject,
+        stream=JStream(stream.name, declare=False),
+        durable=durable,
+        config=consumer_config(durable, spec.subject),
+        pull_sub=PullSub(batch_size=10, timeout=5.0),
+        # Acks are the inbox's business: redelivery with backoff, then the dead-letter stream.
+        ack_policy=AckPolicy.MANUAL,
     )

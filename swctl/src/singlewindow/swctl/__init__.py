@@ -1,0 +1,1 @@
+"""swctl: the Single Window command-line client, and the embedded platform runner."""

@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -84,6 +85,17 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(int.from_bytes(header, "big"))
 
 
+def _ack_at_once(writer: asyncio.StreamWriter) -> None:
+    # vpcd writes the 2-byte length and the body with two send() calls and no TCP_NODELAY, so
+    # Nagle holds the body until the length is acknowledged: without quick ACKs from this side
+    # (Linux re-arms delayed ACKs after each one), every message costs a 40 ms delayed ACK.
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    sock = writer.get_extra_info("socket")
+    if quickack is not None and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+
+
 def _frame(body: bytes) -> bytes:
     return len(body).to_bytes(2, "big") + body
 
@@ -107,6 +119,7 @@ async def serve(
     """Answer the reader until it closes the connection."""
     try:
         while True:
+            _ack_at_once(writer)
             try:
                 message = await _read_frame(reader)
             except asyncio.IncompleteReadError:

@@ -1,1 +1,1 @@
-"""x"""
+"""Owns enterprises, accounts, credentials, sessions, business scope and permissions."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsMessage, NatsRouter, PullSub
+from faststream.nats import NatsMessage, NatsRouter
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from singlewindow.registration.dependencies import Deps, Registration
@@ -33,9 +32,9 @@ from singlewindow.shared.contracts.registration import (
 from singlewindow.shared.db import IntegrityError
 from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
 from singlewindow.shared.events import CloudEvent, EventSpec
-from singlewindow.shared.messaging import consumer_config
 from singlewindow.shared.passwords import policy_problem
 from singlewindow.shared.rpc import decode_reply
+from singlewindow.shared.service import event_subscriber
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 router = NatsRouter()
@@ -124,14 +123,7 @@ async def onboarding_details(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, OnboardingDetails, handle)
 
 
-@router.subscriber(
-    review.DECIDED.subject,
-    stream=JStream(review.STREAM.name, declare=False),
-    durable=DECISIONS_CONSUMER,
-    config=consumer_config(DECISIONS_CONSUMER, review.DECIDED.subject),
-    pull_sub=PullSub(batch_size=10, timeout=5.0),
-    ack_policy=AckPolicy.MANUAL,
-)
+@event_subscriber(router, review.STREAM, review.DECIDED, DECISIONS_CONSUMER)
 async def apply_review_decision(msg: NatsMessage, deps: Deps) -> None:
     """Record a reviewer's decision on a cardless application and announce the outcome."""
 

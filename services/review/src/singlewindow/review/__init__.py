@@ -1,1 +1,1 @@
-"""x"""
+"""Owns back-office review tasks, reviewers' decisions and the SLA clock."""

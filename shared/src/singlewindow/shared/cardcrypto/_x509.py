@@ -18,7 +18,6 @@ from singlewindow.shared.cardcrypto.sm2 import (
 
 # UTCTime cannot express 2050 or later (RFC 5280 4.1.2.5).
 _GENERALIZED_TIME_FROM = datetime(2050, 1, 1, tzinfo=UTC)
-_PARSE_ERRORS = (ValueError, TypeError, KeyError, OverflowError)
 
 
 def sm2_with_sm3() -> dict[str, str]:
@@ -54,7 +53,9 @@ def load_certificate(der: bytes) -> x509.Certificate:
         certificate.native  # noqa: B018
         outer = certificate["signature_algorithm"]["algorithm"].dotted
         inner = certificate["tbs_certificate"]["signature"]["algorithm"].dotted
-    except _PARSE_ERRORS as exc:
+    except Exception as exc:
+        # asn1crypto reports malformed input with whatever exception its code path hits (even
+        # AttributeError); a certificate from outside that fails to parse is malformed, not a crash.
         raise CertificateError(CertificateProblem.MALFORMED) from exc
     if outer != SM2_WITH_SM3_OID or inner != SM2_WITH_SM3_OID:
         raise CertificateError(CertificateProblem.UNSUPPORTED_ALGORITHM)
@@ -68,7 +69,7 @@ def load_crl(der: bytes) -> crl.CertificateList:
         certificate_list.native  # noqa: B018
         outer = certificate_list["signature_algorithm"]["algorithm"].dotted
         inner = certificate_list["tbs_cert_list"]["signature"]["algorithm"].dotted
-    except _PARSE_ERRORS as exc:
+    except Exception as exc:  # as in load_certificate
         raise CertificateError(CertificateProblem.CRL_INVALID) from exc
     if outer != SM2_WITH_SM3_OID or inner != SM2_WITH_SM3_OID:
         raise CertificateError(CertificateProblem.CRL_INVALID)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from typing import Final, Literal
 
@@ -102,9 +101,7 @@ class SM2PublicKey:
         affine = _curve.to_affine(sum_point)
         if affine is None:
             return False
-        return hmac.compare_digest(
-            ((e + affine[0]) % _curve.N).to_bytes(32, "big"), r.to_bytes(32, "big")
-        )
+        return (e + affine[0]) % _curve.N == r
 
     def to_der(self) -> bytes:
         """SubjectPublicKeyInfo DER: id-ecPublicKey with namedCurve sm2."""
@@ -122,7 +119,7 @@ class SM2PublicKey:
             return public_key_from_info(info)
         except SM2Error:
             raise
-        except (ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # asn1crypto raises assorted types on malformed input
             raise SM2Error("malformed SubjectPublicKeyInfo") from exc
 
     @classmethod
@@ -216,7 +213,7 @@ class SM2PrivateKey:
             return _private_key_from_der(der)
         except SM2Error:
             raise
-        except (ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # asn1crypto raises assorted types on malformed input
             raise SM2Error("malformed private key") from exc
 
     @classmethod
@@ -239,7 +236,7 @@ def decode_signature(signature: bytes) -> tuple[int, int]:
     try:
         parsed = algos.DSASignature.load(signature, strict=True)
         r, s = int(parsed["r"].native), int(parsed["s"].native)
-    except (ValueError, TypeError, KeyError) as exc:
+    except Exception as exc:  # asn1crypto raises assorted types on malformed input
         raise SM2Error("malformed signature") from exc
     if r < 0 or s < 0 or encode_signature(r, s) != signature:
         raise SM2Error("signature is not canonical DER")

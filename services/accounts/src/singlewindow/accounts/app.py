@@ -1,0 +1,42 @@
+"""The accounts service: settings → service runtime → router → ASGI app with health and docs."""
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from singlewindow.accounts.dependencies import AccountsRuntime
+from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
+from singlewindow.accounts.handlers import router
+from singlewindow.accounts.repository import metadata
+from singlewindow.accounts.settings import Settings
+from singlewindow.shared.contracts import accounts, registration
+from singlewindow.shared.passwords import PasswordHashing
+from singlewindow.shared.service import Service
+
+settings = Settings()
+service = Service(accounts.SERVICE, settings, metadata)
+service.broker.include_router(router)
+app = service.app(
+    Path(__file__).parent / "migrations",
+    (accounts.STREAM, accounts.AUDIT_STREAM, registration.STREAM),
+    title="Single Window accounts service",
+)
+passwords = PasswordHashing()
+app.context.set_global(
+    "accounts",
+    AccountsRuntime(
+        service=service,
+        settings=settings,
+        passwords=passwords,
+        throttle=ThrottlePolicy(
+            free_failures=settings.throttle_free_failures,
+            base_seconds=settings.throttle_base_seconds,
+            max_seconds=settings.throttle_max_seconds,
+        ),
+        sessions=SessionPolicy(
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_absolute_hours),
+        ),
+        decoy_hash=passwords.parameters.hasher().hash(secrets.token_urlsafe(16)),
+    ),
+)

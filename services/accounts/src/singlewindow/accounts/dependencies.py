@@ -1,0 +1,28 @@
+"""What the accounts handlers need, as FastStream context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from faststream import Context
+from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
+from singlewindow.accounts.settings import Settings
+from singlewindow.shared.passwords import PasswordHashing
+from singlewindow.shared.service import Service
+
+
+@dataclass(frozen=True)
+class AccountsRuntime:
+    """The accounts service's runtime parts."""
+
+    service: Service
+    settings: Settings
+    passwords: PasswordHashing
+    throttle: ThrottlePolicy
+    sessions: SessionPolicy
+    decoy_hash: str
+    """Verified against when the account does not exist, so both cases take as long."""
+
+
+Deps = Annotated[AccountsRuntime, Context("accounts")]

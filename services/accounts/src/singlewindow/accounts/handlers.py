@@ -1,0 +1,241 @@
+"""The accounts service's subscribers: login, sessions, business scope, onboarding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+
+import structlog
+from faststream.nats import NatsMessage, NatsRouter
+from singlewindow.accounts.auth import authenticate, login_with_password, session_view
+from singlewindow.accounts.dependencies import AccountsRuntime, Deps
+from singlewindow.accounts.repository import Accounts
+from singlewindow.shared.contracts import accounts as contract
+from singlewindow.shared.contracts import registration
+from singlewindow.shared.contracts.accounts import (
+    SCOPE_LABELS,
+    AccountView,
+    BusinessScope,
+    BusinessScopeDeclared,
+    EnterpriseRegistered,
+    LoginWithPassword,
+    Logout,
+    OnboardingCheck,
+    OnboardingCheckView,
+    RequiredAction,
+    ScopeDeclared,
+    ScopeOption,
+    ScopeOptionList,
+    ScopeOptions,
+    SessionView,
+    SetScope,
+    ShowAccount,
+    ShowSession,
+)
+from singlewindow.shared.contracts.registration import Onboarding, OnboardingDetails
+from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.shared.events import CloudEvent
+from singlewindow.shared.identifiers import mask_id_number, mask_mobile
+from singlewindow.shared.rpc import decode_reply
+from singlewindow.shared.service import event_subscriber
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+log = structlog.get_logger("singlewindow.accounts")
+
+router = NatsRouter()
+
+APPROVALS_CONSUMER = "accounts-registration-approved"
+SCOPE_ONLY = frozenset({RequiredAction.BUSINESS_SCOPE})
+
+
+@router.subscriber(contract.LOGIN_PASSWORD, queue=contract.QUEUE)
+async def login_password(msg: NatsMessage, deps: Deps) -> bytes:
+    """Log in with account name and password; the session lists its required actions."""
+
+    async def handle(request: LoginWithPassword) -> SessionView:
+        return await login_with_password(deps, request.account, request.password)
+
+    return await deps.service.answer(msg, LoginWithPassword, handle)
+
+
+@router.subscriber(contract.LOGOUT, queue=contract.QUEUE)
+async def logout(msg: NatsMessage, deps: Deps) -> bytes:
+    """End the session; its token stops working at once."""
+
+    async def handle(request: Logout) -> None:
+        async with deps.service.db.transaction() as connection:
+            caller = await authenticate(deps, connection, request.token, allow=ALL_ACTIONS)
+            await Accounts(connection).revoke_session(caller.digest, datetime.now(UTC))
+
+    return await deps.service.answer(msg, Logout, handle)
+
+
+@router.subscriber(contract.SHOW_SESSION, queue=contract.QUEUE)
+async def show_session(msg: NatsMessage, deps: Deps) -> bytes:
+    """Show the current session and its required actions."""
+
+    async def handle(request: ShowSession) -> SessionView:
+        async with deps.service.db.transaction() as connection:
+            caller = await authenticate(deps, connection, request.token, allow=ALL_ACTIONS)
+            session = await Accounts(connection).session(caller.digest)
+        assert session is not None
+        return session_view(
+            deps,
+            caller.account,
+            request.token,
+            caller.required_actions,
+            datetime.now(UTC),
+            session.expires_at,
+        )
+
+    return await deps.service.answer(msg, ShowSession, handle)
+
+
+@router.subscriber(contract.SHOW_ACCOUNT, queue=contract.QUEUE)
+async def show_account(msg: NatsMessage, deps: Deps) -> bytes:
+    """Show the caller's own account."""
+
+    async def handle(request: ShowAccount) -> AccountView:
+        async with deps.service.db.transaction() as connection:
+            caller = await authenticate(deps, connection, request.token)
+            account = caller.account
+            scope: tuple[BusinessScope, ...] = ()
+            if account.uscc:
+                scope, _version = await Accounts(connection).current_scope(account.uscc)
+        return AccountView(
+            account=account.account,
+            role=account.role,
+            name=account.name,
+            id_number_masked=mask_id_number(account.id_number),
+            mobile_masked=mask_mobile(account.mobile),
+            email=account.email,
+            uscc=account.uscc,
+            enterprise_name=account.enterprise_name,
+            business_scope=scope,
+            created_at=account.created_at,
+        )
+
+    return await deps.service.answer(msg, ShowAccount, handle)
+
+
+@router.subscriber(contract.SCOPE_OPTIONS, queue=contract.QUEUE)
+async def scope_options(msg: NatsMessage, deps: Deps) -> bytes:
+    """List the business scope choices, marking those the enterprise has declared."""
+
+    async def handle(request: ScopeOptions) -> ScopeOptionList:
+        async with deps.service.db.transaction() as connection:
+            caller = await authenticate(deps, connection, request.token, allow=SCOPE_ONLY)
+            current: tuple[BusinessScope, ...] = ()
+            if caller.account.uscc:
+                current, _version = await Accounts(connection).current_scope(caller.account.uscc)
+        return ScopeOptionList(
+            options=tuple(
+                ScopeOption(code=code, name_zh=zh, name_en=en, selected=code in current)
+                for code, (zh, en) in SCOPE_LABELS.items()
+            )
+        )
+
+    return await deps.service.answer(msg, ScopeOptions, handle)
+
+
+@router.subscriber(contract.SET_SCOPE, queue=contract.QUEUE)
+async def set_scope(msg: NatsMessage, deps: Deps) -> bytes:
+    """Declare the enterprise's business scope (administrator only); earlier ones are kept."""
+
+    async def handle(request: SetScope) -> ScopeDeclared:
+        codes = tuple(dict.fromkeys(request.codes))
+        async with deps.service.db.transaction() as connection:
+            caller = await authenticate(deps, connection, request.token, allow=SCOPE_ONLY)
+            account = caller.account
+            if account.role is not contract.Role.ADMIN or account.uscc is None:
+                raise DomainError(
+                    ErrorCode.FORBIDDEN, "only the enterprise administrator declares business scope"
+                )
+            repository = Accounts(connection)
+            _current, version = await repository.current_scope(account.uscc)
+            await repository.declare_scope(account.uscc, codes, account.account, version + 1)
+            await deps.service.emit(
+                connection,
+                contract.BUSINESS_SCOPE_DECLARED,
+                BusinessScopeDeclared(
+                    uscc=account.uscc,
+                    codes=tuple(code.value for code in codes),
+                    version=version + 1,
+                    declared_by=account.account,
+                ),
+                subject=account.uscc,
+            )
+        remaining = tuple(
+            a for a in caller.required_actions if a is not RequiredAction.BUSINESS_SCOPE
+        )
+        return ScopeDeclared(codes=codes, version=version + 1, required_actions=remaining)
+
+    return await deps.service.answer(msg, SetScope, handle)
+
+
+@router.subscriber(contract.ONBOARDING_CHECK, queue=contract.QUEUE)
+async def onboarding_check(msg: NatsMessage, deps: Deps) -> bytes:
+    """Tell registration whether a USCC has an administrator and an account name is taken."""
+
+    async def handle(request: OnboardingCheck) -> OnboardingCheckView:
+        async with deps.service.db.transaction() as connection:
+            repository = Accounts(connection)
+            return OnboardingCheckView(
+                uscc_registered=await repository.enterprise_has_admin(request.uscc),
+                account_taken=await repository.account_taken(request.account),
+            )
+
+    return await deps.service.answer(msg, OnboardingCheck, handle)
+
+
+@event_subscriber(router, registration.STREAM, registration.APPROVED, APPROVALS_CONSUMER)
+async def register_approved_enterprise(msg: NatsMessage, deps: Deps) -> None:
+    """Create the enterprise and its active administrator when an application is approved."""
+    await deps.service.consume(APPROVALS_CONSUMER, msg, partial(_register_enterprise, deps))
+
+
+async def _register_enterprise(
+    deps: AccountsRuntime, connection: AsyncConnection, event: CloudEvent
+) -> None:
+    approved = registration.APPROVED.parse(event)
+    onboarding = await _fetch_onboarding(deps, approved.application_id)
+    repository = Accounts(connection)
+    uscc = onboarding.enterprise.uscc
+    if await repository.enterprise_exists(uscc) or await repository.account_taken(
+        onboarding.admin_account
+    ):
+        # Registered by another route (a card) since the application was vetted: nothing to create.
+        log.error(
+            "approved application cannot be applied",
+            application_id=approved.application_id,
+            uscc=uscc,
+            reason="enterprise or account already exists",
+        )
+        return
+    admin = await repository.create_enterprise_with_admin(onboarding, via="cardless")
+    await deps.service.emit(
+        connection,
+        contract.ENTERPRISE_REGISTERED,
+        EnterpriseRegistered(
+            uscc=uscc,
+            name=onboarding.enterprise.name,
+            admin_account=admin.account,
+            admin_name=admin.name,
+            via="cardless",
+            application_id=approved.application_id,
+        ),
+        subject=uscc,
+    )
+
+
+async def _fetch_onboarding(deps: AccountsRuntime, application_id: str) -> Onboarding:
+    request = OnboardingDetails(application_id=application_id)
+    reply = await deps.service.broker.request(
+        request.model_dump_json().encode(),
+        registration.ONBOARDING_DETAILS,
+        timeout=deps.settings.registration_timeout_seconds,
+    )
+    return decode_reply(reply.body, Onboarding)
+
+
+ALL_ACTIONS = frozenset(RequiredAction)

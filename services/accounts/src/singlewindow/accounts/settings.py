@@ -1,0 +1,19 @@
+"""Accounts service settings, from `SW_ACCOUNTS_*` environment variables."""
+
+from pydantic_settings import SettingsConfigDict
+from singlewindow.shared.service import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Where the accounts service finds NATS and its database; session and throttling policy."""
+
+    model_config = SettingsConfigDict(env_prefix="SW_ACCOUNTS_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///var/accounts.db"
+    http_port: int = 8103
+    session_idle_minutes: float = 30
+    session_absolute_hours: float = 12
+    throttle_free_failures: int = 3
+    throttle_base_seconds: float = 1.0
+    throttle_max_seconds: float = 900
+    registration_timeout_seconds: float = 3.0

@@ -1,0 +1,37 @@
+"""Review rules, pure: the SLA clock and what a decision needs."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from singlewindow.shared.contracts.review import Decision, TaskState
+from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
+
+
+def new_task_id() -> str:
+    """A fresh task id."""
+    return f"task_{secrets.token_urlsafe(9)}"
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """`start` moved on by `days` working days (Monday to Friday)."""
+    due = start
+    remaining = days
+    while remaining > 0:
+        due += timedelta(days=1)
+        if due.weekday() < 5:
+            remaining -= 1
+    return due
+
+
+def check_decision(state: TaskState, decision: Decision, reason: str | None) -> None:
+    """Refuse a decision on a decided task, or a rejection or return without a reason."""
+    if state is not TaskState.OPEN:
+        raise DomainError(ErrorCode.CONFLICT, "task is already decided")
+    if decision is not Decision.APPROVE and not reason:
+        raise DomainError(
+            ErrorCode.INVALID,
+            f"a decision to {decision.value} needs a reason the applicant will read",
+            (FieldError(path="reason", message="is required to reject or return"),),
+        )

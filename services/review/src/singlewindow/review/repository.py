@@ -1,0 +1,141 @@
+"""The review service's tables and queries."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from singlewindow.shared.contracts.review import Decision, TaskState, TaskView
+from singlewindow.shared.db import as_utc
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+metadata = MetaData()
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("task_id", String(64), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("application_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("uscc", String(18), nullable=False),
+    Column("enterprise_name", String(100), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("submission", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("due_by", DateTime(timezone=True), nullable=False),
+    Column("decision", String(16)),
+    Column("reason", Text),
+    Column("reviewer", String(64)),
+    Column("decided_at", DateTime(timezone=True)),
+    UniqueConstraint("application_id", "attempt", name="one_task_per_attempt"),
+)
+
+
+class Tasks:
+    """Review tasks, inside the caller's transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def add(
+        self,
+        *,
+        task_id: str,
+        kind: str,
+        application_id: str,
+        attempt: int,
+        uscc: str,
+        enterprise_name: str,
+        submission: dict[str, Any],
+        created_at: datetime,
+        due_by: datetime,
+    ) -> None:
+        """Open a task."""
+        await self.connection.execute(
+            insert(tasks).values(
+                task_id=task_id,
+                kind=kind,
+                application_id=application_id,
+                attempt=attempt,
+                uscc=uscc,
+                enterprise_name=enterprise_name,
+                state=TaskState.OPEN.value,
+                submission=json.dumps(submission, ensure_ascii=False),
+                created_at=created_at,
+                due_by=due_by,
+            )
+        )
+
+    async def get(self, task_id: str) -> TaskView | None:
+        """A task by id."""
+        row = (
+            (await self.connection.execute(select(tasks).where(tasks.c.task_id == task_id)))
+            .mappings()
+            .first()
+        )
+        return None if row is None else _view(row)
+
+    async def list(self, state: TaskState | None) -> tuple[TaskView, ...]:
+        """Tasks in `state` (all if None), oldest first."""
+        query = select(tasks).order_by(tasks.c.created_at, tasks.c.task_id)
+        if state is not None:
+            query = query.where(tasks.c.state == state.value)
+        rows = (await self.connection.execute(query)).mappings().all()
+        return tuple(_view(row) for row in rows)
+
+    async def decide(
+        self, task_id: str, decision: Decision, reason: str | None, reviewer: str
+    ) -> TaskView | None:
+        """Decide an open task; None if someone else decided it first."""
+        result = await self.connection.execute(
+            update(tasks)
+            .where(tasks.c.task_id == task_id, tasks.c.state == TaskState.OPEN.value)
+            .values(
+                state=TaskState.DECIDED.value,
+                decision=decision.value,
+                reason=reason,
+                reviewer=reviewer,
+                decided_at=datetime.now(UTC),
+            )
+        )
+        if result.rowcount != 1:
+            return None
+        return await self.get(task_id)
+
+
+def _view(row: RowMapping) -> TaskView:
+    due_by = as_utc(row["due_by"])
+    state = TaskState(row["state"])
+    return TaskView(
+        task_id=row["task_id"],
+        kind=row["kind"],
+        application_id=row["application_id"],
+        uscc=row["uscc"],
+        enterprise_name=row["enterprise_name"],
+        attempt=row["attempt"],
+        state=state,
+        created_at=as_utc(row["created_at"]),
+        due_by=due_by,
+        overdue=state is TaskState.OPEN and datetime.now(UTC) > due_by,
+        decision=None if row["decision"] is None else Decision(row["decision"]),
+        reason=row["reason"],
+        reviewer=row["reviewer"],
+        decided_at=None if row["decided_at"] is None else as_utc(row["decided_at"]),
+        submission=json.loads(row["submission"]),
+    )

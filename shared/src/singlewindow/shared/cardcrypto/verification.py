@@ -1,0 +1,142 @@
+"""What the accounts service checks before it accepts a card login."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from asn1crypto import x509  # type: ignore[import-untyped]
+from singlewindow.shared.cardcrypto._x509 import (
+    certificate_public_key,
+    load_certificate,
+    load_crl,
+    signature_is_valid,
+    validity,
+)
+from singlewindow.shared.cardcrypto.certificates import (
+    CardCertificateFields,
+    card_certificate_fields,
+)
+from singlewindow.shared.cardcrypto.errors import CertificateError, CertificateProblem
+from singlewindow.shared.cardcrypto.sm2 import SM2PublicKey
+
+_UNDERSTOOD_CARD_EXTENSIONS: Final = frozenset({"basic_constraints", "key_usage"})
+_UNDERSTOOD_CRL_EXTENSIONS: Final = frozenset({"crl_number", "authority_key_identifier"})
+
+
+def verify_certificate(
+    cert_der: bytes,
+    trust_anchor_der: bytes,
+    *,
+    crl_der: bytes | None = None,
+    at: datetime | None = None,
+) -> CardCertificateFields:
+    """Check a card certificate against the trusted CA (and its CRL); return its fields."""
+    moment = _moment(at)
+    anchor = _trust_anchor(trust_anchor_der, moment)
+    anchor_key = certificate_public_key(anchor)
+    certificate = load_certificate(cert_der)
+    if not _issued_by(certificate, anchor, anchor_key):
+        raise CertificateError(CertificateProblem.UNTRUSTED)
+    not_before, not_after = validity(certificate)
+    if moment < not_before:
+        raise CertificateError(CertificateProblem.NOT_YET_VALID)
+    if moment > not_after:
+        raise CertificateError(CertificateProblem.EXPIRED)
+    if not _critical_extensions(certificate) <= _UNDERSTOOD_CARD_EXTENSIONS:
+        raise CertificateError(CertificateProblem.UNSUPPORTED_CRITICAL_EXTENSION)
+    key_usage = certificate.key_usage_value
+    if certificate.ca or key_usage is None or "digital_signature" not in key_usage.native:
+        raise CertificateError(CertificateProblem.NOT_A_CARD_CERTIFICATE)
+    certificate_public_key(certificate)  # raises unless the card's key is an SM2 key
+    if crl_der is not None:
+        _check_not_revoked(int(certificate.serial_number), crl_der, anchor, anchor_key, moment)
+    return card_certificate_fields(cert_der)
+
+
+def verify_challenge_signature(cert_der: bytes, challenge: bytes, signature_der: bytes) -> bool:
+    """Whether signature_der is the certificate key's SM2-with-SM3 signature of challenge.
+
+    Only the signature is checked: call verify_certificate for the certificate itself.
+    Raises CertificateError if the certificate cannot be read or holds no SM2 key.
+    """
+    return certificate_public_key(load_certificate(cert_der)).verify(challenge, signature_der)
+
+
+def _moment(at: datetime | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    if at.tzinfo is None:
+        raise ValueError("at must be timezone-aware")
+    return at
+
+
+def _trust_anchor(der: bytes, moment: datetime) -> x509.Certificate:
+    try:
+        anchor = load_certificate(der)
+        key_usage = anchor.key_usage_value
+    except CertificateError as exc:
+        raise CertificateError(CertificateProblem.TRUST_ANCHOR_INVALID) from exc
+    if not anchor.ca or (key_usage is not None and "key_cert_sign" not in key_usage.native):
+        raise CertificateError(CertificateProblem.TRUST_ANCHOR_INVALID)
+    not_before, not_after = validity(anchor)
+    if not not_before <= moment <= not_after:
+        raise CertificateError(CertificateProblem.TRUST_ANCHOR_EXPIRED)
+    return anchor
+
+
+def _issued_by(
+    certificate: x509.Certificate, anchor: x509.Certificate, anchor_key: SM2PublicKey
+) -> bool:
+    return (
+        _same_name(certificate.issuer, anchor.subject)
+        and _key_ids_agree(certificate, anchor)
+        and signature_is_valid(
+            anchor_key, certificate["tbs_certificate"], certificate["signature_value"]
+        )
+    )
+
+
+def _same_name(name: x509.Name, other: x509.Name) -> bool:
+    try:
+        return bool(name == other)
+    except ValueError:
+        # RFC 4518 string preparation refuses some code points; such a name matches nothing.
+        return False
+
+
+def _key_ids_agree(certificate: x509.Certificate, anchor: x509.Certificate) -> bool:
+    # Both identifiers are optional; when both are present they must name the same key.
+    authority = certificate.authority_key_identifier
+    subject = anchor.key_identifier
+    return authority is None or subject is None or bytes(authority) == bytes(subject)
+
+
+def _critical_extensions(signed: Any) -> set[str]:
+    return {str(name) for name in signed.critical_extensions}
+
+
+def _check_not_revoked(
+    serial_number: int,
+    crl_der: bytes,
+    anchor: x509.Certificate,
+    anchor_key: SM2PublicKey,
+    moment: datetime,
+) -> None:
+    certificate_list = load_crl(crl_der)
+    tbs = certificate_list["tbs_cert_list"]
+    key_usage = anchor.key_usage_value
+    if (
+        not _same_name(certificate_list.issuer, anchor.subject)
+        or (key_usage is not None and "crl_sign" not in key_usage.native)
+        or not _critical_extensions(certificate_list) <= _UNDERSTOOD_CRL_EXTENSIONS
+        or not signature_is_valid(anchor_key, tbs, certificate_list["signature"])
+    ):
+        raise CertificateError(CertificateProblem.CRL_INVALID)
+    this_update: datetime = tbs["this_update"].native
+    next_update: datetime | None = tbs["next_update"].native
+    if moment < this_update or (next_update is not None and moment > next_update):
+        raise CertificateError(CertificateProblem.CRL_NOT_CURRENT)
+    for entry in tbs["revoked_certificates"]:
+        if int(entry["user_certificate"].native) == serial_number:
+            raise CertificateError(CertificateProblem.REVOKED)

@@ -1,0 +1,120 @@
+"""How swctl reaches the platform: NATS requests with typed replies, and the saved session."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import TypeVar
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError, NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import BaseModel
+from singlewindow.shared.rpc import decode_reply
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class Unreachable(Exception):
+    """The platform (NATS, or the service behind a subject) did not answer."""
+
+
+class Client:
+    """A NATS connection that sends commands and decodes their replies."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._nc: NatsClient | None = None
+
+    async def connect(self) -> NatsClient:
+        """Connect, once; fail fast when NATS is not there."""
+        if self._nc is None:
+            try:
+                self._nc = await nats.connect(
+                    self.url,
+                    connect_timeout=2,
+                    max_reconnect_attempts=0,
+                    allow_reconnect=False,
+                    name="swctl",
+                )
+            except (NoServersError, OSError, TimeoutError) as exc:
+                raise Unreachable(f"cannot reach NATS at {self.url}: {exc}") from exc
+        return self._nc
+
+    async def call(
+        self, subject: str, request: BaseModel | dict[str, object], reply: type[ModelT]
+    ) -> ModelT:
+        """Send a command and return its result; a refusal is raised as DomainError."""
+        return decode_reply(await self._request(subject, request), reply)
+
+    async def send(self, subject: str, request: BaseModel | dict[str, object]) -> None:
+        """Send a command that has no result; a refusal is raised as DomainError."""
+        decode_reply(await self._request(subject, request), None)
+
+    async def _request(self, subject: str, request: BaseModel | dict[str, object]) -> bytes:
+        nc = await self.connect()
+        body = (
+            request.model_dump_json().encode()
+            if isinstance(request, BaseModel)
+            else json.dumps(request, ensure_ascii=False).encode()
+        )
+        try:
+            message = await nc.request(
+                subject, body, timeout=self.timeout, headers={"correlation_id": str(uuid.uuid4())}
+            )
+        except NoRespondersError as exc:
+            raise Unreachable(f"no service answers {subject}; is the platform running?") from exc
+        except (NatsTimeoutError, TimeoutError) as exc:
+            raise Unreachable(f"no reply on {subject} within {self.timeout:g}s") from exc
+        data: bytes = message.data
+        return data
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._nc is not None:
+            await self._nc.close()
+            self._nc = None
+
+
+def config_dir() -> Path:
+    """swctl's own directory, as kubectl has ~/.kube: $SWCTL_CONFIG_DIR or $XDG_CONFIG_HOME/swctl."""
+    explicit = os.environ.get("SWCTL_CONFIG_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "swctl"
+
+
+def session_file() -> Path:
+    """Where the current session's token is kept."""
+    return config_dir() / "session.json"
+
+
+def save_session(session: dict[str, object]) -> None:
+    """Keep a session, readable by its owner only."""
+    path = session_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(session, handle, ensure_ascii=False, default=str)
+
+
+def load_token() -> str | None:
+    """The saved session's token, if any."""
+    try:
+        data = json.loads(session_file().read_text())
+    except (OSError, ValueError):
+        return None
+    token = data.get("token")
+    return token if isinstance(token, str) else None
+
+
+def forget_session() -> None:
+    """Remove the saved session."""
+    session_file().unlink(missing_ok=True)

@@ -1,0 +1,125 @@
+"""`swctl up` and `swctl status`: run the embedded platform and say how it is doing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from singlewindow.swctl.platform import Platform, PlatformConfig, http_json, http_ok
+
+NEXT_STEPS = """\
+Next, try:
+  uv run swctl register cardless --file examples/application.json
+  uv run swctl review list
+  uv run swctl review approve TASK
+  uv run swctl login --account cq_trade_admin
+  uv run swctl scope options && uv run swctl scope set import_export_consignee
+  uv run swctl events tail --from-start
+Ctrl-C stops everything; the data stays in {data_dir} for the next `make up`."""
+
+
+def up(args: argparse.Namespace) -> int:
+    """Start the embedded platform, print its status, and stop it cleanly on Ctrl-C or SIGTERM."""
+    data_dir = Path(args.data_dir).resolve()
+    platform = Platform(PlatformConfig(data_dir=data_dir))
+    stopping = False
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    print(f"Starting the Single Window platform (data in {data_dir}) ...", flush=True)
+    try:
+        platform.start()
+    except (RuntimeError, TimeoutError, FileNotFoundError) as exc:
+        print(f"swctl up: {exc}", file=sys.stderr)
+        platform.stop()
+        return 1
+    report = collect_status(data_dir)
+    print_status(report)
+    print(NEXT_STEPS.format(data_dir=data_dir), flush=True)
+    try:
+        while not stopping:
+            exited = platform.exited()
+            if exited:
+                for name, code in exited.items():
+                    print(
+                        f"{name} exited with code {code}; see {platform.log_path(name)}",
+                        file=sys.stderr,
+                    )
+                break
+            time.sleep(0.5)
+    finally:
+        print("Stopping ...", flush=True)
+        platform.stop()
+        print("Stopped.", flush=True)
+    return 0 if stopping else 1
+
+
+def collect_status(data_dir: Path) -> dict[str, Any]:
+    """What runs, where, and whether it is ready."""
+    state_file = PlatformConfig(data_dir=data_dir).state_file
+    try:
+        state: dict[str, Any] = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return {"running": False, "data_dir": str(data_dir), "nats_url": None, "services": {}}
+    nats_ok = http_ok(f"http://127.0.0.1:{state['nats_monitor_port']}/healthz?js-enabled-only=true")
+    services = {}
+    for name, info in state["services"].items():
+        ready = http_json(f"http://127.0.0.1:{info['port']}/readyz")
+        services[name] = {
+            "state": "ready"
+            if ready and ready.get("status") == "ready"
+            else ("starting" if ready else "down"),
+            "http": f"http://127.0.0.1:{info['port']}",
+            "pid": info["pid"],
+            "database": info["database"],
+            "log": info["log"],
+        }
+    return {
+        "running": True,
+        "data_dir": state["data_dir"],
+        "nats_url": state["nats_url"],
+        "nats": "ready" if nats_ok else "down",
+        "services": services,
+    }
+
+
+def print_status(report: dict[str, Any]) -> None:
+    """The status as a table."""
+    if not report["running"]:
+        print(
+            f"The platform is not running (no state in {report['data_dir']}); start it with `make up`."
+        )
+        return
+    print(f"NATS  {report['nats_url']}  {report['nats']}")
+    rows = [("SERVICE", "STATE", "HTTP", "DATABASE")]
+    rows += [(name, s["state"], s["http"], s["database"]) for name, s in report["services"].items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def status(args: argparse.Namespace) -> int:
+    """`swctl status`: exit 0 when everything is ready, 3 otherwise."""
+    report = collect_status(Path(args.data_dir).resolve())
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_status(report)
+    healthy = (
+        report["running"]
+        and report["nats"] == "ready"
+        and all(s["state"] == "ready" for s in report["services"].values())
+    )
+    return 0 if healthy else 3
