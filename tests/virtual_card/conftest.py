@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from singlewindow.virtual_card.applet import EPortApplet, PinRecord
 from singlewindow.virtual_card.card import CardData
 

@@ -4,7 +4,6 @@ import json
 from typing import Any
 
 import pytest
-
 from singlewindow.virtual_card.applet import EPORT_ATR, EPortApplet, ForeignApplet, PinRecord
 from singlewindow.virtual_card.card import CardData
 
@@ -110,7 +109,18 @@ def test_a_wrong_pin_counts_down_to_blocked_and_then_even_the_right_pin_is_refus
 ) -> None:
     selected(applet)
     statuses = [verify(applet, WRONG_PIN) for _ in range(10)]
-    assert statuses == [0x63C9, 0x63C8, 0x63C7, 0x63C6, 0x63C5, 0x63C4, 0x63C3, 0x63C2, 0x63C1, 0x63C0]
+    assert statuses == [
+        0x63C9,
+        0x63C8,
+        0x63C7,
+        0x63C6,
+        0x63C5,
+        0x63C4,
+        0x63C3,
+        0x63C2,
+        0x63C1,
+        0x63C0,
+    ]
     assert verify(applet, PIN) == 0x6983
     assert verify(applet, WRONG_PIN) == 0x6983
     assert send(applet, "002A9E9A0401020304")[1] == 0x6982
@@ -240,7 +250,7 @@ def test_a_counter_that_cannot_be_persisted_reveals_nothing(
 
 
 def test_the_eport_atr_offers_t1() -> None:
-    assert EPORT_ATR == bytes.fromhex("3B880145504F52542D5643ED")
+    assert bytes.fromhex("3B880145504F52542D5643ED") == EPORT_ATR
 
 
 def test_a_foreign_card_knows_no_eport_aid() -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from singlewindow.virtual_card.applet import PinRecord, Signer
 from singlewindow.virtual_card.card import (
     CardData,
@@ -46,9 +45,7 @@ def test_the_card_file_holds_no_pin_and_only_its_owner_reads_it(card_path: Path)
     assert stat.S_IMODE(card_path.stat().st_mode) == 0o600
 
 
-def test_the_pin_counter_survives_a_restart_of_the_card(
-    card_path: Path, signer: Signer
-) -> None:
+def test_the_pin_counter_survives_a_restart_of_the_card(card_path: Path, signer: Signer) -> None:
     def factory(key: Mapping[str, Any]) -> Signer:
         return signer
 

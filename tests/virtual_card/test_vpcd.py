@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from singlewindow.virtual_card.applet import EPORT_ATR, EPortApplet, PinRecord
 from singlewindow.virtual_card.card import CardData, CardFile, save_card_file
 from singlewindow.virtual_card.vpcd import insert
@@ -28,6 +28,7 @@ class FakeReader:
     connections: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(
         default_factory=asyncio.Queue
     )
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
     async def accept(self) -> Card:
         async with asyncio.timeout(TIMEOUT):
@@ -60,14 +61,17 @@ async def fake_reader() -> AsyncIterator[FakeReader]:
     fake = FakeReader()
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        fake.writers.append(writer)
         await fake.connections.put((reader, writer))
 
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
     fake.port = server.sockets[0].getsockname()[1]
     async with server:
         yield fake
-        while not fake.connections.empty():
-            fake.connections.get_nowait()[1].close()
+        for writer in fake.writers:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
 
 async def test_the_card_answers_atr_power_and_apdus(
@@ -110,8 +114,14 @@ def run_emulator(log: Path, *args: str) -> subprocess.Popen[bytes]:
 async def test_sigterm_pulls_the_card_out_and_exits_cleanly(
     fake_reader: FakeReader, tmp_path: Path
 ) -> None:
-    emulator = run_emulator(tmp_path / "emulator.log", "--not-eport", "--host", "127.0.0.1",
-                            "--port", str(fake_reader.port))
+    emulator = run_emulator(
+        tmp_path / "emulator.log",
+        "--not-eport",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(fake_reader.port),
+    )
     try:
         card = await fake_reader.accept()
         assert await card.exchange(b"\x04") != b""

@@ -218,10 +218,17 @@ Effect = Callable[[AsyncConnection, CloudEvent], Awaitable[None]]
 class Inbox:
     """Applies each event at most once per consumer, redelivering and dead-lettering failures."""
 
-    def __init__(self, table: Table, db: Database, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        table: Table,
+        db: Database,
+        outbox: Outbox,
+        redelivery_delays: tuple[float, ...] = REDELIVERY_DELAYS,
+    ) -> None:
         self.table = table
         self.db = db
         self.outbox = outbox
+        self.redelivery_delays = redelivery_delays
 
     async def consume(
         self,
@@ -255,7 +262,7 @@ class Inbox:
                 await dead_letter(consumer, message, repr(exc))
                 await message.ack()
             else:
-                delay = REDELIVERY_DELAYS[min(attempt, len(REDELIVERY_DELAYS)) - 1]
+                delay = self.redelivery_delays[min(attempt, len(self.redelivery_delays)) - 1]
                 EVENTS_CONSUMED.labels(consumer=consumer, outcome="retried").inc()
                 log.warning(
                     "event effect failed; will redeliver",

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from singlewindow.shared.db import Database
 from singlewindow.shared.events import CloudEvent, EventSpec, StreamSpec
 from singlewindow.shared.messaging import (
+    REDELIVERY_DELAYS,
     Effect,
     Inbox,
     Outbox,
@@ -56,6 +57,8 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
+    redelivery_delays: tuple[float, ...] = REDELIVERY_DELAYS
+    """Seconds before each redelivery of an event whose effect failed; the last repeats."""
 
 
 class Service:
@@ -79,7 +82,7 @@ class Service:
             logger=None,
         )
         self.outbox = Outbox(outbox_table(metadata))
-        self.inbox = Inbox(inbox_table(metadata), self.db, self.outbox)
+        self.inbox = Inbox(inbox_table(metadata), self.db, self.outbox, settings.redelivery_delays)
         self.source = f"urn:singlewindow:service:{name}"
         self.ready = False
 

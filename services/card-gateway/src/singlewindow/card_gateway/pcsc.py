@@ -205,6 +205,7 @@ class PcscConnection:
         self._pci: Any = scard.SCARD_PCI_T1 if protocol == _PROTOCOL_T1 else scard.SCARD_PCI_T0
         self._disposition = disposition
         self._open = True
+        self._gone = False
         self.reader = reader
 
     def atr(self) -> bytes:
@@ -227,6 +228,7 @@ class PcscConnection:
         if hresult == SUCCESS:
             return
         if hresult in _GONE:
+            self._gone = True
             raise CardRemoved(f"the card was removed from {self.reader} ({_message(hresult)})")
         if hresult == _RESET:
             raise CardCommunicationError(f"the card in {self.reader} was reset by another program")
@@ -238,7 +240,10 @@ class PcscConnection:
         """Disconnect (a card already pulled out is not an error here)."""
         if self._open:
             self._open = False
-            scard.SCardDisconnect(self._card, self._disposition)
+            # Resetting a card that is gone fails, and pcscd then marks the reader empty behind
+            # the back of its polling thread, which may miss the next card put in.
+            disposition = _DISPOSITIONS["leave"] if self._gone else self._disposition
+            scard.SCardDisconnect(self._card, disposition)
 
     def __enter__(self) -> Self:
         return self

@@ -1,0 +1,3 @@
+from singlewindow.swctl.main import main
+
+main()

@@ -1,0 +1,152 @@
+"""The real platform for integration tests: nats-server and every service as its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import nats
+from nats.aio.client import Client as NatsClient
+from pydantic import BaseModel
+from singlewindow.shared.rpc import decode_reply
+from singlewindow.swctl.platform import SERVICES, Platform, PlatformConfig
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Tests drive throttling and redelivery in seconds, not minutes.
+FAST_TEST_SETTINGS = {
+    "SW_ACCOUNTS_THROTTLE_BASE_SECONDS": "1",
+    "SW_ACCOUNTS_THROTTLE_FREE_FAILURES": "3",
+} | {f"SW_{service.upper()}_REDELIVERY_DELAYS": "[0.1, 0.2, 0.2, 0.2, 0.2]" for service in SERVICES}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def postgres_admin_url() -> str:
+    """The PostgreSQL server the suite uses: $SW_TEST_POSTGRES_URL, or the local one set up now."""
+    url = os.environ.get("SW_TEST_POSTGRES_URL")
+    if url:
+        return url
+    script = ROOT / "scripts" / "postgres.sh"
+    result = subprocess.run([str(script)], capture_output=True, text=True, timeout=300, check=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def postgres_databases(services: list[str]) -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database per service, dropped afterwards."""
+    admin_url = postgres_admin_url()
+    plain = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    run_id = secrets.token_hex(4)
+    names = {service: f"sw_test_{run_id}_{service.replace('-', '_')}" for service in services}
+
+    async def execute(statements: list[str]) -> None:
+        connection = await asyncpg.connect(plain, timeout=10)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute([f'CREATE DATABASE "{name}"' for name in names.values()]))
+    base = admin_url.rsplit("/", 1)[0]
+    try:
+        yield {service: f"{base}/{name}" for service, name in names.items()}
+    finally:
+        asyncio.run(
+            execute([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in names.values()])
+        )
+
+
+@contextmanager
+def running_platform(backend: str, data_dir: Path, **environment: str) -> Iterator[Platform]:
+    """The whole platform on `backend` (sqlite or postgresql), on free ports, stopped afterwards."""
+    services = list(SERVICES)
+
+    @contextmanager
+    def databases() -> Iterator[dict[str, str]]:
+        if backend == "postgresql":
+            with postgres_databases(services) as urls:
+                yield urls
+        else:
+            yield {}
+
+    with databases() as urls:
+        config = PlatformConfig(
+            data_dir=data_dir,
+            nats_port=free_port(),
+            nats_monitor_port=free_port(),
+            service_ports={service: free_port() for service in services},
+            database_urls=urls,
+            environment=FAST_TEST_SETTINGS | environment,
+        )
+        platform = Platform(config)
+        try:
+            platform.start()
+            yield platform
+        finally:
+            platform.stop()
+
+
+class Bus:
+    """A test's NATS connection: requests with typed replies, raw requests, JetStream."""
+
+    def __init__(self, nc: NatsClient) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+
+    async def call(self, subject: str, request: dict[str, Any], reply: type[Any]) -> Any:
+        """Send a command; return its typed result or raise its DomainError."""
+        message = await self.nc.request(subject, _json(request), timeout=10)
+        return decode_reply(message.data, reply)
+
+    async def raw(self, subject: str, body: bytes) -> dict[str, Any]:
+        """Send raw bytes; return the decoded JSON reply."""
+        message = await self.nc.request(subject, body, timeout=10)
+        reply: dict[str, Any] = json.loads(message.data)
+        return reply
+
+
+@asynccontextmanager
+async def bus(platform: Platform) -> AsyncIterator[Bus]:
+    """A connection to the platform's NATS."""
+    nc = await nats.connect(platform.config.nats_url, connect_timeout=5)
+    try:
+        yield Bus(nc)
+    finally:
+        await nc.close()
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 15.0) -> T:
+    """Poll `check` until it returns something, or fail after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await check()
+        if result is not None:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.05)
+
+
+def _json(value: dict[str, Any] | BaseModel) -> bytes:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json().encode()
+    return json.dumps(value, ensure_ascii=False).encode()
