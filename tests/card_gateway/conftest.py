@@ -17,7 +17,8 @@ def load_fake_signer() -> ModuleType:
     """``fake_signer.py``, which the emulator process imports from PYTHONPATH instead."""
     path = Path(__file__).with_name("fake_signer.py")
     spec = importlib.util.spec_from_file_location("card_gateway_fake_signer", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

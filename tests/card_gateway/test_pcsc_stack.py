@@ -39,6 +39,8 @@ from singlewindow.card_gateway.pcsc import (
 from singlewindow.virtual_card.applet import EPORT_ATR
 from singlewindow.virtual_card.card import CardData
 
+pytestmark = pytest.mark.integration
+
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE.parents[1] / "scripts" / "pcscd-vpcd.sh"
 # The second vpcd slot, so a virtual card a developer left in "Virtual PCD 00 00" is not disturbed.

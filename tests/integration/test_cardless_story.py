@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import nats
 import pytest
@@ -26,7 +26,7 @@ def swctl(platform: Platform, tmp_path: Path) -> Swctl:
 class Integrator:
     """A government system's subscriber: plain nats-py, nothing imported from the project."""
 
-    STREAMS = {
+    STREAMS: ClassVar[dict[str, str]] = {
         "SW_REGISTRATION": "sw.events.registration.>",
         "SW_REVIEW": "sw.events.review.>",
         "SW_ACCOUNTS": "sw.events.accounts.>",

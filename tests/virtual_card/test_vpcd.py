@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -144,4 +143,3 @@ async def test_a_card_without_a_signer_does_not_start(
     emulator = run_emulator(tmp_path / "emulator.log", "--card", str(card_path), "--port", "1")
     assert await asyncio.to_thread(emulator.wait, TIMEOUT) == 2
     assert "no signer for key type 'sm2'" in (tmp_path / "emulator.log").read_text()
-    assert os.path.exists(card_path)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from singlewindow.virtual_card.applet import CardApplet, EPortApplet, ForeignApplet, Signer
-from singlewindow.virtual_card.card import CardFile, CardFileError, load_card_file, save_card_file
+from singlewindow.virtual_card.card import CardFileError, load_card_file, save_card_file
 
 DEFAULT_HOST: Final = "localhost"
 DEFAULT_PORT: Final = 35963
@@ -60,17 +60,12 @@ def load_signer_factory(spec: str) -> SignerFactory:
 def eport_applet(card_path: Path, signer_factory: SignerFactory) -> EPortApplet:
     """The E-Port applet of a card file, writing its PIN counter back to that file."""
     card = load_card_file(card_path)
-    current = [card]
 
     def persist_pin_tries(tries_left: int) -> None:
-        updated = CardFile(
-            data=current[0].data,
-            certificate=current[0].certificate,
-            pin=replace(current[0].pin, tries_left=tries_left),
-            key=current[0].key,
-        )
+        nonlocal card
+        updated = replace(card, pin=replace(card.pin, tries_left=tries_left))
         save_card_file(card_path, updated)
-        current[0] = updated
+        card = updated
 
     return EPortApplet(
         card.files(),
@@ -128,9 +123,9 @@ async def serve(
             if len(message) == 1:
                 answer = _control(applet, message[0])
             else:
-                answer = await asyncio.to_thread(applet.process, message)
+                answer = await asyncio.to_thread(_process, applet, message)
                 # Only the instruction and the status: a VERIFY body is the PIN.
-                log.debug("INS %02X -> SW %s", message[1], answer[-2:].hex().upper())
+                log.debug("INS %s -> SW %s", message[1:2].hex().upper(), answer[-2:].hex().upper())
             if answer is not None:
                 writer.write(_frame(answer))
                 await writer.drain()
@@ -138,6 +133,14 @@ async def serve(
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+def _process(applet: CardApplet, command: bytes) -> bytes:
+    try:
+        return applet.process(command)
+    except Exception:
+        log.exception("the applet failed on a command")
+        return b"\x6f\x00"
 
 
 def _control(applet: CardApplet, code: int) -> bytes | None:

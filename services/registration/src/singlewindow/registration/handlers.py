@@ -55,7 +55,7 @@ async def submit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
                 )
                 await _announce(deps, connection, contract.SUBMITTED, view, application)
         except IntegrityError as exc:
-            raise _uscc_taken(application.enterprise.uscc) from exc
+            raise await _lost_race(deps, application) from exc
         return view
 
     return await deps.service.answer(msg, CardlessApplication, handle)
@@ -70,13 +70,18 @@ async def resubmit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
         current = await _application(deps, request.application_id)
         check_resubmission(current.state, current.uscc, application.enterprise.uscc)
         password_hash = await _vet(deps, application, holder=request.application_id)
-        async with deps.service.db.transaction() as connection:
-            applications = Applications(connection)
-            latest = await applications.get(request.application_id)
-            assert latest is not None
-            check_resubmission(latest.state, latest.uscc, application.enterprise.uscc)
-            view = await applications.resubmit(request.application_id, application, password_hash)
-            await _announce(deps, connection, contract.RESUBMITTED, view, application)
+        try:
+            async with deps.service.db.transaction() as connection:
+                applications = Applications(connection)
+                latest = await applications.get(request.application_id)
+                assert latest is not None
+                check_resubmission(latest.state, latest.uscc, application.enterprise.uscc)
+                view = await applications.resubmit(
+                    request.application_id, application, password_hash
+                )
+                await _announce(deps, connection, contract.RESUBMITTED, view, application)
+        except IntegrityError as exc:
+            raise await _lost_race(deps, application) from exc
         return view
 
     return await deps.service.answer(msg, ResubmitCardless, handle)
@@ -179,9 +184,12 @@ async def _vet(deps: Registration, application: CardlessApplication, *, holder: 
         )
     uscc = application.enterprise.uscc
     async with deps.service.db.transaction() as connection:
-        open_application = await Applications(connection).open_for(uscc)
-    if open_application is not None and open_application.application_id != holder:
+        holding_uscc = await Applications(connection).open_for(uscc)
+        holding_account = await Applications(connection).open_for_account(admin.account)
+    if holding_uscc is not None and holding_uscc.application_id != holder:
         raise _uscc_taken(uscc)
+    if holding_account is not None and holding_account.application_id != holder:
+        raise _account_taken(admin.account)
     check = await _onboarding_check(deps, uscc, admin.account)
     if check.uscc_registered:
         raise DomainError(
@@ -190,11 +198,7 @@ async def _vet(deps: Registration, application: CardlessApplication, *, holder: 
             (FieldError(path="enterprise.uscc", message="already has an administrator"),),
         )
     if check.account_taken:
-        raise DomainError(
-            ErrorCode.CONFLICT,
-            f"account name {admin.account} is taken; choose another",
-            (FieldError(path="admin.account", message="is taken"),),
-        )
+        raise _account_taken(admin.account)
     return await deps.passwords.hash(admin.password)
 
 
@@ -214,6 +218,23 @@ async def _onboarding_check(
             "the accounts service did not answer; nothing was stored, try again shortly",
         ) from exc
     return decode_reply(reply.body, accounts.OnboardingCheckView)
+
+
+async def _lost_race(deps: Registration, application: CardlessApplication) -> DomainError:
+    """Which unique rule a concurrent application won: its USCC, or its account name."""
+    async with deps.service.db.transaction() as connection:
+        holding_uscc = await Applications(connection).open_for(application.enterprise.uscc)
+    if holding_uscc is not None:
+        return _uscc_taken(application.enterprise.uscc)
+    return _account_taken(application.admin.account)
+
+
+def _account_taken(account: str) -> DomainError:
+    return DomainError(
+        ErrorCode.CONFLICT,
+        f"account name {account} is taken; choose another",
+        (FieldError(path="admin.account", message="is taken"),),
+    )
 
 
 def _uscc_taken(uscc: str) -> DomainError:

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
 
 metadata = MetaData()
 
@@ -38,6 +39,7 @@ applications = Table(
     Column("uscc", String(18), nullable=False, index=True),
     Column("enterprise_name", String(100), nullable=False),
     Column("admin_account", String(32), nullable=False),
+    Column("admin_account_key", String(32), nullable=False),
     Column("state", String(16), nullable=False),
     Column("reason", Text),
     Column("attempt", Integer, nullable=False),
@@ -46,12 +48,20 @@ applications = Table(
     Column("submitted_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True)),
 )
+OPEN = applications.c.state.in_([s.value for s in OPEN_STATES])
+Index(
+    "one_open_application_per_account",
+    applications.c.admin_account_key,
+    unique=True,
+    sqlite_where=OPEN,
+    postgresql_where=OPEN,
+)
 Index(
     "one_open_application_per_uscc",
     applications.c.uscc,
     unique=True,
-    sqlite_where=applications.c.state.in_([s.value for s in OPEN_STATES]),
-    postgresql_where=applications.c.state.in_([s.value for s in OPEN_STATES]),
+    sqlite_where=OPEN,
+    postgresql_where=OPEN,
 )
 
 
@@ -77,6 +87,7 @@ class Applications:
                 uscc=application.enterprise.uscc,
                 enterprise_name=application.enterprise.name,
                 admin_account=application.admin.account,
+                admin_account_key=application.admin.account.casefold(),
                 state=ApplicationState.PENDING.value,
                 attempt=1,
                 details=_details_json(application),
@@ -99,19 +110,16 @@ class Applications:
         return None if row is None else (_view(row), row["details"], row["password_hash"])
 
     async def open_for(self, uscc: str) -> ApplicationView | None:
-        """The application currently holding `uscc`, if any."""
-        row = (
-            (
-                await self.connection.execute(
-                    select(applications).where(
-                        applications.c.uscc == uscc,
-                        applications.c.state.in_([s.value for s in OPEN_STATES]),
-                    )
-                )
-            )
-            .mappings()
-            .first()
-        )
+        """The open application holding `uscc`, if any."""
+        return await self._open_where(applications.c.uscc == uscc)
+
+    async def open_for_account(self, account: str) -> ApplicationView | None:
+        """The open application asking for account name `account` (in any case), if any."""
+        return await self._open_where(applications.c.admin_account_key == account.casefold())
+
+    async def _open_where(self, condition: ColumnElement[bool]) -> ApplicationView | None:
+        result = await self.connection.execute(select(applications).where(condition, OPEN))
+        row = result.mappings().first()
         return None if row is None else _view(row)
 
     async def resubmit(
@@ -124,6 +132,7 @@ class Applications:
             .values(
                 enterprise_name=application.enterprise.name,
                 admin_account=application.admin.account,
+                admin_account_key=application.admin.account.casefold(),
                 state=ApplicationState.PENDING.value,
                 reason=None,
                 attempt=applications.c.attempt + literal(1),

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("uscc", sa.String(18), nullable=False, index=True),
         sa.Column("enterprise_name", sa.String(100), nullable=False),
         sa.Column("admin_account", sa.String(32), nullable=False),
+        sa.Column("admin_account_key", sa.String(32), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text),
         sa.Column("attempt", sa.Integer, nullable=False),
@@ -35,6 +36,14 @@ def upgrade() -> None:
         "one_open_application_per_uscc",
         "applications",
         ["uscc"],
+        unique=True,
+        sqlite_where=open_states,
+        postgresql_where=open_states,
+    )
+    op.create_index(
+        "one_open_application_per_account",
+        "applications",
+        ["admin_account_key"],
         unique=True,
         sqlite_where=open_states,
         postgresql_where=open_states,
