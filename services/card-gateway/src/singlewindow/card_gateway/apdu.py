@@ -50,6 +50,10 @@ class CardRemoved(CardError):
     """The card was pulled out (or stopped answering) during the operation."""
 
 
+class CardInUse(CardError):
+    """Another application holds the card exclusively."""
+
+
 class CardCommunicationError(CardError):
     """PC/SC failed to exchange with the card for another reason (e.g. reset by someone else)."""
 

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, Self
 
 from singlewindow.card_gateway.apdu import (
     CardCommunicationError,
-    CardError,
+    CardInUse,
     CardRemoved,
     NoCard,
     NoReader,
@@ -26,10 +26,6 @@ from smartcard import scard  # type: ignore[import-untyped]
 
 # pcsc-lite's pseudo reader whose state changes when a reader is plugged in or out.
 PNP_NOTIFICATION: Final = "\\\\?PnP?\\Notification"
-
-
-class CardInUse(CardError):
-    """Another application holds the card exclusively."""
 
 
 def _code(name: str) -> int:
@@ -81,6 +77,10 @@ def _message(hresult: int) -> str:
 
 def _result(value: Any) -> int:
     return int(value) & 0xFFFFFFFF
+
+
+def _card_present(state: int) -> bool:
+    return bool(state & _STATE_PRESENT) and not state & (_STATE_UNKNOWN | _STATE_UNAVAILABLE)
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ class PcscContext:
         states = self.status_change([(name, _STATE_UNAWARE) for name in names], 0) or []
         return [
             ReaderStatus(name, True, atr or None)
-            if state & _STATE_PRESENT
+            if _card_present(state)
             else ReaderStatus(name, False, None)
             for name, state, atr in states
         ]
@@ -308,20 +308,16 @@ class CardMonitor:
         self.initial: list[ReaderStatus] = []
         for name, state, atr in self._probe(self._context.readers()):
             self._remember(name, state, atr)
-            self.initial.append(ReaderStatus(name, self._present(state), self._atrs[name]))
+            self.initial.append(ReaderStatus(name, _card_present(state), self._atrs[name]))
 
     def _probe(self, names: list[str]) -> list[tuple[str, int, bytes]]:
         if not names:
             return []
         return self._context.status_change([(name, _STATE_UNAWARE) for name in names], 0) or []
 
-    @staticmethod
-    def _present(state: int) -> bool:
-        return bool(state & _STATE_PRESENT) and not state & (_STATE_UNKNOWN | _STATE_UNAVAILABLE)
-
     def _remember(self, name: str, state: int, atr: bytes) -> None:
         self._states[name] = state & ~_STATE_CHANGED
-        self._atrs[name] = (atr or None) if self._present(state) else None
+        self._atrs[name] = (atr or None) if _card_present(state) else None
 
     def wait(self, timeout: float) -> list[CardEvent]:
         """The insertions and removals since the last call; empty after ``timeout`` seconds."""
@@ -343,18 +339,18 @@ class CardMonitor:
     def _sync_readers(self, names: list[str]) -> list[CardEvent]:
         events: list[CardEvent] = []
         for gone in [name for name in self._states if name not in names]:
-            if self._present(self._states.pop(gone)):
+            if _card_present(self._states.pop(gone)):
                 events.append(CardEvent("removed", gone))
             self._atrs.pop(gone, None)
         for name, state, atr in self._probe([name for name in names if name not in self._states]):
             self._remember(name, state, atr)
-            if self._present(state):
+            if _card_present(state):
                 events.append(CardEvent("inserted", name, self._atrs[name]))
         return events
 
     def _transition(self, name: str, state: int, atr: bytes) -> list[CardEvent]:
         before = self._states[name]
-        was, now = self._present(before), self._present(state)
+        was, now = _card_present(before), _card_present(state)
         # The upper 16 bits count insertions and removals: out-and-in between two calls shows.
         swapped = was and now and (before >> 16) != (state >> 16)
         self._remember(name, state, atr)

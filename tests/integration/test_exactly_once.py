@@ -1,0 +1,188 @@
+"""No lost or doubled effects: duplicates, a crashed consumer, and a poisoned event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from singlewindow.shared.contracts import accounts, registration
+from singlewindow.shared.contracts.accounts import SessionView
+from singlewindow.swctl.platform import Platform
+
+from tests.integration.test_registration_rules import approve, submit
+from tests.support.identifiers import application
+from tests.support.platform import Bus, eventually
+
+APPROVALS = "accounts-registration-approved"
+PASSWORD = "Chongqing-Trade-2026"
+
+
+async def events_of(
+    bus: Bus, stream: str, subject: str, uscc: str
+) -> list[tuple[dict[str, Any], Any]]:
+    """Every event on `subject` about `uscc`, with its raw message, read with a plain consumer."""
+    found: list[tuple[dict[str, Any], Any]] = []
+    subscription = await bus.js.subscribe(
+        subject,
+        stream=stream,
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    try:
+        while True:
+            try:
+                message = await subscription.next_msg(timeout=0.5)
+            except TimeoutError:
+                break
+            event = json.loads(message.data)
+            if event.get("subject") == uscc:
+                found.append((event, message))
+    finally:
+        await subscription.unsubscribe()
+    return found
+
+
+async def drained(bus: Bus, stream: str, durable: str) -> None:
+    """Wait until a durable consumer has delivered and settled everything in its stream."""
+
+    async def check() -> bool | None:
+        info = await bus.js.consumer_info(stream, durable)
+        last = (await bus.js.stream_info(stream)).state.last_seq
+        settled = info.num_ack_pending == 0 and info.num_pending == 0
+        return True if settled and info.delivered.stream_seq >= last else None
+
+    await eventually(check, within=30)
+
+
+async def approved_and_registered(bus: Bus, content: dict[str, Any]) -> str:
+    view = await submit(bus, content)
+    await approve(bus, view.application_id)
+    uscc = view.uscc
+
+    async def registered() -> bool | None:
+        found = await events_of(
+            bus, accounts.STREAM.name, accounts.ENTERPRISE_REGISTERED.subject, uscc
+        )
+        return True if found else None
+
+    await eventually(registered)
+    return uscc
+
+
+async def test_an_approval_delivered_twice_creates_one_enterprise_and_one_admin(
+    nats_bus: Bus,
+) -> None:
+    content = application(password=PASSWORD)
+    uscc = await approved_and_registered(nats_bus, content)
+    [(approved, message)] = await events_of(
+        nats_bus, registration.STREAM.name, registration.APPROVED.subject, uscc
+    )
+    # The same event again, past JetStream's de-duplication (as after a relay crash and a long outage).
+    await nats_bus.js.publish(
+        message.subject, message.data, headers={"Nats-Msg-Id": f"replay-{uuid.uuid4()}"}
+    )
+    # And a second approval of the same application under a new event id.
+    again = approved | {"id": str(uuid.uuid4()), "time": datetime.now(UTC).isoformat()}
+    await nats_bus.js.publish(
+        message.subject, json.dumps(again).encode(), headers={"Nats-Msg-Id": again["id"]}
+    )
+    await drained(nats_bus, registration.STREAM.name, APPROVALS)
+
+    registered = await events_of(
+        nats_bus, accounts.STREAM.name, accounts.ENTERPRISE_REGISTERED.subject, uscc
+    )
+    assert len(registered) == 1
+    session: SessionView = await nats_bus.call(
+        accounts.LOGIN_PASSWORD,
+        {"account": content["admin"]["account"], "password": PASSWORD},
+        SessionView,
+    )
+    assert session.uscc == uscc
+
+
+async def test_accounts_down_at_approval_applies_it_exactly_once_after_restart(
+    platform: Platform, nats_bus: Bus
+) -> None:
+    content = application(password=PASSWORD)
+    view = await submit(nats_bus, content)
+    platform.stop_process("accounts", kill=True)
+    try:
+        await approve(nats_bus, view.application_id)
+
+        async def approved() -> bool | None:
+            found = await events_of(
+                nats_bus, registration.STREAM.name, registration.APPROVED.subject, view.uscc
+            )
+            return True if found else None
+
+        await eventually(approved)
+    finally:
+        platform.start_service("accounts")
+    await drained(nats_bus, registration.STREAM.name, APPROVALS)
+    registered = await events_of(
+        nats_bus, accounts.STREAM.name, accounts.ENTERPRISE_REGISTERED.subject, view.uscc
+    )
+    assert len(registered) == 1
+    session: SessionView = await nats_bus.call(
+        accounts.LOGIN_PASSWORD,
+        {"account": content["admin"]["account"], "password": PASSWORD},
+        SessionView,
+    )
+    assert session.required_actions == ("business_scope",)
+
+
+async def test_an_event_that_keeps_failing_is_dead_lettered_and_the_service_goes_on(
+    platform: Platform, nats_bus: Bus
+) -> None:
+    poisoned = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "urn:test",
+        "type": registration.APPROVED.type,
+        "subject": "91500000MA5U7X1C69",
+        "time": datetime.now(UTC).isoformat(),
+        "dataschema": registration.APPROVED.dataschema,
+        "data": {
+            "application_id": "app_doesnotexist000",
+            "uscc": "91500000MA5U7X1C69",
+            "enterprise_name": "x",
+            "admin_account": "x_admin",
+            "reason": None,
+        },
+    }
+    await nats_bus.js.publish(
+        registration.APPROVED.subject,
+        json.dumps(poisoned).encode(),
+        headers={"Nats-Msg-Id": poisoned["id"]},
+    )
+    await nats_bus.js.publish(registration.APPROVED.subject, b"{not a cloudevent")
+
+    async def dead_letters() -> list[Any] | None:
+        subscription = await nats_bus.js.subscribe(
+            "sw.deadletter.accounts.>",
+            stream="SW_DEADLETTER",
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        found = []
+        try:
+            while True:
+                try:
+                    found.append(await subscription.next_msg(timeout=0.5))
+                except TimeoutError:
+                    break
+        finally:
+            await subscription.unsubscribe()
+        return found if len(found) >= 2 else None
+
+    letters = await eventually(dead_letters, within=30)
+    reasons = [m.headers["Sw-Dead-Letter-Reason"] for m in letters]
+    assert any("no application app_doesnotexist000" in reason for reason in reasons)
+    assert any("not a CloudEvent" in reason for reason in reasons)
+    assert all(m.headers["Sw-Original-Subject"] == registration.APPROVED.subject for m in letters)
+    await drained(nats_bus, registration.STREAM.name, APPROVALS)
+    # The consumer goes on: a real approval still goes through.
+    await approved_and_registered(nats_bus, application())
