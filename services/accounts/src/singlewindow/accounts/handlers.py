@@ -143,7 +143,7 @@ async def set_scope(msg: NatsMessage, deps: Deps) -> bytes:
     """Declare the enterprise's business scope (administrator only); earlier ones are kept."""
 
     async def handle(request: SetScope) -> ScopeDeclared:
-        codes = tuple(dict.fromkeys(request.codes))
+        codes = request.codes
         async with deps.service.db.transaction() as connection:
             caller = await authenticate(deps, connection, request.token, allow=SCOPE_ONLY)
             account = caller.account

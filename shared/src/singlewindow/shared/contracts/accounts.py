@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from singlewindow.shared.contracts.common import Password
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.identifiers import Uscc
@@ -162,7 +162,14 @@ class ScopeOptionList(BaseModel):
 class SetScope(AuthenticatedRequest):
     """Declare the enterprise's business scope (replaces the current one; history is kept)."""
 
-    codes: Annotated[tuple[BusinessScope, ...], Field(min_length=1, max_length=len(BusinessScope))]
+    codes: tuple[BusinessScope, ...]
+
+    @field_validator("codes")
+    @classmethod
+    def _at_least_one(cls, codes: tuple[BusinessScope, ...]) -> tuple[BusinessScope, ...]:
+        if not codes:
+            raise ValueError("choose at least one business scope")
+        return tuple(dict.fromkeys(codes))
 
 
 class ScopeDeclared(BaseModel):

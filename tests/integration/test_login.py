@@ -1,0 +1,165 @@
+"""Logging in: sessions, required actions, throttling, and the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from singlewindow.shared.contracts import accounts
+from singlewindow.shared.contracts.accounts import AccountView, SessionView
+from singlewindow.shared.errors import DomainError, ErrorCode
+
+from tests.integration.test_exactly_once import approved_and_registered
+from tests.support.identifiers import application
+from tests.support.platform import Bus
+
+PASSWORD = "Chongqing-Trade-2026"
+
+
+async def admin(bus: Bus) -> str:
+    content = application(password=PASSWORD)
+    await approved_and_registered(bus, content)
+    return str(content["admin"]["account"])  # type: ignore[index]
+
+
+async def login(bus: Bus, account: str, password: str = PASSWORD) -> SessionView:
+    session: SessionView = await bus.call(
+        accounts.LOGIN_PASSWORD, {"account": account, "password": password}, SessionView
+    )
+    return session
+
+
+async def refused_login(bus: Bus, account: str, password: str) -> DomainError:
+    with pytest.raises(DomainError) as raised:
+        await login(bus, account, password)
+    return raised.value
+
+
+async def test_an_unknown_account_and_a_wrong_password_get_the_same_reply(nats_bus: Bus) -> None:
+    account = await admin(nats_bus)
+    wrong = await refused_login(nats_bus, account, "not-the-password")
+    unknown = await refused_login(nats_bus, "nobody_at_all", "not-the-password")
+    assert wrong.body() == unknown.body()
+    assert wrong.code is ErrorCode.UNAUTHENTICATED
+
+
+async def test_the_first_session_can_only_declare_business_scope(nats_bus: Bus) -> None:
+    account = await admin(nats_bus)
+    session = await login(nats_bus, account.upper())
+    assert session.required_actions == ("business_scope",)
+    with pytest.raises(DomainError) as raised:
+        await nats_bus.call(accounts.SHOW_ACCOUNT, {"token": session.token}, AccountView)
+    assert raised.value.code is ErrorCode.ACTION_REQUIRED
+    with pytest.raises(DomainError) as invalid:
+        await nats_bus.call(
+            accounts.SET_SCOPE,
+            {"token": session.token, "codes": ["smuggling"]},
+            accounts.ScopeDeclared,
+        )
+    assert [f.path for f in invalid.value.fields] == ["codes.0"]
+    declared = await nats_bus.call(
+        accounts.SET_SCOPE,
+        {"token": session.token, "codes": ["customs_broker"]},
+        accounts.ScopeDeclared,
+    )
+    assert declared.version == 1
+    changed = await nats_bus.call(
+        accounts.SET_SCOPE,
+        {"token": session.token, "codes": ["processing_trade", "customs_broker"]},
+        accounts.ScopeDeclared,
+    )
+    assert changed.version == 2  # history kept: a new version, not an overwrite
+    me: AccountView = await nats_bus.call(
+        accounts.SHOW_ACCOUNT, {"token": session.token}, AccountView
+    )
+    assert me.business_scope == ("processing_trade", "customs_broker")
+    assert me.id_number_masked == "110105********002X"
+    # The next login has nothing left to do first.
+    assert (await login(nats_bus, account)).required_actions == ()
+
+
+async def test_logout_revokes_the_session_on_the_server(nats_bus: Bus) -> None:
+    account = await admin(nats_bus)
+    session = await login(nats_bus, account)
+    await nats_bus.call(accounts.SHOW_SESSION, {"token": session.token}, SessionView)
+    reply = await nats_bus.raw(accounts.LOGOUT, json.dumps({"token": session.token}).encode())
+    assert reply == {"result": None}
+    with pytest.raises(DomainError) as raised:
+        await nats_bus.call(accounts.SHOW_SESSION, {"token": session.token}, SessionView)
+    assert raised.value.code is ErrorCode.UNAUTHENTICATED
+    assert len(session.token) >= 43  # 256 random bits, URL-safe
+
+
+async def test_repeated_failures_are_throttled_with_growing_delays_not_locked_out(
+    nats_bus: Bus,
+) -> None:
+    account = await admin(nats_bus)
+    for _ in range(3):  # the free failures
+        assert (
+            await refused_login(nats_bus, account, "wrong-password")
+        ).code is ErrorCode.UNAUTHENTICATED
+    assert (
+        await refused_login(nats_bus, account, "wrong-password")
+    ).code is ErrorCode.UNAUTHENTICATED
+    throttled = await refused_login(nats_bus, account, PASSWORD)
+    assert throttled.code is ErrorCode.THROTTLED  # even the right password waits
+    await asyncio.sleep(1.1)
+    assert (
+        await refused_login(nats_bus, account, "wrong-password")
+    ).code is ErrorCode.UNAUTHENTICATED
+    second = await refused_login(nats_bus, account, PASSWORD)
+    assert second.code is ErrorCode.THROTTLED
+    assert "try again in 2 seconds" in second.message  # the delay doubled
+    await asyncio.sleep(2.1)
+    assert (await login(nats_bus, account)).account == account  # no permanent lockout
+
+
+async def test_concurrent_failures_are_all_counted(nats_bus: Bus) -> None:
+    account = await admin(nats_bus)
+    started = time.monotonic()
+    outcomes = await asyncio.gather(
+        *(login(nats_bus, account, "wrong-password") for _ in range(6)), return_exceptions=True
+    )
+    assert all(isinstance(o, DomainError) for o in outcomes)
+    throttled = await refused_login(nats_bus, account, PASSWORD)
+    assert throttled.code is ErrorCode.THROTTLED, time.monotonic() - started
+
+
+async def test_every_attempt_is_audited_apart_from_public_events_without_the_password(
+    nats_bus: Bus,
+) -> None:
+    account = await admin(nats_bus)
+    await login(nats_bus, account)
+    await refused_login(nats_bus, account, "secret-typo-123")
+    audit = await _all(nats_bus, "SW_AUDIT", "sw.audit.>")
+    mine = [e for e in audit if e["data"]["account"] == account]
+    assert [e["data"]["outcome"] for e in mine] == ["succeeded", "failed"]
+    assert all(e["type"] == accounts.AUTHENTICATION_ATTEMPTED.type for e in mine)
+    everything = json.dumps(audit) + json.dumps(await _all(nats_bus, "SW_ACCOUNTS", "sw.events.>"))
+    assert "secret-typo-123" not in everything
+    assert PASSWORD not in everything
+    public = await _all(nats_bus, "SW_ACCOUNTS", "sw.events.accounts.>")
+    assert not any(e["type"] == accounts.AUTHENTICATION_ATTEMPTED.type for e in public)
+
+
+async def _all(bus: Bus, stream: str, subject: str) -> list[dict[str, Any]]:
+    subscription = await bus.js.subscribe(
+        subject,
+        stream=stream,
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    events = []
+    try:
+        while True:
+            try:
+                events.append(json.loads((await subscription.next_msg(timeout=0.5)).data))
+            except TimeoutError:
+                break
+    finally:
+        await subscription.unsubscribe()
+    return events
