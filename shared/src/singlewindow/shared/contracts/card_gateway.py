@@ -1,0 +1,157 @@
+"""Contracts of the card-gateway service: PC/SC readers and E-Port cards as requests and events.
+
+The PIN travels in the request that needs it (verify, sign) and nowhere else: the gateway never
+logs, stores or retries it. Each request opens its own exclusive card connection, and closing it
+resets the card, so a verified PIN never outlives the request that verified it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from singlewindow.shared.events import EventData, EventSpec, StreamSpec
+from singlewindow.shared.identifiers import CardPin
+from singlewindow.shared.rpc import Request
+
+SERVICE = "card-gateway"
+QUEUE = "card-gateway"
+STREAM = StreamSpec(
+    name="SW_CARD_GATEWAY",
+    subjects=("sw.events.card-gateway.>",),
+    description="E-Port cards inserted into and removed from the gateway's readers",
+)
+
+LIST_READERS = "sw.rpc.card-gateway.readers.list"
+READ_CARD = "sw.rpc.card-gateway.card.read"
+VERIFY_PIN = "sw.rpc.card-gateway.card.verify-pin"
+SIGN_CHALLENGE = "sw.rpc.card-gateway.card.sign"
+
+ReaderName = Annotated[str, Field(strict=True, min_length=1, max_length=200)]
+Challenge = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9+/]{4,88}={0,2}$")]
+"""Base64 of the 16-64 bytes to sign."""
+
+
+class CardType(StrEnum):
+    """The two kinds of E-Port card."""
+
+    LEGAL_PERSON = "legal-person"
+    OPERATOR = "operator"
+
+
+class OperatorLevel(StrEnum):
+    """An operator card's level: the maker/checker split."""
+
+    ENTRY = "entry"
+    DECLARATION = "declaration"
+
+
+class ListReaders(Request):
+    """List the gateway's readers and what is in them."""
+
+
+class ReaderView(BaseModel):
+    """A reader and whether a card is in it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str
+    card_present: bool
+    atr: str | None
+
+
+class ReaderList(BaseModel):
+    """Every reader the gateway sees."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    readers: tuple[ReaderView, ...]
+
+
+class CardData(BaseModel):
+    """What an E-Port card says of itself (its data file)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    card_number: str
+    card_type: CardType
+    operator_level: OperatorLevel | None
+    holder_name: str
+    holder_id_number: str
+    enterprise_uscc: str
+    enterprise_name: str
+    organisation_code: str
+    customs_code: str | None
+
+
+class ReadCard(Request):
+    """Read a card's data and certificate (no PIN needed)."""
+
+    reader: ReaderName | None = None
+
+
+class CardView(BaseModel):
+    """A card's data and its X.509 certificate."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    reader: str
+    card: CardData
+    certificate_pem: str
+
+
+class VerifyPin(Request):
+    """Check a PIN against the card; reports the tries left when it is wrong."""
+
+    reader: ReaderName | None = None
+    pin: CardPin
+
+
+class PinVerified(BaseModel):
+    """The PIN was right."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    reader: str
+    card_number: str
+
+
+class SignChallenge(Request):
+    """Verify the PIN, then have the card sign a challenge (SM2 with SM3)."""
+
+    reader: ReaderName | None = None
+    pin: CardPin
+    challenge: Challenge
+
+
+class SignedChallenge(BaseModel):
+    """The card's signature over a challenge, with the card it came from."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    reader: str
+    card: CardData
+    certificate_pem: str
+    signature: str
+    """Base64 of the DER-encoded SM2 signature."""
+
+
+class CardInserted(EventData):
+    """A card was put into a reader."""
+
+    reader: str
+    atr: str
+    card_number: str | None
+    card_type: str | None
+
+
+class CardRemoved(EventData):
+    """A card was taken out of a reader."""
+
+    reader: str
+
+
+CARD_INSERTED = EventSpec(SERVICE, "card-inserted", 1, CardInserted)
+CARD_REMOVED = EventSpec(SERVICE, "card-removed", 1, CardRemoved)
