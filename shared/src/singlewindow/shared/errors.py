@@ -21,6 +21,16 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    # Card errors, each its own so a client can tell the user exactly what to do.
+    NO_READER = "no_reader"
+    NO_CARD = "no_card"
+    CARD_REMOVED = "card_removed"
+    CARD_BUSY = "card_busy"
+    NOT_AN_EPORT_CARD = "not_an_eport_card"
+    PIN_INCORRECT = "pin_incorrect"
+    CARD_BLOCKED = "card_blocked"
+    CARD_REFUSED = "card_refused"
+    """The card's certificate or signature did not pass the platform's checks."""
 
 
 class FieldError(BaseModel):
