@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -20,6 +21,13 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+CONNECT_SECONDS = 3.0
+
+
+async def _quiet(error: Exception) -> None:
+    """Connection errors become one plain `unreachable` message, not tracebacks."""
+
+
 class Unreachable(Exception):
     """The platform (NATS, or the service behind a subject) did not answer."""
 
@@ -36,15 +44,19 @@ class Client:
         """Connect, once; fail fast when NATS is not there."""
         if self._nc is None:
             try:
-                self._nc = await nats.connect(
-                    self.url,
-                    connect_timeout=2,
-                    max_reconnect_attempts=0,
-                    allow_reconnect=False,
-                    name="swctl",
+                self._nc = await asyncio.wait_for(
+                    nats.connect(
+                        self.url,
+                        name="swctl",
+                        connect_timeout=2,
+                        allow_reconnect=False,
+                        max_reconnect_attempts=1,
+                        error_cb=_quiet,
+                    ),
+                    timeout=CONNECT_SECONDS,
                 )
             except (NoServersError, OSError, TimeoutError) as exc:
-                raise Unreachable(f"cannot reach NATS at {self.url}: {exc}") from exc
+                raise Unreachable(f"cannot reach NATS at {self.url}") from exc
         return self._nc
 
     async def call(

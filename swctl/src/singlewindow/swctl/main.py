@@ -285,6 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
             default=os.environ.get("SW_DATA_DIR", "var"),
             help="where the embedded platform keeps its data (env SW_DATA_DIR)",
         )
+    up_parser.add_argument(
+        "--nats-port",
+        type=int,
+        default=int(os.environ.get("SW_NATS_PORT", "4222")),
+        help="NATS client port (env SW_NATS_PORT); monitoring is on port + 4000",
+    )
+    up_parser.add_argument(
+        "--http-port-base",
+        type=int,
+        default=int(os.environ.get("SW_HTTP_PORT_BASE", "8100")),
+        help="services listen for health and metrics on base+1, base+2, ... (env SW_HTTP_PORT_BASE)",
+    )
 
     register = group("register", "submit registration applications")
     sub = command(register, "cardless", "register cardless", "submit a cardless application")

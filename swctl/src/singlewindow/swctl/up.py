@@ -11,7 +11,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from singlewindow.swctl.platform import Platform, PlatformConfig, http_json, http_ok
+from singlewindow.swctl.platform import (
+    SERVICES,
+    Platform,
+    PlatformConfig,
+    http_json,
+    http_ok,
+)
+
+SERVICE_PORT_OFFSETS = {name: port - 8100 for name, port in SERVICES.items()}
 
 NEXT_STEPS = """\
 Next, try:
@@ -27,7 +35,15 @@ Ctrl-C stops everything; the data stays in {data_dir} for the next `make up`."""
 def up(args: argparse.Namespace) -> int:
     """Start the embedded platform, print its status, and stop it cleanly on Ctrl-C or SIGTERM."""
     data_dir = Path(args.data_dir).resolve()
-    platform = Platform(PlatformConfig(data_dir=data_dir))
+    ports = {name: args.http_port_base + offset for name, offset in SERVICE_PORT_OFFSETS.items()}
+    platform = Platform(
+        PlatformConfig(
+            data_dir=data_dir,
+            nats_port=args.nats_port,
+            nats_monitor_port=args.nats_port + 4000,
+            service_ports=ports,
+        )
+    )
     stopping = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
