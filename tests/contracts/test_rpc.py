@@ -1,0 +1,81 @@
+"""The request/reply plumbing, in memory: one JSON reply per request, a result or a typed error."""
+
+from __future__ import annotations
+
+import json
+
+from faststream.nats import NatsBroker, NatsMessage, TestNatsBroker
+from pydantic import BaseModel
+
+from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
+from singlewindow.shared.rpc import MAX_REQUEST_BYTES, Request, respond
+
+broker = NatsBroker()
+
+
+class Greet(Request):
+    name: str
+
+
+class Greeting(BaseModel):
+    text: str
+
+
+async def greet(request: Greet) -> Greeting:
+    if request.name == "nobody":
+        raise DomainError(
+            ErrorCode.NOT_FOUND, "no such person", (FieldError(path="name", message="unknown"),)
+        )
+    if request.name == "boom":
+        raise RuntimeError("secret internals")
+    return Greeting(text=f"hello {request.name}")
+
+
+@broker.subscriber("test.greet")
+async def greet_handler(msg: NatsMessage) -> bytes:
+    return await respond("test.greet", msg.body, msg.correlation_id, Greet, greet)
+
+
+async def ask(body: bytes) -> dict[str, object]:
+    async with TestNatsBroker(broker) as test_broker:
+        reply = await test_broker.request(body, "test.greet")
+        answer: dict[str, object] = json.loads(reply.body)
+        return answer
+
+
+async def test_a_valid_request_gets_its_result() -> None:
+    assert await ask(b'{"name": "Li"}') == {"result": {"text": "hello Li"}}
+
+
+async def test_a_refusal_is_a_typed_error_with_fields() -> None:
+    assert await ask(b'{"name": "nobody"}') == {
+        "error": {
+            "code": "not_found",
+            "message": "no such person",
+            "fields": [{"path": "name", "message": "unknown"}],
+        }
+    }
+
+
+async def test_malformed_and_oversized_bodies_are_refused_unread() -> None:
+    malformed = await ask(b"{oops")
+    assert malformed["error"]["code"] == "malformed"  # type: ignore[index]
+    oversized = await ask(b'{"name": "' + b"x" * MAX_REQUEST_BYTES + b'"}')
+    assert oversized["error"]["code"] == "too_large"  # type: ignore[index]
+
+
+async def test_wrong_types_and_unknown_fields_are_named() -> None:
+    answer = await ask(b'{"name": 5, "age": 3}')
+    fields = answer["error"]["fields"]  # type: ignore[index]
+    assert [f["path"] for f in fields] == ["name", "age"]  # type: ignore[index]
+
+
+async def test_an_unexpected_failure_says_nothing_of_its_internals() -> None:
+    answer = await ask(b'{"name": "boom"}')
+    assert answer == {
+        "error": {
+            "code": "internal",
+            "message": "internal error; the request was not applied",
+            "fields": [],
+        }
+    }

@@ -1,0 +1,295 @@
+"""The NATS permission table: generated from the code, and enforced by a real nats-server.
+
+The server runs `deploy/nats/permissions.conf` as committed; each service's user does what its
+code does (the same stream declarations, consumer configuration and subjects) and is refused
+what belongs to another service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from singlewindow.review.handlers import SUBMITTED_CONSUMER
+from singlewindow.shared.contracts import accounts, registration, review
+from singlewindow.shared.messaging import consumer_config, ensure_streams
+from singlewindow.swctl.platform import nats_server_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATOR = ROOT / "deploy" / "nats" / "generate.py"
+PERMISSIONS = ROOT / "deploy" / "nats" / "permissions.conf"
+USERS = ("registration", "review", "accounts", "card-gateway", "swctl")
+START_TIMEOUT = 10.0
+REFUSAL_TIMEOUT = 2.0
+"""How long to wait for the server's -ERR after a refused operation (it comes at once)."""
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def load_generator() -> ModuleType:
+    """deploy/nats/generate.py, which is a script, not a package."""
+    spec = importlib.util.spec_from_file_location("deploy_nats_generate", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def password_variable(user: str) -> str:
+    return f"SW_{user.upper().replace('-', '_')}_NATS_PASSWORD"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class NatsServer:
+    port: int
+    passwords: dict[str, str]
+    log: Path
+
+    def url(self, user: str | None) -> str:
+        if user is None:
+            return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{user}:{self.passwords[user]}@127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    directory = tmp_path_factory.mktemp("nats")
+    passwords = {user: "p" + secrets.token_hex(16) for user in USERS}
+    env = os.environ | {password_variable(user): password for user, password in passwords.items()}
+    port = free_port()
+    log = directory / "nats-server.log"
+    command = [nats_server_binary(), "-c", str(PERMISSIONS), "-a", "127.0.0.1", "-p", str(port)]
+    command += ["-sd", str(directory / "store")]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"nats-server exited: {log.read_text(errors='replace')}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"nats-server did not listen: {log.read_text(errors='replace')}")
+                time.sleep(0.05)
+        yield NatsServer(port, passwords, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@dataclass
+class Connection:
+    nc: NatsClient
+    errors: list[str]
+
+    async def refused(self, what: str, kind: str = "publish") -> bool:
+        """Whether the server refused to let this connection publish (or subscribe) to `what`."""
+        deadline = asyncio.get_running_loop().time() + REFUSAL_TIMEOUT
+        await self.nc.flush(timeout=REFUSAL_TIMEOUT)
+        while asyncio.get_running_loop().time() < deadline:
+            if any(f'permissions violation for {kind} to "{what.lower()}"' in e for e in self.errors):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+
+@asynccontextmanager
+async def connect(server: NatsServer, user: str) -> AsyncIterator[Connection]:
+    errors: list[str] = []
+
+    async def collect(error: Exception) -> None:
+        errors.append(str(error).lower())
+
+    nc = await nats.connect(
+        server.url(user),
+        name=f"test-{user}",
+        connect_timeout=2,
+        allow_reconnect=False,
+        error_cb=collect,
+    )
+    try:
+        yield Connection(nc, errors)
+    finally:
+        await nc.close()
+
+
+async def serve(connection: Connection, subject: str, queue: str, answer: bytes) -> None:
+    """Answer requests on `subject` as the owning service does (queue group, one reply)."""
+
+    async def reply(msg: Msg) -> None:
+        await msg.respond(answer)
+
+    await connection.nc.subscribe(subject, queue=queue, cb=reply)
+    await connection.nc.flush()
+
+
+def test_permission_files_are_generated_from_the_code() -> None:
+    generator = load_generator()
+    assert generator.stale() == [], "run `uv run python deploy/nats/generate.py` and commit"
+
+
+async def test_a_connection_without_credentials_is_refused(server: NatsServer) -> None:
+    with pytest.raises(Exception, match="(?i)authorization"):
+        await nats.connect(
+            server.url(None),
+            connect_timeout=2,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+        )
+
+
+async def test_registration_declares_its_streams_and_publishes_its_events(
+    server: NatsServer,
+) -> None:
+    async with connect(server, "registration") as conn:
+        js = conn.nc.jetstream(timeout=5)
+        await ensure_streams(js, registration.STREAM, review.STREAM)
+        ack = await js.publish(
+            registration.SUBMITTED.subject, b"{}", headers={"Nats-Msg-Id": secrets.token_hex(8)}
+        )
+        assert ack.stream == registration.STREAM.name
+        assert conn.errors == []
+
+
+async def test_review_consumes_submissions_through_its_own_durable_only(
+    server: NatsServer,
+) -> None:
+    async with connect(server, "registration") as writer:
+        js = writer.nc.jetstream(timeout=5)
+        await ensure_streams(js, registration.STREAM, review.STREAM)
+        await js.publish(registration.SUBMITTED.subject, b'{"n":1}')
+    async with connect(server, "review") as conn:
+        js = conn.nc.jetstream(timeout=5)
+        await ensure_streams(js, review.STREAM, registration.STREAM)
+        subscription = await js.pull_subscribe(
+            registration.SUBMITTED.subject,
+            durable=SUBMITTED_CONSUMER,
+            stream=registration.STREAM.name,
+            config=consumer_config(SUBMITTED_CONSUMER, registration.SUBMITTED.subject),
+        )
+        [message] = await subscription.fetch(1, timeout=5)
+        await message.ack_sync(timeout=5)
+        assert conn.errors == []
+
+        await conn.nc.publish("$JS.API.CONSUMER.INFO.SW_REGISTRATION.accounts-registration-approved")
+        assert await conn.refused("$JS.API.CONSUMER.INFO.SW_REGISTRATION.accounts-registration-approved")
+
+
+async def test_review_may_not_publish_another_services_events(server: NatsServer) -> None:
+    async with connect(server, "review") as conn:
+        await conn.nc.publish("sw.events.accounts.x", b"{}")
+        assert await conn.refused("sw.events.accounts.x")
+        await conn.nc.publish("sw.events.review.decided.v1", b"{}")
+        assert not await conn.refused("sw.events.review.decided.v1")
+
+
+async def test_only_accounts_may_ask_registration_for_onboarding_details(
+    server: NatsServer,
+) -> None:
+    subject = registration.ONBOARDING_DETAILS
+    async with connect(server, "registration") as owner:
+        await serve(owner, subject, registration.QUEUE, b"details")
+        async with connect(server, "accounts") as conn:
+            reply = await conn.nc.request(subject, b"{}", timeout=5)
+            assert reply.data == b"details"
+        for user in ("review", "swctl"):
+            async with connect(server, user) as conn:
+                with pytest.raises(NatsTimeoutError):
+                    await conn.nc.request(subject, b"{}", timeout=0.5)
+                assert await conn.refused(subject), user
+        assert owner.errors == []
+
+
+async def test_registration_may_ask_accounts_whether_a_uscc_is_free(server: NatsServer) -> None:
+    async with connect(server, "accounts") as owner:
+        await serve(owner, accounts.ONBOARDING_CHECK, accounts.QUEUE, b"free")
+        async with connect(server, "registration") as conn:
+            reply = await conn.nc.request(accounts.ONBOARDING_CHECK, b"{}", timeout=5)
+            assert reply.data == b"free"
+        async with connect(server, "review") as conn:
+            await conn.nc.publish(accounts.ONBOARDING_CHECK, b"{}")
+            assert await conn.refused(accounts.ONBOARDING_CHECK)
+
+
+async def test_swctl_sends_public_requests(server: NatsServer) -> None:
+    async with connect(server, "registration") as owner:
+        await serve(owner, registration.SHOW_APPLICATION, registration.QUEUE, b"shown")
+        async with connect(server, "swctl") as conn:
+            reply = await conn.nc.request(registration.SHOW_APPLICATION, b"{}", timeout=5)
+            assert reply.data == b"shown"
+
+
+async def test_a_service_subscribes_to_its_requests_only_in_its_queue_group(
+    server: NatsServer,
+) -> None:
+    async with connect(server, "registration") as conn:
+        await conn.nc.subscribe("sw.rpc.registration.>", queue=registration.QUEUE)
+        assert not await conn.refused("sw.rpc.registration.>")
+        # A plain subscriber would see every request, passwords included, beside the queue group.
+        await conn.nc.subscribe("sw.rpc.registration.>")
+        assert await conn.refused("sw.rpc.registration.>")
+        await conn.nc.subscribe("sw.rpc.accounts.>", queue=accounts.QUEUE)
+        assert await conn.refused("sw.rpc.accounts.>")
+
+
+async def test_swctl_tails_public_events_but_not_the_audit_trail(server: NatsServer) -> None:
+    async with connect(server, "accounts") as owner:
+        js = owner.nc.jetstream(timeout=5)
+        await ensure_streams(js, accounts.STREAM, accounts.AUDIT_STREAM, registration.STREAM)
+        await js.publish(accounts.AUTHENTICATION_ATTEMPTED.subject, b'{"audit":true}')
+    async with connect(server, "registration") as writer:
+        await writer.nc.jetstream(timeout=5).publish(registration.APPROVED.subject, b'{"ok":1}')
+
+    async with connect(server, "swctl") as conn:
+        js = conn.nc.jetstream(timeout=1)
+        subscription = await js.subscribe(
+            registration.APPROVED.subject,
+            stream=registration.STREAM.name,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        message = await subscription.next_msg(timeout=5)
+        assert message.data == b'{"ok":1}'
+        await subscription.unsubscribe()
+
+        with pytest.raises(NatsTimeoutError):
+            await js.subscribe(
+                accounts.AUTHENTICATION_ATTEMPTED.subject,
+                stream=accounts.AUDIT_STREAM.name,
+                ordered_consumer=True,
+            )
+        assert await conn.refused(f"$JS.API.CONSUMER.CREATE.{accounts.AUDIT_STREAM.name}")
