@@ -2,13 +2,25 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from singlewindow.shared.contracts import card_gateway
+from singlewindow.swctl.platform import CARD_GATEWAY, Platform, PlatformConfig
 from singlewindow.virtual_card.applet import PinRecord
 from singlewindow.virtual_card.card import CardData, CardFile, save_card_file
+from singlewindow.virtual_card.issuing import DevCA, IssuedCard
+
+from tests.card_gateway.stack import BUSY_WAIT_SECONDS, CARD_PIN, READERS, CardSlots, IssueCard
+from tests.support.identifiers import make_uscc
+from tests.support.platform import Bus, bus, free_port
 
 SECRET = b"card-gateway-test-key-0123456789"
 
@@ -61,3 +73,10 @@ def card_file(tmp_path: Path, card_data: CardData, certificate: bytes) -> Path:
     pin = PinRecord.new("88888888", salt=os.urandom(16))
     save_card_file(path, CardFile(card_data, certificate, pin, fake_signer.key_record(SECRET)))
     return path
+
+
+@pytest.fixture(scope="session")
+@pytest.fixture
+@pytest.fixture
+@pytest.fixture
+@pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 
 import pytest
 from nats.errors import NoRespondersError
@@ -76,3 +77,14 @@ async def test_services_are_still_up_and_ready_after_all_of_it(
         ready = http_json(f"http://127.0.0.1:{port}/readyz")
         assert ready is not None, service
         assert ready["status"] == "ready", (service, ready)
+
+
+async def test_refusals_show_in_each_services_metrics(platform: Platform, nats_bus: Bus) -> None:
+    await nats_bus.raw(registration.SHOW_APPLICATION, b"{oops")
+    port = platform.config.service_ports["registration"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert (
+        'sw_requests_total{outcome="malformed",subject="sw.rpc.registration.application.show"}'
+        in metrics
+    )

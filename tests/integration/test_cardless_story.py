@@ -174,3 +174,8 @@ async def test_cardless_registration_from_submission_to_first_login(
             assert "11010519491231002X" not in text
             assert PASSWORD not in text
             assert "argon2" not in text
+    # Nor does any service's log hold the password or the full ID number.
+    for service in platform.config.service_ports:
+        log = platform.log_path(service).read_text(encoding="utf-8")
+        assert "11010519491231002X" not in log, service
+        assert PASSWORD not in log, service

@@ -163,3 +163,15 @@ async def _all(bus: Bus, stream: str, subject: str) -> list[dict[str, Any]]:
     finally:
         await subscription.unsubscribe()
     return events
+
+
+async def test_card_requests_are_refused_plainly_where_no_card_ca_is_trusted(
+    nats_bus: Bus,
+) -> None:
+    with pytest.raises(DomainError) as raised:
+        await nats_bus.call(accounts.CARD_CHALLENGE, {}, accounts.CardChallenge)
+    assert raised.value.code is ErrorCode.CARD_REFUSED
+    assert raised.value.message == (
+        "card requests are not available: no trusted card CA is configured "
+        "(SW_ACCOUNTS_CARD_TRUST_ANCHOR)"
+    )

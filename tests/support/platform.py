@@ -18,7 +18,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
 from singlewindow.shared.rpc import decode_reply
-from singlewindow.swctl.platform import SERVICES, Platform, PlatformConfig
+from singlewindow.swctl.platform import CARD_GATEWAY, SERVICES, Platform, PlatformConfig
 
 T = TypeVar("T")
 
@@ -76,9 +76,18 @@ def postgres_databases(services: list[str]) -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def running_platform(backend: str, data_dir: Path, **environment: str) -> Iterator[Platform]:
-    """The whole platform on `backend` (sqlite or postgresql), on free ports, stopped afterwards."""
-    services = list(SERVICES)
+def running_platform(
+    backend: str, data_dir: Path, *, with_cards: bool = False, **environment: str
+) -> Iterator[Platform]:
+    """The whole platform on `backend` (sqlite or postgresql), on free ports, stopped afterwards.
+
+    `with_cards` adds card-gateway and a pcscd with the vpcd reader: a private one on free ports
+    where the machine allows it (see `singlewindow.virtual_card.pcscd`), else the machine's. The
+    accounts service then trusts the platform's development CA (`platform.config.dev_ca_dir`)
+    unless `environment` says otherwise; `platform.pcscd.port_of(reader)` is where a virtual card
+    goes into a reader.
+    """
+    services = list(SERVICES) + ([CARD_GATEWAY] if with_cards else [])
 
     @contextmanager
     def databases() -> Iterator[dict[str, str]]:
@@ -96,6 +105,8 @@ def running_platform(backend: str, data_dir: Path, **environment: str) -> Iterat
             service_ports={service: free_port() for service in services},
             database_urls=urls,
             environment=FAST_TEST_SETTINGS | environment,
+            cards=with_cards,
+            pcscd_mode="auto",
         )
         platform = Platform(config)
         try:

@@ -134,12 +134,20 @@ async def test_sigterm_pulls_the_card_out_and_exits_cleanly(
     assert "card removed" in (tmp_path / "emulator.log").read_text()
 
 
-async def test_a_card_without_a_signer_does_not_start(
-    tmp_path: Path, card_data: CardData, certificate: bytes
+@pytest.mark.parametrize(
+    ("key", "complaint"),
+    [
+        ({"type": "sm2"}, "the card file's sm2 key has no private_key"),
+        ({"type": "sm2", "private_key": "not a key"}, "the card file's sm2 key is unreadable"),
+        ({"type": "rsa"}, "no signer for key type 'rsa'"),
+    ],
+)
+async def test_a_card_without_a_usable_key_does_not_start(
+    tmp_path: Path, card_data: CardData, certificate: bytes, key: dict[str, str], complaint: str
 ) -> None:
     card_path = tmp_path / "card.json"
     pin = PinRecord.new("88888888", salt=b"s" * 16)
-    save_card_file(card_path, CardFile(card_data, certificate, pin, {"type": "sm2"}))
+    save_card_file(card_path, CardFile(card_data, certificate, pin, key))
     emulator = run_emulator(tmp_path / "emulator.log", "--card", str(card_path), "--port", "1")
     assert await asyncio.to_thread(emulator.wait, TIMEOUT) == 2
-    assert "no signer for key type 'sm2'" in (tmp_path / "emulator.log").read_text()
+    assert complaint in (tmp_path / "emulator.log").read_text()

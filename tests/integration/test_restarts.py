@@ -1,0 +1,101 @@
+"""Killing nats-server or a service during a stream of registrations loses and doubles nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+
+import nats
+from nats.errors import ConnectionClosedError, NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from singlewindow.shared.contracts import registration, review
+from singlewindow.shared.contracts.registration import ApplicationView
+from singlewindow.shared.contracts.review import TaskList
+from singlewindow.shared.errors import DomainError
+from singlewindow.swctl.platform import Platform
+
+from tests.support.identifiers import application
+from tests.support.platform import Bus, eventually
+
+UNANSWERED = (NoRespondersError, NatsTimeoutError, TimeoutError, ConnectionClosedError, DomainError)
+
+
+async def submit_for(seconds: float, platform: Platform) -> list[str]:
+    """Submit applications back to back for `seconds`; return the ids of those accepted."""
+    accepted: list[str] = []
+    nc = await nats.connect(
+        platform.config.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
+    )
+    bus = Bus(nc)
+    deadline = asyncio.get_running_loop().time() + seconds
+    try:
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                view: ApplicationView = await bus.call(
+                    registration.SUBMIT_CARDLESS, application(), ApplicationView
+                )
+            except UNANSWERED:
+                await asyncio.sleep(0.1)  # not accepted: the client was told so
+                continue
+            accepted.append(view.application_id)
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
+    return accepted
+
+
+async def assert_each_has_one_task(nats_bus: Bus, accepted: list[str]) -> None:
+    async def all_tasked() -> Counter[str] | None:
+        tasks: TaskList = await nats_bus.call(review.LIST_TASKS, {"state": None}, TaskList)
+        counts = Counter(t.application_id for t in tasks.tasks)
+        return counts if all(counts[a] for a in accepted) else None
+
+    counts = await eventually(all_tasked, within=60)
+    assert [a for a in accepted if counts[a] != 1] == []
+
+
+async def test_restarting_nats_server_loses_and_doubles_no_registration(platform: Platform) -> None:
+    submitting = asyncio.create_task(submit_for(4.0, platform))
+    await asyncio.sleep(1.5)
+    platform.stop_process("nats-server", kill=True)
+    await asyncio.sleep(1.0)
+    platform.start_nats()
+    accepted = await submitting
+    assert len(accepted) > 5
+    nc = await nats.connect(platform.config.nats_url)
+    try:
+        await assert_each_has_one_task(Bus(nc), accepted)
+    finally:
+        await nc.close()
+
+
+async def test_killing_review_mid_stream_loses_and_doubles_no_task(platform: Platform) -> None:
+    submitting = asyncio.create_task(submit_for(3.5, platform))
+    await asyncio.sleep(1.0)
+    platform.stop_process("review", kill=True)
+    await asyncio.sleep(1.0)
+    platform.start_service("review")
+    accepted = await submitting
+    assert len(accepted) > 5
+    nc = await nats.connect(platform.config.nats_url)
+    try:
+        await assert_each_has_one_task(Bus(nc), accepted)
+    finally:
+        await nc.close()
+
+
+async def test_killing_registration_mid_stream_loses_no_accepted_application(
+    platform: Platform,
+) -> None:
+    submitting = asyncio.create_task(submit_for(3.5, platform))
+    await asyncio.sleep(1.0)
+    platform.stop_process("registration", kill=True)
+    platform.start_service("registration")
+    accepted = await submitting
+    assert len(accepted) > 5
+    nc = await nats.connect(platform.config.nats_url)
+    try:
+        await assert_each_has_one_task(Bus(nc), accepted)
+    finally:
+        await nc.close()
