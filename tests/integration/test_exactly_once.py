@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -15,6 +17,7 @@ from singlewindow.swctl.platform import Platform
 from tests.integration.test_registration_rules import approve, submit
 from tests.support.identifiers import application
 from tests.support.platform import Bus, eventually
+from tests.support.swctl import Swctl
 
 APPROVALS = "accounts-registration-approved"
 PASSWORD = "Chongqing-Trade-2026"
@@ -37,7 +40,10 @@ async def events_of(
                 message = await subscription.next_msg(timeout=0.5)
             except TimeoutError:
                 break
-            event = json.loads(message.data)
+            try:
+                event = json.loads(message.data)
+            except ValueError:
+                continue  # the poison another test published
             if event.get("subject") == uscc:
                 found.append((event, message))
     finally:
@@ -186,3 +192,44 @@ async def test_an_event_that_keeps_failing_is_dead_lettered_and_the_service_goes
     await drained(nats_bus, registration.STREAM.name, APPROVALS)
     # The consumer goes on: a real approval still goes through.
     await approved_and_registered(nats_bus, application())
+
+
+async def test_a_dead_letter_replayed_after_the_fault_is_fixed_takes_effect_once(
+    platform: Platform, nats_bus: Bus, tmp_path: Path
+) -> None:
+    content = application(password=PASSWORD)
+    view = await submit(nats_bus, content)
+    platform.stop_process("accounts")
+    await approve(nats_bus, view.application_id)
+
+    async def approved() -> bool | None:
+        found = await events_of(
+            nats_bus, registration.STREAM.name, registration.APPROVED.subject, view.uscc
+        )
+        return True if found else None
+
+    await eventually(approved)
+    # Registration is down when accounts asks it for the applicant's details: every delivery fails.
+    platform.stop_process("registration")
+    platform.start_service("accounts")
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+
+    async def dead_lettered() -> dict[str, Any] | None:
+        listed = await asyncio.to_thread(swctl, "deadletter", "list", "--json")
+        assert listed.code == 0, listed.stderr
+        mine = [d for d in listed.json()["dead_letters"] if view.uscc in d["body"]]
+        return mine[0] if mine else None
+
+    letter = await eventually(dead_lettered, within=30)
+    assert letter["consumer"] == APPROVALS
+    assert "registration service did not answer" in letter["reason"]
+
+    platform.start_service("registration")
+    replayed = swctl("deadletter", "replay", str(letter["sequence"]), "--json")
+    assert replayed.code == 0, replayed.stderr
+    await drained(nats_bus, registration.STREAM.name, APPROVALS)
+    registered = await events_of(
+        nats_bus, accounts.STREAM.name, accounts.ENTERPRISE_REGISTERED.subject, view.uscc
+    )
+    assert len(registered) == 1
+    assert swctl("deadletter", "replay", str(letter["sequence"])).code == 1  # gone once replayed

@@ -17,11 +17,14 @@ from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, NatsRouter, NatsUserPassword, PullSub
 from faststream.nats.subscriber.usecases.stream_pull_subscriber import PullStreamSubscriber
 from faststream.specification import AsyncAPI
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from singlewindow.shared.db import Database
+from singlewindow.shared.errors import DomainError, ErrorCode
 from singlewindow.shared.events import CloudEvent, EventSpec, StreamSpec
 from singlewindow.shared.messaging import (
     REDELIVERY_DELAYS,
@@ -35,7 +38,7 @@ from singlewindow.shared.messaging import (
     outbox_table,
 )
 from singlewindow.shared.observability import configure_logging, current_correlation_id
-from singlewindow.shared.rpc import respond
+from singlewindow.shared.rpc import decode_reply, respond
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -120,6 +123,20 @@ class Service:
             )
         finally:
             self.outbox.wake()
+
+    async def ask(
+        self, subject: str, request: BaseModel, reply: type[DataT], *, wait: float, who: str
+    ) -> DataT:
+        """Ask another service; its silence becomes a plain UNAVAILABLE refusal naming `who`."""
+        try:
+            message = await self.broker.request(
+                request.model_dump_json().encode(), subject, timeout=wait
+            )
+        except (NoRespondersError, NatsTimeoutError, TimeoutError) as exc:
+            raise DomainError(
+                ErrorCode.UNAVAILABLE, f"the {who} service did not answer {subject}"
+            ) from exc
+        return decode_reply(message.body, reply)
 
     async def consume(self, consumer: str, msg: NatsMessage, effect: Effect) -> None:
         """Apply an event's effect once, with redelivery and dead-lettering on failure."""

@@ -1,4 +1,4 @@
-"""The accounts service's subscribers: login, sessions, business scope, onboarding."""
+"""The accounts service's subscribers: login, sessions, cards, business scope, onboarding."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ from functools import partial
 import structlog
 from faststream.nats import NatsMessage, NatsRouter
 from singlewindow.accounts.auth import authenticate, login_with_password, session_view
+from singlewindow.accounts.cards import (
+    add_card_operator,
+    card_status,
+    issue_challenge,
+    login_with_card,
+    register_card_admin,
+)
 from singlewindow.accounts.dependencies import AccountsRuntime, Deps
 from singlewindow.accounts.repository import Accounts
 from singlewindow.shared.contracts import accounts as contract
@@ -15,13 +22,21 @@ from singlewindow.shared.contracts import registration
 from singlewindow.shared.contracts.accounts import (
     SCOPE_LABELS,
     AccountView,
+    AddCardOperator,
     BusinessScope,
     BusinessScopeDeclared,
+    CardChallenge,
+    CardStatus,
+    CardStatusView,
     EnterpriseRegistered,
+    LoginWithCard,
     LoginWithPassword,
     Logout,
     OnboardingCheck,
     OnboardingCheckView,
+    OperatorView,
+    RegisterCardAdmin,
+    RequestCardChallenge,
     RequiredAction,
     ScopeDeclared,
     ScopeOption,
@@ -36,7 +51,6 @@ from singlewindow.shared.contracts.registration import Onboarding, OnboardingDet
 from singlewindow.shared.errors import DomainError, ErrorCode
 from singlewindow.shared.events import CloudEvent
 from singlewindow.shared.identifiers import mask_id_number, mask_mobile
-from singlewindow.shared.rpc import decode_reply
 from singlewindow.shared.service import event_subscriber
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,6 +70,56 @@ async def login_password(msg: NatsMessage, deps: Deps) -> bytes:
         return await login_with_password(deps, request.account, request.password)
 
     return await deps.service.answer(msg, LoginWithPassword, handle)
+
+
+@router.subscriber(contract.CARD_CHALLENGE, queue=contract.QUEUE)
+async def card_challenge(msg: NatsMessage, deps: Deps) -> bytes:
+    """Issue a fresh random challenge for a card to sign (single use, short expiry)."""
+
+    async def handle(request: RequestCardChallenge) -> CardChallenge:
+        return await issue_challenge(deps)
+
+    return await deps.service.answer(msg, RequestCardChallenge, handle)
+
+
+@router.subscriber(contract.LOGIN_CARD, queue=contract.QUEUE)
+async def login_card(msg: NatsMessage, deps: Deps) -> bytes:
+    """Log in with a card bound to an account: its signature over a challenge, and certificate."""
+
+    async def handle(request: LoginWithCard) -> SessionView:
+        return await login_with_card(deps, request)
+
+    return await deps.service.answer(msg, LoginWithCard, handle)
+
+
+@router.subscriber(contract.CARD_STATUS, queue=contract.QUEUE)
+async def show_card_status(msg: NatsMessage, deps: Deps) -> bytes:
+    """Tell whether an enterprise already has an administrator and whether a card is bound."""
+
+    async def handle(request: CardStatus) -> CardStatusView:
+        return await card_status(deps, request)
+
+    return await deps.service.answer(msg, CardStatus, handle)
+
+
+@router.subscriber(contract.REGISTER_CARD_ADMIN, queue=contract.QUEUE)
+async def register_admin_by_card(msg: NatsMessage, deps: Deps) -> bytes:
+    """Register the enterprise on a legal-person card and its active administrator, no review."""
+
+    async def handle(request: RegisterCardAdmin) -> SessionView:
+        return await register_card_admin(deps, request)
+
+    return await deps.service.answer(msg, RegisterCardAdmin, handle)
+
+
+@router.subscriber(contract.ADD_CARD_OPERATOR, queue=contract.QUEUE)
+async def add_operator_by_card(msg: NatsMessage, deps: Deps) -> bytes:
+    """Add an operator bound to an operator card of the administrator's own enterprise."""
+
+    async def handle(request: AddCardOperator) -> OperatorView:
+        return await add_card_operator(deps, request)
+
+    return await deps.service.answer(msg, AddCardOperator, handle)
 
 
 @router.subscriber(contract.LOGOUT, queue=contract.QUEUE)
@@ -86,6 +150,8 @@ async def show_session(msg: NatsMessage, deps: Deps) -> bytes:
             caller.required_actions,
             datetime.now(UTC),
             session.expires_at,
+            method=session.method,
+            card_number=session.card_number,
         )
 
     return await deps.service.answer(msg, ShowSession, handle)
@@ -229,13 +295,13 @@ async def _register_enterprise(
 
 
 async def _fetch_onboarding(deps: AccountsRuntime, application_id: str) -> Onboarding:
-    request = OnboardingDetails(application_id=application_id)
-    reply = await deps.service.broker.request(
-        request.model_dump_json().encode(),
+    return await deps.service.ask(
         registration.ONBOARDING_DETAILS,
-        timeout=deps.settings.registration_timeout_seconds,
+        OnboardingDetails(application_id=application_id),
+        Onboarding,
+        wait=deps.settings.registration_timeout_seconds,
+        who="registration",
     )
-    return decode_reply(reply.body, Onboarding)
 
 
 ALL_ACTIONS = frozenset(RequiredAction)

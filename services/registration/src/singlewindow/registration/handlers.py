@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 from faststream.nats import NatsMessage, NatsRouter
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from singlewindow.registration.dependencies import Deps, Registration
 from singlewindow.registration.domain import (
     CARDLESS,
@@ -33,7 +31,6 @@ from singlewindow.shared.db import IntegrityError
 from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
 from singlewindow.shared.events import CloudEvent, EventSpec
 from singlewindow.shared.passwords import policy_problem
-from singlewindow.shared.rpc import decode_reply
 from singlewindow.shared.service import event_subscriber
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -205,19 +202,18 @@ async def _vet(deps: Registration, application: CardlessApplication, *, holder: 
 async def _onboarding_check(
     deps: Registration, uscc: str, account: str
 ) -> accounts.OnboardingCheckView:
-    request = accounts.OnboardingCheck(uscc=uscc, account=account)
     try:
-        reply = await deps.service.broker.request(
-            request.model_dump_json().encode(),
+        return await deps.service.ask(
             accounts.ONBOARDING_CHECK,
-            timeout=deps.settings.accounts_timeout_seconds,
+            accounts.OnboardingCheck(uscc=uscc, account=account),
+            accounts.OnboardingCheckView,
+            wait=deps.settings.accounts_timeout_seconds,
+            who="accounts",
         )
-    except (NoRespondersError, NatsTimeoutError, TimeoutError) as exc:
+    except DomainError as exc:
         raise DomainError(
-            ErrorCode.UNAVAILABLE,
-            "the accounts service did not answer; nothing was stored, try again shortly",
+            exc.code, f"{exc.message}; nothing was stored, try again shortly"
         ) from exc
-    return decode_reply(reply.body, accounts.OnboardingCheckView)
 
 
 async def _lost_race(deps: Registration, application: CardlessApplication) -> DomainError:
