@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 DATA_DIR ?= var
 
-.PHONY: help install up status test test-unit test-integration lint format typecheck clean
+.PHONY: help install up status test test-unit lint docs format typecheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,9 +27,14 @@ test: install ## lint, type-check, then every test against real servers (SQLite 
 test-unit: install ## the fast tests only (no real servers)
 	@$(UV) run pytest -m "not integration"
 
-lint: ## ruff: lint and formatting
+lint: ## ruff (lint and formatting); the AsyncAPI documents and event catalogue match the code
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
+	@$(UV) run python scripts/asyncapi.py --check
+
+docs: ## regenerate docs/asyncapi/*.json, docs/events.md and the NATS permission files
+	@$(UV) run python scripts/asyncapi.py
+	@$(UV) run python deploy/nats/generate.py
 
 format: ## apply ruff's formatting and fixes
 	@$(UV) run ruff format .

@@ -29,13 +29,13 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.review.handlers import SUBMITTED_CONSUMER
 from singlewindow.shared.contracts import accounts, registration, review
-from singlewindow.shared.messaging import consumer_config, ensure_streams
+from singlewindow.shared.messaging import DEAD_LETTER_STREAM, consumer_config, ensure_streams
 from singlewindow.swctl.platform import nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "deploy" / "nats" / "generate.py"
 PERMISSIONS = ROOT / "deploy" / "nats" / "permissions.conf"
-USERS = ("registration", "review", "accounts", "card-gateway", "swctl")
+USERS = ("registration", "review", "accounts", "card-gateway", "swctl", "operator")
 START_TIMEOUT = 10.0
 REFUSAL_TIMEOUT = 2
 
@@ -319,3 +319,45 @@ async def test_swctl_tails_public_events_but_not_the_audit_trail(server: NatsSer
                 ordered_consumer=True,
             )
         assert await conn.refused(f"$JS.API.CONSUMER.CREATE.{accounts.AUDIT_STREAM.name}")
+
+
+async def test_only_the_operator_reads_and_replays_dead_letters(server: NatsServer) -> None:
+    dead_letter = f"sw.deadletter.review.{SUBMITTED_CONSUMER}"
+    async with connect(server, "review") as owner:
+        js = owner.nc.jetstream(timeout=5)
+        await ensure_streams(js, review.STREAM, registration.STREAM)
+        ack = await js.publish(
+            dead_letter,
+            b'{"n":2}',
+            headers={"Sw-Original-Subject": registration.SUBMITTED.subject},
+        )
+
+    async with connect(server, "swctl") as conn:
+        js = conn.nc.jetstream(timeout=0.5)
+        with pytest.raises(NatsTimeoutError):
+            await js.get_msg(DEAD_LETTER_STREAM.name, ack.seq)
+        assert await conn.refused(f"$JS.API.STREAM.MSG.GET.{DEAD_LETTER_STREAM.name}")
+        await conn.nc.publish(registration.SUBMITTED.subject, b"{}")
+        assert await conn.refused(registration.SUBMITTED.subject)
+
+    async with connect(server, "operator") as conn:
+        js = conn.nc.jetstream(timeout=5)
+        listing = await js.subscribe(
+            DEAD_LETTER_STREAM.subjects[0],
+            stream=DEAD_LETTER_STREAM.name,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        assert (await listing.next_msg(timeout=5)).data == b'{"n":2}'
+        await listing.unsubscribe()
+        # What `swctl deadletter replay` does: fetch, send to the original subject, drop.
+        letter = await js.get_msg(DEAD_LETTER_STREAM.name, ack.seq)
+        assert letter.headers is not None
+        replayed = await js.publish(letter.headers["Sw-Original-Subject"], letter.data or b"")
+        assert replayed.stream == registration.STREAM.name
+        assert await js.delete_msg(DEAD_LETTER_STREAM.name, ack.seq)
+        # Never as a service: not another subject, not a service's consumer.
+        await conn.nc.publish(registration.APPROVED.subject.replace("approved", "forged"), b"{}")
+        assert await conn.refused(registration.APPROVED.subject.replace("approved", "forged"))
+        await conn.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.SW_REGISTRATION.{SUBMITTED_CONSUMER}")
+        assert await conn.refused(f"$JS.API.CONSUMER.MSG.NEXT.SW_REGISTRATION.{SUBMITTED_CONSUMER}")

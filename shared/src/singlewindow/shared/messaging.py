@@ -171,7 +171,7 @@ class Outbox:
         return len(rows)
 
 
-async def ensure_streams(js: JetStreamContext, *streams: StreamSpec) -> None:
+async def ensure_streams(js: JetStreamContext, *streams: StreamSpec, replicas: int = 1) -> None:
     """Create each stream, or bring its configuration up to date; safe to repeat."""
     for spec in (*streams, DEAD_LETTER_STREAM):
         config = StreamConfig(
@@ -182,6 +182,7 @@ async def ensure_streams(js: JetStreamContext, *streams: StreamSpec) -> None:
             storage=StorageType.FILE,
             discard=DiscardPolicy.OLD,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
         )
         try:
             await js.stream_info(spec.name)

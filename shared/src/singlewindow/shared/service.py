@@ -60,6 +60,8 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
+    stream_replicas: int = 1
+    """Copies JetStream keeps of each stream: 3 on a production cluster, 1 on the embedded server."""
     redelivery_delays: tuple[float, ...] = REDELIVERY_DELAYS
     """Seconds before each redelivery of an event whose effect failed; the last repeats."""
 
@@ -153,7 +155,7 @@ class Service:
             configure_logging(service.name, service.settings.log_level)
             await service.db.migrate(migrations)
             await service.broker.connect()
-            await ensure_streams(service.js, *streams)
+            await ensure_streams(service.js, *streams, replicas=service.settings.stream_replicas)
             yield
             service.ready = False
             relay.cancel()
