@@ -40,8 +40,8 @@ from faststream.nats import NatsRouter
 from faststream.nats.subscriber.usecases.core_subscriber import CoreSubscriber
 from faststream.nats.subscriber.usecases.stream_pull_subscriber import PullStreamSubscriber
 from singlewindow.shared import contracts
+from singlewindow.shared.bus import DEAD_LETTER_STREAM, inbox_prefix
 from singlewindow.shared.events import EventSpec, StreamSpec
-from singlewindow.shared.messaging import DEAD_LETTER_STREAM
 from singlewindow.swctl.events import PUBLIC_STREAMS
 
 HERE = Path(__file__).resolve().parent
@@ -50,8 +50,13 @@ PERMISSIONS_CONF = HERE / "permissions.conf"
 HELM_VALUES = HERE / "values-permissions.yaml"
 
 ACCOUNT = "SINGLEWINDOW"
-INBOX = "_INBOX.>"
-"""Where nats-py receives replies: requests, JetStream API answers and pull-consumer deliveries."""
+
+
+def inbox(user: str) -> str:
+    """Where `user` receives replies (requests, JetStream API answers, deliveries): its own only."""
+    return inbox_prefix(user) + ".>"
+
+
 PASSWORD_SECRET = "nats-user-passwords"
 """The Secret, in NATS's namespace, that holds each user's password under the user's name."""
 SWCTL = "swctl"
@@ -373,7 +378,10 @@ def service_user(facts: ServiceFacts, everyone: dict[str, ServiceFacts]) -> User
         publish=tuple(publish),
         subscribe=(
             Rule(f"its request subjects{queue_note}", (rpc,)),
-            Rule("replies to its requests, JetStream API answers, pull deliveries", (INBOX,)),
+            Rule(
+                "replies to its requests, JetStream API answers, pull deliveries",
+                (inbox(facts.name),),
+            ),
         ),
         allow_responses=True,
     )
@@ -403,7 +411,7 @@ def swctl_user(public_streams: tuple[StreamSpec, ...], internal: tuple[str, ...]
             Rule("read the public streams with ordered consumers", _ordered_reads(public_streams)),
         ),
         publish_deny=(Rule("internal, service-to-service requests", internal),),
-        subscribe=(Rule("replies and ordered-consumer deliveries", (INBOX,)),),
+        subscribe=(Rule("replies and ordered-consumer deliveries", (inbox(SWCTL),)),),
     )
 
 
@@ -444,7 +452,7 @@ def operator_user(
             ),
         ),
         publish_deny=(Rule("internal, service-to-service requests", internal),),
-        subscribe=(Rule("replies and ordered-consumer deliveries", (INBOX,)),),
+        subscribe=(Rule("replies and ordered-consumer deliveries", (inbox(OPERATOR),)),),
     )
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from singlewindow.accounts.domain import card_data_mismatch, division_of
+from singlewindow.accounts.domain import card_data_mismatch, card_data_problem, division_of
 from singlewindow.accounts.trust import TrustStore
 from singlewindow.shared.cardcrypto import (
     CardIdentity,
@@ -116,3 +116,13 @@ def test_an_unreadable_trust_file_refuses_card_requests(tmp_path: Path) -> None:
     authority.crl_path.write_text("-----BEGIN X509 CRL-----\nnot base64!\n-----END X509 CRL-----\n")
     with pytest.raises(DomainError):
         store.current()
+
+
+def test_card_data_the_platform_cannot_store_is_named() -> None:
+    assert card_data_problem(card()) is None
+    assert card_data_problem(card(enterprise_uscc="91500000MA5U7X1C68")) == (
+        "the card's enterprise USCC is not a valid unified social credit code"
+    )
+    assert card_data_problem(card(card_number="8" * 41)) == (
+        "the card's card number is longer than the platform accepts (40 characters)"
+    )

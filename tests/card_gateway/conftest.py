@@ -2,17 +2,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from singlewindow.shared.contracts import card_gateway
 from singlewindow.swctl.platform import CARD_GATEWAY, Platform, PlatformConfig
 from singlewindow.virtual_card.applet import PinRecord
 from singlewindow.virtual_card.card import CardData, CardFile, save_card_file
@@ -75,8 +70,69 @@ def card_file(tmp_path: Path, card_data: CardData, certificate: bytes) -> Path:
     return path
 
 
+# The real stack (see stack.py): one platform for the whole session, empty readers per test.
+
+
 @pytest.fixture(scope="session")
+def card_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """nats-server, card-gateway and pcscd with the vpcd reader; the development CA."""
+    data_dir = tmp_path_factory.mktemp("card-platform")
+    config = PlatformConfig(
+        data_dir=data_dir,
+        nats_port=free_port(),
+        nats_monitor_port=free_port(),
+        service_ports={CARD_GATEWAY: free_port()},
+        environment={"SW_CARD_GATEWAY_BUSY_WAIT_SECONDS": str(BUSY_WAIT_SECONDS)},
+        cards=True,
+        pcscd_mode="auto",
+    )
+    platform = Platform(config)
+    try:
+        platform.start()
+        assert platform.pcscd is not None, platform.pcscd_problem
+        yield platform
+    finally:
+        platform.stop()
+
+
 @pytest.fixture
+async def card_bus(card_platform: Platform) -> AsyncIterator[Bus]:
+    """A test's own connection to the card platform's NATS."""
+    async with bus(card_platform) as connection:
+        yield connection
+
+
 @pytest.fixture
+def dev_ca(card_platform: Platform) -> DevCA:
+    """The card platform's development CA."""
+    return DevCA.open(card_platform.config.dev_ca_dir)
+
+
 @pytest.fixture
+def issue_card(dev_ca: DevCA, tmp_path: Path) -> IssueCard:
+    """Issue a fresh virtual card (PIN ``CARD_PIN``) of a fresh enterprise."""
+
+    def issue(**overrides: Any) -> IssuedCard:
+        fields: dict[str, Any] = {
+            "card_type": "legal-person",
+            "uscc": make_uscc(),
+            "enterprise_name": "重庆某某贸易有限公司",
+            "holder_name": "张三",
+            "holder_id_number": "11010519491231002X",
+            "pin": CARD_PIN,
+        }
+        return dev_ca.issue_card(tmp_path / "cards", **(fields | overrides))
+
+    return issue
+
+
 @pytest.fixture
+async def slots(card_platform: Platform, card_bus: Bus, tmp_path: Path) -> AsyncIterator[CardSlots]:
+    """The reader slots, empty before and after the test."""
+    cards = CardSlots(card_platform, card_bus, tmp_path)
+    for reader in READERS:
+        await cards.wait_for(reader, present=False)
+    try:
+        yield cards
+    finally:
+        await cards.take_all_out()

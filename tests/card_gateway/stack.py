@@ -24,55 +24,15 @@ CARD_PIN = "73519468"
 BUSY_WAIT_SECONDS = 1.5
 TIMEOUT = 15.0
 
-
-def card_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """nats-server, card-gateway and pcscd with the vpcd reader; the development CA."""
-    data_dir = tmp_path_factory.mktemp("card-platform")
-    config = PlatformConfig(
-        data_dir=data_dir,
-        nats_port=free_port(),
-        nats_monitor_port=free_port(),
-        service_ports={CARD_GATEWAY: free_port()},
-        environment={"SW_CARD_GATEWAY_BUSY_WAIT_SECONDS": str(BUSY_WAIT_SECONDS)},
-        cards=True,
-        pcscd_mode="auto",
-    )
-    platform = Platform(config)
-    try:
-        platform.start()
-        assert platform.pcscd is not None, platform.pcscd_problem
-        yield platform
-    finally:
-        platform.stop()
-
-
-async def card_bus(card_platform: Platform) -> AsyncIterator[Bus]:
-    async with bus(card_platform) as connection:
-        yield connection
-
-
-def dev_ca(card_platform: Platform) -> DevCA:
-    return DevCA.open(card_platform.config.dev_ca_dir)
-
-
 IssueCard = Callable[..., IssuedCard]
 
 
-def issue_card(dev_ca: DevCA, tmp_path: Path) -> IssueCard:
-    """Issue a fresh virtual card (PIN ``CARD_PIN``) of a fresh enterprise."""
-
-    def issue(**overrides: Any) -> IssuedCard:
-        fields: dict[str, Any] = {
-            "card_type": "legal-person",
-            "uscc": make_uscc(),
-            "enterprise_name": "重庆某某贸易有限公司",
-            "holder_name": "张三",
-            "holder_id_number": "11010519491231002X",
-            "pin": CARD_PIN,
-        }
-        return dev_ca.issue_card(tmp_path / "cards", **(fields | overrides))
-
-    return issue
+def spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a process with its output going to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 async def readers_now(card_bus: Bus) -> dict[str, bool]:
@@ -90,10 +50,12 @@ class Emulator:
     reader: str
 
     def remove(self) -> None:
+        """Take the card out the polite way (SIGTERM)."""
         self.process.send_signal(signal.SIGTERM)
         assert self.process.wait(TIMEOUT) == 0, self.log.read_text()
 
     def pull_out(self) -> None:
+        """Yank it: the process dies without a word."""
         self.process.kill()
         self.process.wait(TIMEOUT)
 
@@ -127,14 +89,11 @@ class CardSlots:
         if slow_signer:
             args += ["--signer-factory", "slow_signer:from_key"]
         pythonpath = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "singlewindow.virtual_card.vpcd", *args],
-                env={**os.environ, "PYTHONPATH": pythonpath},
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-            )
+        process = spawn(
+            [sys.executable, "-m", "singlewindow.virtual_card.vpcd", *args],
+            log,
+            {**os.environ, "PYTHONPATH": pythonpath},
+        )
         emulator = Emulator(process, log, reader)
         self.started.append(emulator)
         await self.wait_for(reader, present=True, emulator=emulator)
@@ -143,6 +102,8 @@ class CardSlots:
     async def wait_for(
         self, reader: str, *, present: bool, emulator: Emulator | None = None
     ) -> None:
+        """Until card-gateway sees a card in ``reader`` (or sees it empty)."""
+
         async def seen() -> bool | None:
             if emulator is not None and emulator.process.poll() is not None:
                 raise AssertionError(f"the card process exited: {emulator.log.read_text()}")
@@ -151,6 +112,7 @@ class CardSlots:
         await eventually(seen, within=TIMEOUT)
 
     async def take_all_out(self) -> None:
+        """Stop every card process started here and wait for the readers to be empty."""
         for emulator in self.started:
             if emulator.process.poll() is None:
                 emulator.process.terminate()
@@ -161,14 +123,3 @@ class CardSlots:
                     emulator.process.wait(TIMEOUT)
         for reader in {emulator.reader for emulator in self.started}:
             await self.wait_for(reader, present=False)
-
-
-async def slots(card_platform: Platform, card_bus: Bus, tmp_path: Path) -> AsyncIterator[CardSlots]:
-    """The reader slots, empty before and after the test."""
-    cards = CardSlots(card_platform, card_bus, tmp_path)
-    for reader in READERS:
-        await cards.wait_for(reader, present=False)
-    try:
-        yield cards
-    finally:
-        await cards.take_all_out()

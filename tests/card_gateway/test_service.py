@@ -36,7 +36,14 @@ from singlewindow.virtual_card.applet import EPORT_ATR, FOREIGN_ATR
 from singlewindow.virtual_card.issuing import DevCA
 
 from tests.card_gateway import slow_signer
-from tests.card_gateway.stack import BUSY_WAIT_SECONDS, CARD_PIN, READERS, CardSlots, IssueCard
+from tests.card_gateway.stack import (
+    BUSY_WAIT_SECONDS,
+    CARD_PIN,
+    READERS,
+    CardSlots,
+    IssueCard,
+    spawn,
+)
 from tests.support.platform import Bus, bus, free_port
 
 pytestmark = pytest.mark.integration
@@ -335,13 +342,11 @@ async def test_a_card_held_by_another_program_is_busy(
         "    print('holding', flush=True)\n"
         "    time.sleep(30)\n"
     )
-    with (tmp_path / "holder.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", holder, READERS[0]],
-            env=os.environ | card_platform.pcscd.environment(),
-            stdout=log,
-            stderr=log,
-        )
+    process = spawn(
+        [sys.executable, "-c", holder, READERS[0]],
+        tmp_path / "holder.log",
+        os.environ | card_platform.pcscd.environment(),
+    )
     try:
         deadline = time.monotonic() + 10
         while b"holding" not in (tmp_path / "holder.log").read_bytes():
@@ -395,7 +400,7 @@ async def test_cards_inserted_and_removed_are_announced_on_the_stream(
 
         foreign = await slots.insert(None, READERS[0])
         inserted = await next_event()
-        assert inserted["subject"] is None
+        assert "subject" not in inserted  # no enterprise to name
         assert inserted["data"] == {
             "reader": READERS[0],
             "atr": FOREIGN_ATR.hex().upper(),

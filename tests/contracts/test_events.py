@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 from singlewindow.shared.contracts import accounts, registration, review
 from singlewindow.shared.contracts.common import EnterpriseInfo, MaskedEnterprise
-from singlewindow.shared.events import CloudEvent
+from singlewindow.shared.events import CloudEvent, EventSpec
 
-ALL_EVENTS = [
+ALL_EVENTS: list[EventSpec[Any]] = [
     registration.SUBMITTED,
     registration.RESUBMITTED,
     registration.APPROVED,
@@ -73,7 +75,7 @@ def test_an_event_is_a_structured_cloudevent_with_the_uscc_as_subject() -> None:
             decision=review.Decision.APPROVE,
             reason=None,
             reviewer="r",
-            decided_at="2026-11-27T08:00:00Z",  # type: ignore[arg-type]
+            decided_at=datetime(2026, 11, 27, 8, tzinfo=UTC),
         ),
         subject="91500000MA5U7X1C69",
         source="urn:singlewindow:service:review",

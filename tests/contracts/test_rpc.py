@@ -6,7 +6,6 @@ import json
 
 from faststream.nats import NatsBroker, NatsMessage, TestNatsBroker
 from pydantic import BaseModel
-
 from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
 from singlewindow.shared.rpc import MAX_REQUEST_BYTES, Request, respond
 
@@ -67,7 +66,7 @@ async def test_malformed_and_oversized_bodies_are_refused_unread() -> None:
 async def test_wrong_types_and_unknown_fields_are_named() -> None:
     answer = await ask(b'{"name": 5, "age": 3}')
     fields = answer["error"]["fields"]  # type: ignore[index]
-    assert [f["path"] for f in fields] == ["name", "age"]  # type: ignore[index]
+    assert [f["path"] for f in fields] == ["name", "age"]
 
 
 async def test_an_unexpected_failure_says_nothing_of_its_internals() -> None:

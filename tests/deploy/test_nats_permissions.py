@@ -28,8 +28,9 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.review.handlers import SUBMITTED_CONSUMER
+from singlewindow.shared.bus import DEAD_LETTER_STREAM, inbox_prefix
 from singlewindow.shared.contracts import accounts, registration, review
-from singlewindow.shared.messaging import DEAD_LETTER_STREAM, consumer_config, ensure_streams
+from singlewindow.shared.messaging import consumer_config, ensure_streams
 from singlewindow.swctl.platform import nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +145,7 @@ async def connect(server: NatsServer, user: str) -> AsyncIterator[Connection]:
         connect_timeout=2,
         allow_reconnect=False,
         error_cb=collect,
+        inbox_prefix=inbox_prefix(user),
     )
     try:
         yield Connection(nc, errors)
@@ -361,3 +363,10 @@ async def test_only_the_operator_reads_and_replays_dead_letters(server: NatsServ
         assert await conn.refused(registration.APPROVED.subject.replace("approved", "forged"))
         await conn.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.SW_REGISTRATION.{SUBMITTED_CONSUMER}")
         assert await conn.refused(f"$JS.API.CONSUMER.MSG.NEXT.SW_REGISTRATION.{SUBMITTED_CONSUMER}")
+
+
+async def test_nobody_reads_another_users_replies(server: NatsServer) -> None:
+    async with connect(server, "review") as review:
+        for foreign in ("_INBOX_accounts.>", "_INBOX.>"):
+            await review.nc.subscribe(foreign)
+            assert await review.refused(foreign, "subscription")

@@ -27,6 +27,11 @@ REQUEST_SUBJECTS = [
     accounts.SCOPE_OPTIONS,
     accounts.SET_SCOPE,
     accounts.ONBOARDING_CHECK,
+    accounts.CARD_CHALLENGE,
+    accounts.CARD_STATUS,
+    accounts.LOGIN_CARD,
+    accounts.REGISTER_CARD_ADMIN,
+    accounts.ADD_CARD_OPERATOR,
 ]
 
 BAD_BODIES = [
@@ -82,9 +87,14 @@ async def test_services_are_still_up_and_ready_after_all_of_it(
 async def test_refusals_show_in_each_services_metrics(platform: Platform, nats_bus: Bus) -> None:
     await nats_bus.raw(registration.SHOW_APPLICATION, b"{oops")
     port = platform.config.service_ports["registration"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        metrics = response.read().decode()
+    metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
     assert (
         'sw_requests_total{outcome="malformed",subject="sw.rpc.registration.application.show"}'
         in metrics
     )
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+        return body.decode()

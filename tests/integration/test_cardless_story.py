@@ -102,8 +102,8 @@ async def test_cardless_registration_from_submission_to_first_login(
     platform: Platform, swctl: Swctl, tmp_path: Path
 ) -> None:
     content = application(password=PASSWORD)
-    uscc = content["enterprise"]["uscc"]  # type: ignore[index]
-    account = content["admin"]["account"]  # type: ignore[index]
+    uscc = content["enterprise"]["uscc"]
+    account = content["admin"]["account"]
     async with Integrator(platform.config.nats_url) as integrator:
         submitted = swctl("register", "cardless", "--file", _write(tmp_path, content), "--json")
         assert submitted.code == 0, submitted.stderr

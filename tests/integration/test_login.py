@@ -23,7 +23,7 @@ PASSWORD = "Chongqing-Trade-2026"
 async def admin(bus: Bus) -> str:
     content = application(password=PASSWORD)
     await approved_and_registered(bus, content)
-    return str(content["admin"]["account"])  # type: ignore[index]
+    return str(content["admin"]["account"])
 
 
 async def login(bus: Bus, account: str, password: str = PASSWORD) -> SessionView:

@@ -103,9 +103,9 @@ async def test_an_invalid_field_is_named_and_nothing_is_stored(
 
 async def test_every_offending_field_is_named_at_once(nats_bus: Bus) -> None:
     content = application()
-    content["enterprise"]["uscc"] = "91500000MA5U7X1C68"  # type: ignore[index]
-    content["admin"]["mobile"] = "12345"  # type: ignore[index]
-    del content["admin"]["name"]  # type: ignore[attr-defined]
+    content["enterprise"]["uscc"] = "91500000MA5U7X1C68"
+    content["admin"]["mobile"] = "12345"
+    del content["admin"]["name"]
     error = await refusal(nats_bus, content)
     assert {field.path for field in error.fields} == {
         "enterprise.uscc",
@@ -157,7 +157,7 @@ async def test_a_uscc_with_an_administrator_is_refused(nats_bus: Bus) -> None:
 
 async def test_an_account_name_in_use_is_refused(nats_bus: Bus) -> None:
     first = application()
-    account = first["admin"]["account"]  # type: ignore[index]
+    account = first["admin"]["account"]
     view = await submit(nats_bus, first)
     pending = await refusal(nats_bus, application(account=account.upper()))
     assert [f.path for f in pending.fields] == ["admin.account"]

@@ -91,13 +91,6 @@ class CardAuthority:
     def crl_path(self) -> Path:
         return self.directory / "card-ca.crl.pem"
 
-    def environment(self) -> dict[str, str]:
-        """The accounts service's settings that make it trust this CA and read its CRL."""
-        return {
-            "SW_ACCOUNTS_CARD_TRUST_ANCHOR": str(self.anchor_path),
-            "SW_ACCOUNTS_CARD_CRL": str(self.crl_path),
-        }
-
     def issue(
         self,
         *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from singlewindow.shared.identifiers import organisation_code_check_digit
 from stdnum.cn import uscc as stdnum_uscc
@@ -28,7 +29,7 @@ def application(
     uscc: str | None = None,
     account: str | None = None,
     password: str = "Chongqing-Trade-2026",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """A valid cardless application (the README's example, with fresh identifiers)."""
     return {
         "enterprise": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 __all__ = ["Database", "IntegrityError", "as_utc"]
 
@@ -23,14 +25,14 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool = True) -> None:
     # Transactions are begun by hand (BEGIN IMMEDIATE below), so the driver must not begin its own.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.close()
 
 
@@ -72,9 +74,30 @@ class Database:
         def upgrade(connection: Connection) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            if self.is_sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
 
-        async with self.engine.begin() as connection:
-            await connection.run_sync(upgrade)
+        engine = self._migration_engine()
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(upgrade)
+        finally:
+            if engine is not self.engine:
+                await engine.dispose()
+
+    def _migration_engine(self) -> AsyncEngine:
+        if not self.is_sqlite or self.url.database in (None, "", ":memory:"):
+            return self.engine
+        # A batch migration rebuilds a table (copy, drop, rename), which trips the foreign keys
+        # pointing at it: SQLite's procedure runs it with foreign keys off, checked before commit
+        # (https://www.sqlite.org/lang_altertable.html#otheralter), and the pragma cannot change
+        # inside a transaction, so migrations get connections of their own.
+        engine = create_async_engine(self.url, poolclass=NullPool)
+        event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, foreign_keys=False))
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        return engine
 
     async def ping(self) -> bool:
         """Whether the database answers."""

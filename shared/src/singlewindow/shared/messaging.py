@@ -21,6 +21,7 @@ from nats.js.api import ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageT
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
+from singlewindow.shared.bus import DEAD_LETTER_STREAM
 from singlewindow.shared.db import Database, IntegrityError
 from singlewindow.shared.events import CONTENT_TYPE, CloudEvent, StreamSpec
 from singlewindow.shared.observability import (
@@ -53,12 +54,6 @@ REDELIVERY_DELAYS = (0.5, 2.0, 5.0, 15.0, 30.0)
 """Seconds to wait before redelivery, by attempt; the last repeats."""
 DUPLICATE_WINDOW_SECONDS = 24 * 3600
 """How long JetStream remembers an event id: longer than any plausible relay outage."""
-
-DEAD_LETTER_STREAM = StreamSpec(
-    name="SW_DEADLETTER",
-    subjects=("sw.deadletter.>",),
-    description="Events a consumer could not apply after every redelivery, kept for replay",
-)
 
 
 def outbox_table(metadata: MetaData) -> Table:

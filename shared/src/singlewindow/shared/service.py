@@ -23,6 +23,7 @@ from nats.js.client import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from singlewindow.shared.bus import inbox_prefix
 from singlewindow.shared.db import Database
 from singlewindow.shared.errors import DomainError, ErrorCode
 from singlewindow.shared.events import CloudEvent, EventSpec, StreamSpec
@@ -81,6 +82,7 @@ class Service:
                 else None
             ),
             name=f"singlewindow-{name}",
+            inbox_prefix=inbox_prefix(name),
             max_reconnect_attempts=-1,
             graceful_timeout=10,
             # Requests and events are logged by the platform, as JSON with correlation ids.
@@ -145,9 +147,17 @@ class Service:
         await self.inbox.consume(consumer, msg, effect, dead_letter_publisher(self.js, self.name))
 
     def app(
-        self, migrations: Path, streams: tuple[StreamSpec, ...], *, title: str
+        self,
+        migrations: Path,
+        streams: tuple[StreamSpec, ...],
+        *,
+        title: str,
+        readiness_details: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> AsgiFastStream:
-        """The ASGI application: broker, lifespan, /healthz, /readyz, /metrics and AsyncAPI docs."""
+        """The ASGI application: broker, lifespan, /healthz, /readyz, /metrics and AsyncAPI docs.
+
+        `readiness_details` adds what /readyz reports besides its checks, without deciding them.
+        """
         service = self
 
         @contextlib.asynccontextmanager
@@ -189,7 +199,10 @@ class Service:
                 "database": await service.db.ping(),
             }
             status = 200 if all(checks.values()) else 503
-            body = json_bytes({"status": "ready" if status == 200 else "not ready", **checks})
+            details = await readiness_details() if readiness_details else {}
+            body = json_bytes(
+                {"status": "ready" if status == 200 else "not ready", **checks, **details}
+            )
             return AsgiResponse(body, status, headers={"content-type": "application/json"})
 
         @get(include_in_schema=False)
@@ -227,15 +240,16 @@ def run(app: AsgiFastStream, settings: ServiceSettings) -> None:
 
 
 def event_subscriber(
-    router: NatsRouter, stream: StreamSpec, spec: EventSpec[Any], durable: str
+    router: NatsRouter, stream: StreamSpec, spec: EventSpec[Any], durable: str, *, service: str
 ) -> PullStreamSubscriber:
-    """Subscribe a durable pull consumer, acknowledged explicitly, to one event type."""
+    """Subscribe `service`'s durable pull consumer, acknowledged explicitly, to one event type."""
     return router.subscriber(
         spec.subject,
         stream=JStream(stream.name, declare=False),
         durable=durable,
         config=consumer_config(durable, spec.subject),
         pull_sub=PullSub(batch_size=10, timeout=5.0),
+        inbox_prefix=(inbox_prefix(service) + ".").encode(),
         # Acks are the inbox's business: redelivery with backoff, then the dead-letter stream.
         ack_policy=AckPolicy.MANUAL,
     )

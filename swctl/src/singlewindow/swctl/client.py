@@ -8,12 +8,14 @@ import os
 import uuid
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
+from singlewindow.shared.bus import inbox_prefix
 from singlewindow.shared.rpc import decode_reply
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -52,6 +54,7 @@ class Client:
                         allow_reconnect=False,
                         max_reconnect_attempts=1,
                         error_cb=_quiet,
+                        inbox_prefix=inbox_prefix(urlsplit(self.url).username or "swctl"),
                     ),
                     timeout=CONNECT_SECONDS,
                 )

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 from singlewindow.shared.contracts import accounts, registration, review
 from singlewindow.shared.errors import DomainError, ErrorCode
-from singlewindow.swctl import events, up
+from singlewindow.swctl import card, cardflows, deadletter, events, up
 from singlewindow.swctl.client import (
     DEFAULT_NATS_URL,
     Client,
@@ -189,6 +189,14 @@ def _decide(decision: review.Decision) -> Command:
 
 
 async def cmd_login(args: argparse.Namespace, client: Client) -> BaseModel:
+    if args.card:
+        if args.account or args.password_stdin:
+            raise UsageError("--card logs in with the card: no --account or --password-stdin")
+        card_session = await _card_flows(args, client).login(read_first=not args.pin_stdin)
+        save_session(card_session.model_dump(mode="json") | {"nats_url": args.nats_url})
+        return card_session
+    if not args.account:
+        raise UsageError("give --account NAME (or --card to log in with a card)")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -200,6 +208,36 @@ async def cmd_login(args: argparse.Namespace, client: Client) -> BaseModel:
     )
     save_session(session.model_dump(mode="json") | {"nats_url": args.nats_url})
     return session
+
+
+async def cmd_register_card(args: argparse.Namespace, client: Client) -> BaseModel:
+    admin = _details_file(args, "admin") if args.file else None
+    if admin is None and not sys.stdin.isatty():
+        raise UsageError("no terminal to ask the administrator's details on; give them with --file")
+    session = await _card_flows(args, client).register_admin(admin)
+    save_session(session.model_dump(mode="json") | {"nats_url": args.nats_url})
+    return session
+
+
+async def cmd_operators_add_card(args: argparse.Namespace, client: Client) -> BaseModel:
+    operator = _details_file(args, "operator")
+    return await _card_flows(args, client).add_operator(_token(), operator)
+
+
+def _card_flows(args: argparse.Namespace, client: Client) -> cardflows.Flows:
+    # With --json, stdout holds the one result document: the card's data and prompts go to stderr.
+    out = sys.stderr if args.json else sys.stdout
+    pin = cardflows.pin_from_stdin() if args.pin_stdin else cardflows.pin_from_terminal(out)
+    return cardflows.Flows(client, reader=args.reader, pin=pin, out=out)
+
+
+def _details_file(args: argparse.Namespace, key: str) -> dict[str, Any]:
+    if args.file == "-" and args.pin_stdin:
+        raise UsageError("--file - and --pin-stdin cannot both read stdin")
+    details = _read_json_file(args.file).get(key)
+    if not isinstance(details, dict):
+        raise UsageError(f"{args.file} must hold an `{key}` object")
+    return details
 
 
 async def cmd_logout(args: argparse.Namespace, client: Client) -> None:
@@ -239,17 +277,23 @@ COMMANDS: dict[str, Command] = {
     "review reject": _decide(review.Decision.REJECT),
     "review return": _decide(review.Decision.RETURN),
     "login": cmd_login,
+    "register card": cmd_register_card,
+    "operators add-card": cmd_operators_add_card,
     "logout": cmd_logout,
     "whoami": cmd_whoami,
     "account show": cmd_account_show,
     "scope options": cmd_scope_options,
     "scope set": cmd_scope_set,
     "events tail": events.tail,
+    "deadletter list": deadletter.list_dead_letters,
+    "deadletter replay": deadletter.replay,
+    **card.COMMANDS,
 }
 
 LOCAL_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "up": up.up,
     "status": up.status,
+    **card.LOCAL_COMMANDS,
 }
 
 
@@ -276,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def group(name: str, help_text: str) -> Any:
         return commands.add_parser(name, help=help_text).add_subparsers(title=f"{name} commands")
+
+    def card_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--reader", help="the card reader (default: the only one with a card)")
+        sub.add_argument("--pin-stdin", action="store_true", help="read the card PIN from stdin")
 
     up_parser = command(commands, "up", "up", "start the embedded platform and wait for Ctrl-C")
     status_parser = command(commands, "status", "status", "show each service's state")
@@ -326,8 +374,25 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     sub = command(commands, "login", "login", "log in and keep the session")
-    sub.add_argument("--account", required=True)
+    sub.add_argument("--account", help="log in with this account name and its password")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    sub.add_argument("--card", action="store_true", help="log in with the card in the reader")
+    card_options(sub)
+
+    sub = command(
+        register, "card", "register card", "register an administrator with a legal-person card"
+    )
+    sub.add_argument(
+        "--file", help="JSON file with the `admin` object, instead of prompts (- for stdin)"
+    )
+    card_options(sub)
+
+    operators = group("operators", "the enterprise's operators (administrator only)")
+    sub = command(
+        operators, "add-card", "operators add-card", "add an operator with their operator card"
+    )
+    sub.add_argument("--file", required=True, help="JSON file with the `operator` object")
+    card_options(sub)
     command(commands, "logout", "logout", "end the session")
     command(commands, "whoami", "whoami", "show the current session")
 
@@ -348,5 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit", type=int, default=None, help="stop after this many events")
     sub.add_argument(
         "--idle-timeout", type=float, default=None, help="stop after this many quiet seconds"
+    )
+
+    card.register(group("card", "virtual E-Port cards and the card readers"), command)
+
+    dead = group("deadletter", "events a consumer gave up on")
+    command(dead, "list", "deadletter list", "list dead letters with their reasons")
+    sub = command(dead, "replay", "deadletter replay", "send a dead letter to its consumer again")
+    sub.add_argument(
+        "sequence", type=int, help="the dead letter's sequence (from `deadletter list`)"
     )
     return parser

@@ -19,8 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from singlewindow.virtual_card.issuing import DevCA
+from singlewindow.virtual_card.pcscd import Mode as PcscdMode
+from singlewindow.virtual_card.pcscd import Pcscd, PcscdUnavailable, start_pcscd
+
 SERVICES: dict[str, int] = {"registration": 8101, "review": 8102, "accounts": 8103}
 """Each service of the embedded platform and its default HTTP port (health, metrics, docs)."""
+CARD_GATEWAY = "card-gateway"
+CARD_GATEWAY_PORT = 8104
+"""card-gateway runs where the readers are: in the embedded platform with `cards`, on 8104."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,11 @@ class PlatformConfig:
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
     database_urls: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    cards: bool = False
+    """Also run pcscd with the virtual reader and card-gateway (in `service_ports`), and have
+    accounts trust the development CA kept in `dev_ca_dir`."""
+    pcscd_mode: PcscdMode = "system"
+    """The machine's pcscd (`swctl up`), or one of the platform's own (`private`, `auto`)."""
 
     @property
     def nats_url(self) -> str:
@@ -43,6 +55,16 @@ class PlatformConfig:
     def state_file(self) -> Path:
         """Where a running platform says what it started, for `swctl status`."""
         return self.data_dir / "platform.json"
+
+    @property
+    def dev_ca_dir(self) -> Path:
+        """Where the development CA that issues virtual cards lives."""
+        return self.data_dir / "dev-ca"
+
+    @property
+    def cards_dir(self) -> Path:
+        """Where `swctl card issue` puts card files."""
+        return self.data_dir / "cards"
 
     def database_url(self, service: str) -> str:
         """The service's database: its own SQLite file unless told otherwise."""
@@ -69,6 +91,10 @@ class Platform:
         self.config = config
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
+        self.pcscd: Pcscd | None = None
+        self.pcscd_problem: str | None = None
+        """Why there is no pcscd with the virtual reader (card-gateway then runs without it)."""
+        self._card_environment: dict[str, dict[str, str]] = {}
         (config.data_dir / "log").mkdir(parents=True, exist_ok=True)
 
     def log_path(self, name: str) -> Path:
@@ -76,13 +102,32 @@ class Platform:
         return self.config.data_dir / "log" / f"{name}.log"
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start nats-server, then every service; return once all are ready."""
+        """Start nats-server (and pcscd), then every service; return once all are ready."""
+        if self.config.cards:
+            self.prepare_cards()
         self.start_nats()
         for service in self.config.service_ports:
             self.start_service(service, wait=False)
         for service in self.config.service_ports:
             self.wait_ready(service, timeout)
         self.write_state()
+
+    def prepare_cards(self) -> None:
+        """Create the development CA (accounts is told where it is), start pcscd with the vpcd
+        reader; without pcscd, say why and go on: card-gateway then reports no reader."""
+        ca = DevCA.open(self.config.dev_ca_dir)
+        self._card_environment["accounts"] = {
+            "SW_ACCOUNTS_CARD_TRUST_ANCHOR": str(ca.certificate_path),
+            "SW_ACCOUNTS_CARD_CRL": str(ca.crl_path),
+        }
+        self.config.cards_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.pcscd = start_pcscd(self.config.data_dir / "pcscd", self.config.pcscd_mode)
+        except (PcscdUnavailable, OSError) as exc:
+            self.pcscd, self.pcscd_problem = None, str(exc)
+            return
+        self.pcscd_problem = None
+        self._card_environment[CARD_GATEWAY] = self.pcscd.environment()
 
     def start_nats(self, timeout: float = 20.0) -> None:
         """Start the JetStream nats-server with its data under the data directory."""
@@ -113,7 +158,8 @@ class Platform:
     def start_service(self, service: str, *, wait: bool = True, timeout: float = 60.0) -> None:
         """Start one service as its own process, as its container would run it."""
         prefix = f"SW_{service.upper().replace('-', '_')}_"
-        env = os.environ.copy() | self.config.environment
+        # The platform's own card settings first, so that a test's explicit ones win.
+        env = os.environ.copy() | self._card_environment.get(service, {}) | self.config.environment
         env |= {
             prefix + "NATS_URL": self.config.nats_url,
             prefix + "DATABASE_URL": self.config.database_url(service),
@@ -147,9 +193,12 @@ class Platform:
             log.close()
 
     def stop(self) -> None:
-        """Stop every service, then nats-server."""
+        """Stop every service, then pcscd and nats-server."""
         for name in [n for n in self.processes if n != "nats-server"]:
             self.stop_process(name)
+        if self.pcscd is not None:
+            self.pcscd.stop()
+            self.pcscd = None
         self.stop_process("nats-server")
         self.config.state_file.unlink(missing_ok=True)
 
@@ -180,7 +229,28 @@ class Platform:
             if "nats-server" in self.processes
             else None,
         }
+        if self.config.cards:
+            state["cards"] = self.cards_state()
         self.config.state_file.write_text(json.dumps(state, indent=2))
+
+    def cards_state(self) -> dict[str, Any]:
+        """Where the virtual cards go: pcscd, the vpcd reader's port, the CA, the card files."""
+        pcscd = self.pcscd
+        return {
+            "dev_ca": str(self.config.dev_ca_dir),
+            "cards_dir": str(self.config.cards_dir),
+            "pcscd": None
+            if pcscd is None
+            else {
+                "mode": pcscd.mode,
+                "pid": pcscd.pid,
+                "socket": str(pcscd.socket),
+                "vpcd_port": pcscd.vpcd_port,
+                "readers": list(pcscd.readers),
+                "log": str(pcscd.log) if pcscd.log else None,
+            },
+            "pcscd_problem": self.pcscd_problem,
+        }
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         self.stop_process(name)

@@ -12,6 +12,8 @@ from types import FrameType
 from typing import Any
 
 from singlewindow.swctl.platform import (
+    CARD_GATEWAY,
+    CARD_GATEWAY_PORT,
     SERVICES,
     Platform,
     PlatformConfig,
@@ -19,7 +21,9 @@ from singlewindow.swctl.platform import (
     http_ok,
 )
 
-SERVICE_PORT_OFFSETS = {name: port - 8100 for name, port in SERVICES.items()}
+SERVICE_PORT_OFFSETS = {
+    name: port - 8100 for name, port in (SERVICES | {CARD_GATEWAY: CARD_GATEWAY_PORT}).items()
+}
 
 NEXT_STEPS = """\
 Next, try:
@@ -29,6 +33,9 @@ Next, try:
   uv run swctl login --account cq_trade_admin
   uv run swctl scope options && uv run swctl scope set import_export_consignee
   uv run swctl events tail --from-start
+  uv run swctl card issue --type legal-person --uscc USCC --enterprise-name NAME \
+      --holder-name NAME --holder-id ID      # a virtual E-Port card (PIN 88888888)
+  uv run swctl card insert CARD && uv run swctl card readers
 Ctrl-C stops everything; the data stays in {data_dir} for the next `make up`."""
 
 
@@ -42,6 +49,7 @@ def up(args: argparse.Namespace) -> int:
             nats_port=args.nats_port,
             nats_monitor_port=args.nats_port + 4000,
             service_ports=ports,
+            cards=True,
         )
     )
     stopping = False
@@ -55,7 +63,8 @@ def up(args: argparse.Namespace) -> int:
     print(f"Starting the Single Window platform (data in {data_dir}) ...", flush=True)
     try:
         platform.start()
-    except (RuntimeError, TimeoutError, FileNotFoundError) as exc:
+    # ValueError: a development CA that cannot be read (IssuingError).
+    except (RuntimeError, TimeoutError, FileNotFoundError, ValueError) as exc:
         print(f"swctl up: {exc}", file=sys.stderr)
         platform.stop()
         return 1
@@ -100,13 +109,18 @@ def collect_status(data_dir: Path) -> dict[str, Any]:
             "database": info["database"],
             "log": info["log"],
         }
-    return {
+    report = {
         "running": True,
         "data_dir": state["data_dir"],
         "nats_url": state["nats_url"],
         "nats": "ready" if nats_ok else "down",
         "services": services,
     }
+    if "cards" in state:
+        gateway = state["services"].get(CARD_GATEWAY)
+        ready = http_json(f"http://127.0.0.1:{gateway['port']}/readyz") if gateway else None
+        report["cards"] = state["cards"] | {"pcsc": ready.get("pcsc") if ready else None}
+    return report
 
 
 def print_status(report: dict[str, Any]) -> None:
@@ -124,6 +138,29 @@ def print_status(report: dict[str, Any]) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    if "cards" in report:
+        print_cards(report["cards"])
+
+
+def print_cards(cards: dict[str, Any]) -> None:
+    """pcscd, the virtual reader and what card-gateway sees in the readers."""
+    pcscd = cards.get("pcscd")
+    if pcscd is None:
+        print(f"CARDS  no virtual card reader: {cards.get('pcscd_problem') or 'pcscd not started'}")
+    elif pcscd["pid"] is None or not Path(f"/proc/{pcscd['pid']}").exists():
+        print("CARDS  pcscd is not running any more: card-gateway has no reader")
+    else:
+        print(
+            f"CARDS  pcscd ({pcscd['mode']}, pid {pcscd['pid']}); a virtual card goes in with "
+            f"`swctl card insert CARD` (vpcd port {pcscd['vpcd_port']})"
+        )
+    pcsc = cards.get("pcsc")
+    if pcsc is None:
+        print("       card-gateway does not answer")
+    elif pcsc["state"] != "available":
+        print(f"       card-gateway: {pcsc.get('detail') or pcsc['state']}")
+    for reader in pcsc["readers"] if pcsc else []:
+        print(f"       reader {reader['name']}: {'card in' if reader['card_present'] else 'empty'}")
 
 
 def status(args: argparse.Namespace) -> int:

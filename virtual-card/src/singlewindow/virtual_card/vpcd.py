@@ -8,6 +8,9 @@ message is a 2-byte big-endian length and a body: a 1-byte body is a control mes
 command APDU answered with its response APDU.
 
     python -m singlewindow.virtual_card.vpcd --card CARDFILE [--host H] [--port 35963]
+
+The card's key is the SM2 key in the card file (``singlewindow.virtual_card.signer``) unless
+``--signer-factory MODULE:CALLABLE`` names another way to sign (the tests' fake keys).
 """
 
 from __future__ import annotations
@@ -25,8 +28,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
-from singlewindow.virtual_card.applet import CardApplet, EPortApplet, ForeignApplet, Signer
+from singlewindow.virtual_card.applet import (
+    CardApplet,
+    EPortApplet,
+    ForeignApplet,
+    Signer,
+    WrongLength,
+    parse_command,
+)
 from singlewindow.virtual_card.card import CardFileError, load_card_file, save_card_file
+from singlewindow.virtual_card.signer import from_key
 
 DEFAULT_HOST: Final = "localhost"
 DEFAULT_PORT: Final = 35963
@@ -39,13 +50,6 @@ CTRL_GET_ATR: Final = 0x04
 SignerFactory = Callable[[Mapping[str, Any]], Signer]
 
 log = logging.getLogger("singlewindow.virtual_card.vpcd")
-
-
-def no_signer(key: Mapping[str, Any]) -> Signer:
-    """The default signer factory until one is given: refuses every key type."""
-    raise CardFileError(
-        f"no signer for key type {key.get('type')!r}; pass --signer-factory MODULE:CALLABLE"
-    )
 
 
 def load_signer_factory(spec: str) -> SignerFactory:
@@ -124,8 +128,13 @@ async def serve(
                 answer = _control(applet, message[0])
             else:
                 answer = await asyncio.to_thread(_process, applet, message)
-                # Only the instruction and the status: a VERIFY body is the PIN.
-                log.debug("INS %s -> SW %s", message[1:2].hex().upper(), answer[-2:].hex().upper())
+                # Only the instruction, the data length and the status: a VERIFY body is the PIN.
+                log.debug(
+                    "INS %s (%d data bytes) -> SW %s",
+                    message[1:2].hex().upper(),
+                    _data_length(message),
+                    answer[-2:].hex().upper(),
+                )
             if answer is not None:
                 writer.write(_frame(answer))
                 await writer.drain()
@@ -133,6 +142,13 @@ async def serve(
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+def _data_length(command: bytes) -> int:
+    try:
+        return len(parse_command(command).data)
+    except WrongLength:
+        return 0
 
 
 def _process(applet: CardApplet, command: bytes) -> bytes:
@@ -221,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--signer-factory",
         metavar="MODULE:CALLABLE",
-        help="makes the card's Signer from the card file's key object",
+        help="makes the card's Signer from the card file's key object (default: its SM2 key)",
     )
     parser.add_argument(
         "--not-eport", action="store_true", help="insert a card that is not an E-Port card"
@@ -245,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.card is None:
             parser.error("--card is required")
         try:
-            factory = load_signer_factory(args.signer_factory) if args.signer_factory else no_signer
+            factory = load_signer_factory(args.signer_factory) if args.signer_factory else from_key
             applet = eport_applet(args.card, factory)
         except (CardFileError, ValueError, ImportError, AttributeError) as exc:
             log.error("%s", exc)

@@ -9,6 +9,7 @@ from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
 from singlewindow.accounts.handlers import router
 from singlewindow.accounts.repository import metadata
 from singlewindow.accounts.settings import Settings
+from singlewindow.accounts.trust import TrustStore
 from singlewindow.shared.contracts import accounts, registration
 from singlewindow.shared.passwords import PasswordHashing
 from singlewindow.shared.service import Service
@@ -38,5 +39,6 @@ app.context.set_global(
             absolute=timedelta(hours=settings.session_absolute_hours),
         ),
         decoy_hash=passwords.parameters.hasher().hash(secrets.token_urlsafe(16)),
+        trust=TrustStore(settings.card_trust_anchor, settings.card_crl),
     ),
 )

@@ -15,7 +15,7 @@ from singlewindow.accounts.domain import (
     required_actions,
     token_digest,
 )
-from singlewindow.accounts.repository import Account, Accounts
+from singlewindow.accounts.repository import Account, Accounts, Session
 from singlewindow.shared.contracts import accounts as contract
 from singlewindow.shared.contracts.accounts import (
     AuthenticationAttempted,
@@ -82,7 +82,7 @@ async def login_with_password(deps: AccountsRuntime, account: str, password: str
         await repository.open_session(
             token_digest(token), found.account_id, "password", now, expires_at
         )
-        actions = await _required_actions(repository, found)
+        actions = await pending_actions(repository, found)
         await _audit(deps, connection, account, found, "succeeded", None)
     return session_view(deps, found, token, actions, now, expires_at)
 
@@ -107,8 +107,10 @@ async def authenticate(
     account = await repository.account_by_id(session.account_id)
     if account is None or account.status != "active":
         raise ended
+    if session.method == "card" and not await _card_still_bound(repository, session):
+        raise ended
     await repository.touch_session(digest, now)
-    actions = await _required_actions(repository, account)
+    actions = await pending_actions(repository, account)
     blocking = [action for action in actions if action not in allow]
     if blocking:
         raise DomainError(
@@ -125,6 +127,9 @@ def session_view(
     actions: tuple[RequiredAction, ...],
     last_seen: datetime,
     expires_at: datetime,
+    *,
+    method: str = "password",
+    card_number: str | None = None,
 ) -> SessionView:
     """What the client is told of a session."""
     return SessionView(
@@ -136,10 +141,22 @@ def session_view(
         required_actions=actions,
         expires_at=expires_at,
         idle_expires_at=deps.sessions.idle_expiry(last_seen, expires_at),
+        method=method,
+        card_number=card_number,
+        operator_level=account.operator_level,
     )
 
 
-async def _required_actions(repository: Accounts, account: Account) -> tuple[RequiredAction, ...]:
+async def _card_still_bound(repository: Accounts, session: Session) -> bool:
+    # A card session lives only as long as its card stays bound to the account.
+    if session.card_number is None:
+        return False
+    binding = await repository.card_binding(session.card_number)
+    return binding is not None and binding.account_id == session.account_id
+
+
+async def pending_actions(repository: Accounts, account: Account) -> tuple[RequiredAction, ...]:
+    """What a session of `account` must do first."""
     scope_declared = False
     if account.uscc is not None:
         _codes, version = await repository.current_scope(account.uscc)

@@ -8,6 +8,7 @@ from typing import Annotated
 from faststream import Context
 from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
 from singlewindow.accounts.settings import Settings
+from singlewindow.accounts.trust import TrustStore
 from singlewindow.shared.passwords import PasswordHashing
 from singlewindow.shared.service import Service
 
@@ -23,6 +24,8 @@ class AccountsRuntime:
     sessions: SessionPolicy
     decoy_hash: str
     """Verified against when the account does not exist, so both cases take as long."""
+    trust: TrustStore
+    """The card CA and revocation list that card certificates are checked against."""
 
 
 Deps = Annotated[AccountsRuntime, Context("accounts")]

@@ -1,13 +1,17 @@
-"""Accounts rules, pure: throttling delays, session lifetimes, required actions, tokens."""
+"""Accounts rules, pure: throttling, sessions, required actions, tokens, card data."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from singlewindow.shared.cardcrypto import CardIdentity
 from singlewindow.shared.contracts.accounts import RequiredAction, Role
+from singlewindow.shared.contracts.card_gateway import CardData
+from singlewindow.shared.identifiers import InvalidIdentifier, normalise_uscc
 
 INCORRECT_CREDENTIALS = "account name or password is incorrect"
 """One message for an unknown account and a wrong password, so neither can be told apart."""
@@ -67,3 +71,61 @@ def required_actions(
     if role is Role.ADMIN and not scope_declared:
         actions.append(RequiredAction.BUSINESS_SCOPE)
     return tuple(actions)
+
+
+def division_of(uscc: str) -> str:
+    """The administrative division a USCC was registered in (its characters 3 to 8)."""
+    return uscc[2:8]
+
+
+def card_data_mismatch(card: CardData, identity: CardIdentity) -> str | None:
+    """What the card's data file says differently from its certificate, if anything.
+
+    The certificate is what the CA vouches for; the data file is only the card's word. The card
+    type and operator level are compared when the certificate states them (its `title`);
+    a certificate without them leaves the data file's word to stand.
+    """
+    compared = [
+        ("enterprise USCC", card.enterprise_uscc, identity.uscc),
+        ("enterprise name", card.enterprise_name, identity.enterprise_name),
+        ("holder name", card.holder_name, identity.holder_name),
+        ("card number", card.card_number, identity.card_number),
+    ]
+    if identity.card_type is not None:
+        compared.append(("card type", _text(card.card_type), _text(identity.card_type)))
+        compared.append(
+            ("operator level", _text(card.operator_level), _text(identity.operator_level))
+        )
+    for what, on_card, on_certificate in compared:
+        if _comparable(on_card) != _comparable(on_certificate):
+            return f"card data does not match the card's certificate: the {what} differs"
+    return None
+
+
+def _comparable(text: str) -> str:
+    return unicodedata.normalize("NFC", text.strip())
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    return str(getattr(value, "value", value))
+
+
+CARD_FIELD_LIMITS = {"card_number": 40, "enterprise_name": 100, "holder_name": 50}
+"""The longest values the platform stores of a card."""
+
+
+def card_data_problem(card: CardData) -> str | None:
+    """Why the platform cannot take a card's (certified) data as it is, if it cannot."""
+    try:
+        valid = normalise_uscc(card.enterprise_uscc) == card.enterprise_uscc
+    except InvalidIdentifier:
+        valid = False
+    if not valid:
+        return "the card's enterprise USCC is not a valid unified social credit code"
+    for name, limit in CARD_FIELD_LIMITS.items():
+        if len(getattr(card, name)) > limit:
+            what = name.replace("_", " ")
+            return f"the card's {what} is longer than the platform accepts ({limit} characters)"
+    return None

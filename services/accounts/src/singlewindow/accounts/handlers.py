@@ -254,7 +254,9 @@ async def onboarding_check(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, OnboardingCheck, handle)
 
 
-@event_subscriber(router, registration.STREAM, registration.APPROVED, APPROVALS_CONSUMER)
+@event_subscriber(
+    router, registration.STREAM, registration.APPROVED, APPROVALS_CONSUMER, service=contract.SERVICE
+)
 async def register_approved_enterprise(msg: NatsMessage, deps: Deps) -> None:
     """Create the enterprise and its active administrator when an application is approved."""
     await deps.service.consume(APPROVALS_CONSUMER, msg, partial(_register_enterprise, deps))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from singlewindow.accounts.domain import account_key
+from singlewindow.accounts.domain import account_key, division_of
+from singlewindow.shared.cardcrypto import CardCertificateFields
 from singlewindow.shared.contracts.accounts import BusinessScope, Role
+from singlewindow.shared.contracts.card_gateway import CardData, CardType, OperatorLevel
+from singlewindow.shared.contracts.common import AccountHolder
 from singlewindow.shared.contracts.registration import Onboarding
 from singlewindow.shared.db import as_utc
 from sqlalchemy import (
@@ -34,6 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 metadata = MetaData()
 
+CHALLENGE_MEMORY = timedelta(minutes=10)
+"""How long a spent or expired challenge is remembered, to tell "already used" from "unknown"."""
+
 enterprises = Table(
     "enterprises",
     metadata,
@@ -41,11 +47,12 @@ enterprises = Table(
     Column("name", String(100), nullable=False),
     Column("name_en", String(200)),
     Column("division", String(6), nullable=False),
-    Column("address", String(200), nullable=False),
-    Column("legal_rep_name", String(50), nullable=False),
-    Column("legal_rep_id_type", String(40), nullable=False),
-    Column("legal_rep_id_number", String(40), nullable=False),
-    Column("legal_rep_mobile", String(20), nullable=False),
+    # A card does not say these: an enterprise registered by card has them unknown until it files.
+    Column("address", String(200)),
+    Column("legal_rep_name", String(50)),
+    Column("legal_rep_id_type", String(40)),
+    Column("legal_rep_id_number", String(40)),
+    Column("legal_rep_mobile", String(20)),
     Column("registered_via", String(20), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
@@ -67,6 +74,7 @@ accounts = Table(
     Column("password_must_change", Boolean, nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("operator_level", String(16)),
 )
 Index(
     "one_active_admin_per_enterprise",
@@ -86,6 +94,8 @@ sessions = Table(
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("card_number", String(40)),
+    Column("card_fingerprint", String(64)),
 )
 
 login_throttle = Table(
@@ -94,6 +104,27 @@ login_throttle = Table(
     Column("account_key", String(64), primary_key=True),
     Column("failures", Integer, nullable=False),
     Column("blocked_until", DateTime(timezone=True), nullable=False),
+)
+
+card_challenges = Table(
+    "card_challenges",
+    metadata,
+    Column("challenge_id", String(80), primary_key=True),
+    Column("challenge", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("used_at", DateTime(timezone=True)),
+)
+
+card_bindings = Table(
+    "card_bindings",
+    metadata,
+    Column("card_number", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.account_id"), nullable=False, index=True),
+    Column("card_type", String(16), nullable=False),
+    Column("certificate_serial", String(80), nullable=False),
+    Column("certificate_fingerprint", String(64), nullable=False),
+    Column("bound_at", DateTime(timezone=True), nullable=False),
 )
 
 business_scopes = Table(
@@ -124,17 +155,55 @@ class Account:
     password_must_change: bool
     status: str
     created_at: datetime
+    operator_level: OperatorLevel | None = None
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """An account to create: who holds it, what it may do, and its credential."""
+
+    holder: AccountHolder
+    role: Role
+    uscc: str | None
+    password_hash: str
+    password_must_change: bool
+    operator_level: OperatorLevel | None = None
 
 
 @dataclass(frozen=True)
 class Session:
-    """A stored session."""
+    """A stored session; a card session names the card it is bound to."""
 
     account_id: str
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
+    method: str = "password"
+    card_number: str | None = None
+    card_fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class CardBinding:
+    """A card bound to an account: that card logs in to that account only."""
+
+    card_number: str
+    account_id: str
+    card_type: CardType
+    certificate_serial: str
+    certificate_fingerprint: str
+    bound_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredChallenge:
+    """A card challenge as stored."""
+
+    challenge_id: str
+    challenge: str
+    expires_at: datetime
+    used_at: datetime | None
 
 
 class Accounts:
@@ -165,7 +234,7 @@ class Accounts:
                 created_at=now,
             )
         )
-        account_id = f"acc_{secrets.token_urlsafe(12)}"
+        account_id = _new_account_id()
         await self.connection.execute(
             insert(accounts).values(
                 account_id=account_id,
@@ -182,6 +251,49 @@ class Accounts:
                 password_must_change=False,
                 status="active",
                 created_at=now,
+            )
+        )
+        found = await self.account_by_id(account_id)
+        assert found is not None
+        return found
+
+    async def create_enterprise_from_card(self, card: CardData, now: datetime) -> None:
+        """Create the enterprise a legal-person card names, with what the card says of it."""
+        legal_person = card.card_type is CardType.LEGAL_PERSON
+        await self.connection.execute(
+            insert(enterprises).values(
+                uscc=card.enterprise_uscc,
+                name=card.enterprise_name,
+                division=division_of(card.enterprise_uscc),
+                # The legal-person card is the legal representative's own.
+                legal_rep_name=card.holder_name if legal_person else None,
+                legal_rep_id_number=card.holder_id_number if legal_person else None,
+                registered_via="card",
+                created_at=now,
+            )
+        )
+
+    async def create_account(self, new: NewAccount, now: datetime) -> Account:
+        """Create an active account."""
+        account_id = _new_account_id()
+        holder = new.holder
+        await self.connection.execute(
+            insert(accounts).values(
+                account_id=account_id,
+                account=holder.account,
+                account_key=account_key(holder.account),
+                role=new.role.value,
+                uscc=new.uscc,
+                name=holder.name,
+                id_type=holder.id_type.value,
+                id_number=holder.id_number,
+                mobile=holder.mobile,
+                email=holder.email,
+                password_hash=new.password_hash,
+                password_must_change=new.password_must_change,
+                status="active",
+                created_at=now,
+                operator_level=None if new.operator_level is None else new.operator_level.value,
             )
         )
         found = await self.account_by_id(account_id)
@@ -243,9 +355,17 @@ class Accounts:
     # Sessions
 
     async def open_session(
-        self, digest: str, account_id: str, method: str, now: datetime, expires_at: datetime
+        self,
+        digest: str,
+        account_id: str,
+        method: str,
+        now: datetime,
+        expires_at: datetime,
+        *,
+        card_number: str | None = None,
+        card_fingerprint: str | None = None,
     ) -> None:
-        """Store a new session under its token digest."""
+        """Store a new session under its token digest (a card session with its card)."""
         await self.connection.execute(
             insert(sessions).values(
                 token_digest=digest,
@@ -254,6 +374,8 @@ class Accounts:
                 created_at=now,
                 last_seen_at=now,
                 expires_at=expires_at,
+                card_number=card_number,
+                card_fingerprint=card_fingerprint,
             )
         )
 
@@ -276,6 +398,9 @@ class Accounts:
             last_seen_at=as_utc(row["last_seen_at"]),
             expires_at=as_utc(row["expires_at"]),
             revoked_at=None if row["revoked_at"] is None else as_utc(row["revoked_at"]),
+            method=row["method"],
+            card_number=row["card_number"],
+            card_fingerprint=row["card_fingerprint"],
         )
 
     async def touch_session(self, digest: str, now: datetime) -> None:
@@ -290,6 +415,101 @@ class Accounts:
             update(sessions)
             .where(sessions.c.token_digest == digest, sessions.c.revoked_at.is_(None))
             .values(revoked_at=now)
+        )
+
+    # Cards
+
+    async def store_challenge(
+        self, challenge_id: str, challenge: str, now: datetime, expires_at: datetime
+    ) -> None:
+        """Keep a new challenge until it is used or expires; forget long-expired ones."""
+        await self.connection.execute(
+            card_challenges.delete().where(card_challenges.c.expires_at < now - CHALLENGE_MEMORY)
+        )
+        await self.connection.execute(
+            insert(card_challenges).values(
+                challenge_id=challenge_id,
+                challenge=challenge,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+
+    async def use_challenge(self, challenge_id: str, now: datetime) -> str | None:
+        """Mark an unused, unexpired challenge used, atomically; return it (None: not usable)."""
+        statement = (
+            update(card_challenges)
+            .where(
+                card_challenges.c.challenge_id == challenge_id,
+                card_challenges.c.used_at.is_(None),
+                card_challenges.c.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(card_challenges.c.challenge)
+        )
+        challenge: str | None = (await self.connection.execute(statement)).scalar_one_or_none()
+        return challenge
+
+    async def challenge(self, challenge_id: str) -> StoredChallenge | None:
+        """A challenge by id, used or not."""
+        row = (
+            (
+                await self.connection.execute(
+                    select(card_challenges).where(card_challenges.c.challenge_id == challenge_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return StoredChallenge(
+            challenge_id=row["challenge_id"],
+            challenge=row["challenge"],
+            expires_at=as_utc(row["expires_at"]),
+            used_at=None if row["used_at"] is None else as_utc(row["used_at"]),
+        )
+
+    async def bind_card(
+        self,
+        card_number: str,
+        account_id: str,
+        card_type: CardType,
+        certificate: CardCertificateFields,
+        now: datetime,
+    ) -> None:
+        """Bind a card to an account."""
+        await self.connection.execute(
+            insert(card_bindings).values(
+                card_number=card_number,
+                account_id=account_id,
+                card_type=card_type.value,
+                certificate_serial=str(certificate.serial_number),
+                certificate_fingerprint=certificate.fingerprint,
+                bound_at=now,
+            )
+        )
+
+    async def card_binding(self, card_number: str) -> CardBinding | None:
+        """The binding of a card, if it is bound."""
+        row = (
+            (
+                await self.connection.execute(
+                    select(card_bindings).where(card_bindings.c.card_number == card_number)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return CardBinding(
+            card_number=row["card_number"],
+            account_id=row["account_id"],
+            card_type=CardType(row["card_type"]),
+            certificate_serial=row["certificate_serial"],
+            certificate_fingerprint=row["certificate_fingerprint"],
+            bound_at=as_utc(row["bound_at"]),
         )
 
     # Throttling
@@ -359,6 +579,10 @@ class Accounts:
         )
 
 
+def _new_account_id() -> str:
+    return f"acc_{secrets.token_urlsafe(12)}"
+
+
 def _account(row: RowMapping) -> Account:
     return Account(
         account_id=row["account_id"],
@@ -374,4 +598,7 @@ def _account(row: RowMapping) -> Account:
         password_must_change=bool(row["password_must_change"]),
         status=row["status"],
         created_at=as_utc(row["created_at"]),
+        operator_level=None
+        if row["operator_level"] is None
+        else OperatorLevel(row["operator_level"]),
     )

@@ -1,11 +1,13 @@
 """Accounts service settings, from `SW_ACCOUNTS_*` environment variables."""
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 from singlewindow.shared.service import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    """Where the accounts service finds NATS and its database; session and throttling policy."""
+    """Where the accounts service finds NATS and its database; sessions, throttling, cards."""
 
     model_config = SettingsConfigDict(env_prefix="SW_ACCOUNTS_", extra="ignore")
 
@@ -17,3 +19,10 @@ class Settings(ServiceSettings):
     throttle_base_seconds: float = 1.0
     throttle_max_seconds: float = 900
     registration_timeout_seconds: float = 3.0
+    password_min_length: int = 8
+    card_trust_anchor: Path | None = None
+    """The CA certificate (PEM or DER) card certificates must chain to; none: no card requests."""
+    card_crl: Path | None = None
+    """The CA's revocation list (PEM or DER); re-read whenever the file changes."""
+    card_challenge_seconds: float = 120
+    """How long a card challenge may wait for its signature."""

@@ -221,7 +221,9 @@ class PcscConnection:
         hresult, response = scard.SCardTransmit(self._card, self._pci, list(apdu))
         self._check(_result(hresult))
         if len(response) < 2:
-            raise CardCommunicationError(f"the card in {self.reader} answered no status word")
+            # What vpcd hands back when the card went during this very command: gone, as above.
+            self._gone = True
+            raise CardRemoved(f"the card in {self.reader} stopped answering mid-command")
         return bytes(response[:-2]), int(response[-2]), int(response[-1])
 
     def _check(self, hresult: int) -> None:

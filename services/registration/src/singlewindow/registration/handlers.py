@@ -125,7 +125,9 @@ async def onboarding_details(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, OnboardingDetails, handle)
 
 
-@event_subscriber(router, review.STREAM, review.DECIDED, DECISIONS_CONSUMER)
+@event_subscriber(
+    router, review.STREAM, review.DECIDED, DECISIONS_CONSUMER, service=contract.SERVICE
+)
 async def apply_review_decision(msg: NatsMessage, deps: Deps) -> None:
     """Record a reviewer's decision on a cardless application and announce the outcome."""
 

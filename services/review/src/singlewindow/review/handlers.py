@@ -30,13 +30,25 @@ SUBMITTED_CONSUMER = "review-registration-submitted"
 RESUBMITTED_CONSUMER = "review-registration-resubmitted"
 
 
-@event_subscriber(router, registration.STREAM, registration.SUBMITTED, SUBMITTED_CONSUMER)
+@event_subscriber(
+    router,
+    registration.STREAM,
+    registration.SUBMITTED,
+    SUBMITTED_CONSUMER,
+    service=contract.SERVICE,
+)
 async def open_task_for_submission(msg: NatsMessage, deps: Deps) -> None:
     """Open a review task for a newly submitted cardless application."""
     await deps.service.consume(SUBMITTED_CONSUMER, msg, partial(_open_task, deps))
 
 
-@event_subscriber(router, registration.STREAM, registration.RESUBMITTED, RESUBMITTED_CONSUMER)
+@event_subscriber(
+    router,
+    registration.STREAM,
+    registration.RESUBMITTED,
+    RESUBMITTED_CONSUMER,
+    service=contract.SERVICE,
+)
 async def open_task_for_resubmission(msg: NatsMessage, deps: Deps) -> None:
     """Open a review task for a corrected application."""
     await deps.service.consume(RESUBMITTED_CONSUMER, msg, partial(_open_task, deps))

@@ -7,9 +7,13 @@ Card certificate subject, from most to least significant RDN:
     C  (2.5.4.6)            CN
     O  (2.5.4.10)           the enterprise name
     OU (2.5.4.11)           the card number
+    title (2.5.4.12)        the card type, with the operator level for an operator card:
+                            ``legal-person``, ``operator:entry`` or ``operator:declaration``
+                            (absent from certificates issued without a card type)
     CN (2.5.4.3)            the holder's name
 
-Names are UTF8String except serialNumber and C, which are PrintableString.
+Names are UTF8String except serialNumber and C, which are PrintableString. The card type and level
+are in the signed certificate so that editing a card's data file cannot raise an operator's level.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ _COMMON_NAME: Final = "2.5.4.3"
 _SERIAL_NUMBER: Final = "2.5.4.5"
 _ORGANIZATION: Final = "2.5.4.10"
 _ORGANIZATIONAL_UNIT: Final = "2.5.4.11"
+_TITLE: Final = "2.5.4.12"
+CARD_TYPES: Final = ("legal-person", "operator")
+OPERATOR_LEVELS: Final = ("entry", "declaration")
 _PRINTABLE: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?"
 )
@@ -55,6 +62,10 @@ class CardIdentity:
     enterprise_name: str
     uscc: str
     card_number: str
+    card_type: str | None = None
+    """``legal-person`` or ``operator``; None for a certificate that does not say."""
+    operator_level: str | None = None
+    """``entry`` or ``declaration``, for an operator card only (and required for one)."""
 
     def __post_init__(self) -> None:
         for name in ("holder_name", "enterprise_name", "uscc", "card_number"):
@@ -62,6 +73,30 @@ class CardIdentity:
                 raise ValueError(f"{name} must not be empty")
         if not set(self.uscc) <= _PRINTABLE:
             raise ValueError("uscc must be printable ASCII")
+        if self.card_type is not None and self.card_type not in CARD_TYPES:
+            raise ValueError(f"unknown card type {self.card_type!r}")
+        if self.card_type == "operator":
+            if self.operator_level not in OPERATOR_LEVELS:
+                raise ValueError("an operator card needs an operator level (entry or declaration)")
+        elif self.operator_level is not None:
+            raise ValueError("only an operator card has an operator level")
+
+    @property
+    def title(self) -> str | None:
+        """The subject title attribute that states the card type (and operator level)."""
+        if self.card_type is None:
+            return None
+        if self.operator_level is None:
+            return self.card_type
+        return f"{self.card_type}:{self.operator_level}"
+
+    @staticmethod
+    def parse_title(title: str) -> tuple[str, str | None]:
+        """The card type and operator level a title attribute states; ValueError if neither."""
+        card_type, _, level = title.partition(":")
+        if card_type not in CARD_TYPES or (level and level not in OPERATOR_LEVELS):
+            raise ValueError(f"not a card type: {title!r}")
+        return card_type, level or None
 
 
 @dataclass(frozen=True)
@@ -134,15 +169,16 @@ def issue_card_certificate(
     """An end-entity card certificate (keyUsage digitalSignature) signed by the CA, DER."""
     ca = _issuer(ca_key, ca_certificate)
     start = _start(not_before)
-    subject = x509.Name.build(
-        {
-            "serial_number": identity.uscc,
-            "country_name": "CN",
-            "organization_name": identity.enterprise_name,
-            "organizational_unit_name": identity.card_number,
-            "common_name": identity.holder_name,
-        }
-    )
+    attributes = {
+        "serial_number": identity.uscc,
+        "country_name": "CN",
+        "organization_name": identity.enterprise_name,
+        "organizational_unit_name": identity.card_number,
+        "common_name": identity.holder_name,
+    }
+    if identity.title is not None:
+        attributes["title"] = identity.title
+    subject = x509.Name.build(attributes)
     extensions = [
         _extension("basic_constraints", {"ca": False}, critical=True),
         _extension("key_usage", {"digital_signature"}, critical=True),
@@ -203,7 +239,8 @@ def issue_crl(
 
 
 def card_certificate_fields(cert_der: bytes) -> CardCertificateFields:
-    """The holder, enterprise, USCC, card number, serial and validity of a card certificate."""
+    """The holder, enterprise, USCC, card number, card type, serial and validity of a card
+    certificate."""
     certificate = load_certificate(cert_der)
     attributes: dict[str, list[str]] = {}
     for rdn in certificate.subject.chosen:
@@ -219,11 +256,16 @@ def card_certificate_fields(cert_der: bytes) -> CardCertificateFields:
         return values[0]
 
     try:
+        card_type, operator_level = (
+            CardIdentity.parse_title(single(_TITLE)) if _TITLE in attributes else (None, None)
+        )
         identity = CardIdentity(
             holder_name=single(_COMMON_NAME),
             enterprise_name=single(_ORGANIZATION),
             uscc=single(_SERIAL_NUMBER),
             card_number=single(_ORGANIZATIONAL_UNIT),
+            card_type=card_type,
+            operator_level=operator_level,
         )
     except ValueError as exc:
         raise CertificateError(CertificateProblem.NOT_A_CARD_CERTIFICATE) from exc

@@ -7,7 +7,8 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from singlewindow.shared.contracts.common import Password
+from singlewindow.shared.contracts.card_gateway import CardData, OperatorLevel
+from singlewindow.shared.contracts.common import AccountHolder, Password
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.identifiers import Uscc
 from singlewindow.shared.rpc import AuthenticatedRequest, Request
@@ -33,6 +34,23 @@ SCOPE_OPTIONS = "sw.rpc.accounts.scope.options"
 SET_SCOPE = "sw.rpc.accounts.scope.set"
 ONBOARDING_CHECK = "sw.rpc.accounts.onboarding.check"
 """Internal: whether a USCC already has an administrator, or an account name is taken."""
+CARD_CHALLENGE = "sw.rpc.accounts.card.challenge"
+"""A fresh challenge for a card to sign: the first step of every card request below."""
+CARD_STATUS = "sw.rpc.accounts.card.status"
+LOGIN_CARD = "sw.rpc.accounts.login.card"
+REGISTER_CARD_ADMIN = "sw.rpc.accounts.card.register-admin"
+ADD_CARD_OPERATOR = "sw.rpc.accounts.operators.add-card"
+
+ChallengeId = Annotated[str, Field(strict=True, pattern=r"^chl_[A-Za-z0-9_-]{16,64}$")]
+CertificatePem = Annotated[str, Field(strict=True, min_length=1, max_length=16_000)]
+Signature = Annotated[
+    str,
+    Field(
+        strict=True,
+        pattern=r"^[A-Za-z0-9+/]{4,200}={0,2}$",
+        description="base64 of the DER SM2 signature",
+    ),
+]
 
 
 class Role(StrEnum):
@@ -105,6 +123,11 @@ class SessionView(BaseModel):
     required_actions: tuple[RequiredAction, ...]
     expires_at: datetime
     idle_expires_at: datetime
+    method: str = "password"
+    """How the session was opened: `password` or `card`."""
+    card_number: str | None = None
+    """The card a card session is bound to."""
+    operator_level: OperatorLevel | None = None
 
 
 class Logout(AuthenticatedRequest):
@@ -198,6 +221,90 @@ class OnboardingCheckView(BaseModel):
     account_taken: bool
 
 
+class RequestCardChallenge(Request):
+    """Ask for a fresh challenge for a card to sign."""
+
+
+class CardChallenge(BaseModel):
+    """A single-use challenge: have the card sign `challenge` and send it back before it expires."""
+
+    model_config = ConfigDict(frozen=True)
+
+    challenge_id: str
+    challenge: str
+    """Base64 of 32 random bytes: exactly what the card signs."""
+    expires_at: datetime
+
+
+class CardProof(Request):
+    """A card's answer to a challenge: what card-gateway's SIGN_CHALLENGE returned."""
+
+    challenge_id: ChallengeId
+    certificate_pem: CertificatePem
+    card: CardData
+    signature: Signature
+
+
+class LoginWithCard(CardProof):
+    """Open a session for the account the card is bound to."""
+
+
+class OperatorInfo(AccountHolder):
+    """An operator and the account they ask for; a card operator's level comes from the card."""
+
+    level: OperatorLevel | None = None
+
+
+class RegisterCardAdmin(CardProof):
+    """Register, with a legal-person card, the enterprise on the card and its administrator."""
+
+    admin: AccountHolder
+
+
+class AddCardOperator(CardProof):
+    """Add an operator bound to an operator card of the caller's enterprise (administrator only)."""
+
+    token: str
+    operator: OperatorInfo
+
+
+class CardStatus(Request):
+    """Ask whether an enterprise already has an administrator, and whether a card is bound."""
+
+    uscc: Uscc
+    card_number: Annotated[str, Field(strict=True, min_length=1, max_length=40)] | None = None
+
+
+class CardStatusView(BaseModel):
+    """Whether the enterprise has an administrator (log in, do not register) and the card is bound."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    uscc: str
+    enterprise_registered: bool
+    has_administrator: bool
+    card_bound: bool
+
+
+class OperatorView(BaseModel):
+    """An operator account as its administrator sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    role: Role
+    operator_level: OperatorLevel | None
+    name: str
+    id_number_masked: str
+    mobile_masked: str
+    email: str | None
+    uscc: str | None
+    enterprise_name: str | None
+    status: str
+    card_number: str | None
+    created_at: datetime
+
+
 class EnterpriseRegistered(EventData):
     """An enterprise and its administrator were created, active."""
 
@@ -218,16 +325,32 @@ class BusinessScopeDeclared(EventData):
     declared_by: str
 
 
+class OperatorAdded(EventData):
+    """An administrator added an operator account to their enterprise."""
+
+    uscc: str
+    account: str
+    name: str
+    level: str | None
+    via: str
+    card_number: str | None
+    added_by: str
+
+
 class AuthenticationAttempted(EventData):
-    """Someone tried to log in (audit; never carries the password)."""
+    """Someone tried to log in or prove a card (audit; never carries a password or PIN)."""
 
     account: str
     method: str
     outcome: str
     reason: str | None
+    card_number: str | None = None
+    purpose: str | None = None
+    """For card proofs: `login`, `register-admin` or `add-operator`."""
 
 
 ENTERPRISE_REGISTERED = EventSpec(SERVICE, "enterprise-registered", 1, EnterpriseRegistered)
+OPERATOR_ADDED = EventSpec(SERVICE, "operator-added", 1, OperatorAdded)
 BUSINESS_SCOPE_DECLARED = EventSpec(SERVICE, "business-scope-declared", 1, BusinessScopeDeclared)
 AUTHENTICATION_ATTEMPTED = EventSpec(
     SERVICE, "authentication-attempted", 1, AuthenticationAttempted, audit=True

@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.identifiers import CardPin
 from singlewindow.shared.rpc import Request

@@ -70,6 +70,14 @@ class Identified(Request):
         return number
 
 
+class AccountHolder(Identified):
+    """A person and the account they ask for: an administrator, or an operator added later."""
+
+    account: AccountName
+    email: Email | None = None
+    password: Password
+
+
 class MaskedPerson(BaseModel):
     """A person as events and listings show them: no full ID number, no full mobile."""
 

@@ -8,13 +8,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from singlewindow.shared.contracts.common import (
-    AccountName,
-    Email,
+    AccountHolder,
     EnterpriseInfo,
-    Identified,
     MaskedEnterprise,
     MaskedPerson,
-    Password,
 )
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.rpc import Request
@@ -36,12 +33,8 @@ ONBOARDING_DETAILS = "sw.rpc.registration.onboarding.details"
 ApplicationId = Annotated[str, Field(strict=True, pattern=r"^app_[A-Za-z0-9_-]{8,40}$")]
 
 
-class AdminInfo(Identified):
+class AdminInfo(AccountHolder):
     """The administrator account a cardless application asks for."""
-
-    account: AccountName
-    email: Email | None = None
-    password: Password
 
 
 class CardlessApplication(Request):

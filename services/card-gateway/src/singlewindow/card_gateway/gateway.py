@@ -1,0 +1,268 @@
+"""Card operations as the service offers them: one at a time per card, each in one connection.
+
+Every operation runs in a worker thread (PC/SC blocks) on its own exclusive connection, which
+resets the card when it closes, so a verified PIN never outlives the request that verified it.
+An asyncio lock per reader puts concurrent requests in a queue: a request waits up to
+``busy_wait`` seconds for the one before it, then is refused with CARD_BUSY. A card held by
+another program on the machine (PC/SC sharing violation) is CARD_BUSY at once.
+
+The PIN is used once, never kept, logged or retried: before it is sent the card is asked its PIN
+status (VERIFY with no data), so a blocked card never receives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
+from typing import Final, TypeVar
+
+from singlewindow.card_gateway.apdu import (
+    CardBlocked,
+    CardCommunicationError,
+    CardError,
+    CardInUse,
+    CardProtocolError,
+    CardRemoved,
+    EPortCard,
+    NoCard,
+    NoReader,
+    NotAnEPortCard,
+    NotVerified,
+    PcscUnavailable,
+    PinIncorrect,
+)
+from singlewindow.card_gateway.pcsc import PcscContext, ReaderStatus
+from singlewindow.shared.cardcrypto import certificate_to_pem
+from singlewindow.shared.contracts.card_gateway import (
+    CardData,
+    CardView,
+    PinVerified,
+    ReaderList,
+    ReaderView,
+    SignedChallenge,
+)
+from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
+
+T = TypeVar("T")
+
+MIN_CHALLENGE: Final = 16
+MAX_CHALLENGE: Final = 64
+
+
+def refusal(exc: CardError, reader: str | None) -> DomainError:
+    """The error reply for a card error, in words a user can act on."""
+    where = f"reader {reader}" if reader else "any reader"
+    match exc:
+        case PcscUnavailable():
+            return DomainError(
+                ErrorCode.NO_READER,
+                "no card reader found: the PC/SC service (pcscd) is not running",
+            )
+        case NoReader():
+            message = f"no card reader named {reader!r}" if reader else "no card reader found"
+            return DomainError(ErrorCode.NO_READER, message, _field("reader", message))
+        case NoCard():
+            return DomainError(ErrorCode.NO_CARD, f"no card in {where}")
+        case CardRemoved():
+            return DomainError(
+                ErrorCode.CARD_REMOVED,
+                f"card was removed from {where} during the operation; put it back and try again",
+            )
+        case CardInUse():
+            return DomainError(
+                ErrorCode.CARD_BUSY, f"the card in {where} is in use by another program"
+            )
+        case NotAnEPortCard():
+            return DomainError(
+                ErrorCode.NOT_AN_EPORT_CARD, f"the card in {where} is not an E-Port card"
+            )
+        case PinIncorrect(tries_left=0):
+            message = (
+                "wrong PIN: the card is now blocked after too many wrong PINs; "
+                "it must be unblocked by the issuer"
+            )
+            return DomainError(ErrorCode.CARD_BLOCKED, message, _field("pin", message))
+        case PinIncorrect(tries_left=tries_left):
+            message = f"wrong PIN: {tries_left} {'try' if tries_left == 1 else 'tries'} left"
+            return DomainError(ErrorCode.PIN_INCORRECT, message, _field("pin", message))
+        case CardBlocked():
+            return DomainError(
+                ErrorCode.CARD_BLOCKED,
+                "card is blocked: too many wrong PINs; it must be unblocked by the issuer",
+            )
+        case CardProtocolError():
+            return DomainError(
+                ErrorCode.NOT_AN_EPORT_CARD,
+                f"the card in {where} does not answer as an E-Port card does ({exc})",
+            )
+        case NotVerified():
+            return DomainError(
+                ErrorCode.UNAVAILABLE, f"the card in {where} refused to sign: PIN not verified"
+            )
+        case CardCommunicationError():
+            return DomainError(ErrorCode.UNAVAILABLE, f"cannot talk to the card in {where}: {exc}")
+    return DomainError(ErrorCode.UNAVAILABLE, f"card operation failed in {where}: {exc}")
+
+
+def _field(path: str, message: str) -> tuple[FieldError, ...]:
+    return (FieldError(path=path, message=message),)
+
+
+def decode_challenge(challenge: str) -> bytes:
+    """The challenge's bytes: base64 of 16 to 64 bytes."""
+    try:
+        raw = base64.b64decode(challenge, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not MIN_CHALLENGE <= len(raw) <= MAX_CHALLENGE:
+        message = f"the challenge must be base64 of {MIN_CHALLENGE} to {MAX_CHALLENGE} bytes"
+        raise DomainError(
+            ErrorCode.INVALID, "invalid fields: challenge", _field("challenge", message)
+        )
+    return raw
+
+
+# The blocking operations, each in one exclusive connection (run in a worker thread).
+
+
+def reader_states() -> list[ReaderStatus]:
+    """Every reader and what is in it."""
+    with PcscContext() as context:
+        return context.reader_states()
+
+
+def only_reader_with_card() -> str:
+    """The one reader that holds a card; refused when none or several do."""
+    states = reader_states()
+    if not states:
+        raise NoReader("no card reader is connected")
+    holding = [state.name for state in states if state.card_present]
+    if not holding:
+        raise NoCard("no card in any reader")
+    if len(holding) > 1:
+        names = ", ".join(holding)
+        message = f"cards are in several readers ({names}); name one with --reader"
+        raise DomainError(ErrorCode.INVALID, message, _field("reader", message))
+    return holding[0]
+
+
+def _card_data(card: EPortCard) -> CardData:
+    return CardData.model_validate(asdict(card.read_card_data()))
+
+
+def read_card(reader: str) -> CardView:
+    """The card's data and certificate (no PIN)."""
+    with PcscContext() as context, context.connect(reader) as connection:
+        card = EPortCard(connection)
+        data = _card_data(card)
+        certificate = card.read_certificate()
+    return CardView(reader=reader, card=data, certificate_pem=certificate_to_pem(certificate))
+
+
+def _present_pin(card: EPortCard, pin: str) -> None:
+    card.pin_status()  # a blocked card says so here, before it is sent the PIN
+    card.verify_pin(pin)
+
+
+def verify_pin(reader: str, pin: str) -> PinVerified:
+    """Check the PIN once."""
+    with PcscContext() as context, context.connect(reader) as connection:
+        card = EPortCard(connection)
+        card.select()
+        _present_pin(card, pin)
+        data = _card_data(card)
+    return PinVerified(reader=reader, card_number=data.card_number)
+
+
+def sign_challenge(reader: str, pin: str, challenge: bytes) -> SignedChallenge:
+    """Select, verify the PIN, sign, read the data and certificate: one connection."""
+    with PcscContext() as context, context.connect(reader) as connection:
+        card = EPortCard(connection)
+        card.select()
+        _present_pin(card, pin)
+        signature = card.sign(challenge)
+        data = _card_data(card)
+        certificate = card.read_certificate()
+    return SignedChallenge(
+        reader=reader,
+        card=data,
+        certificate_pem=certificate_to_pem(certificate),
+        signature=base64.b64encode(signature).decode("ascii"),
+    )
+
+
+def read_identity(reader: str) -> CardData | None:
+    """The card's data if it is an E-Port card, without a PIN; None if it is not one."""
+    with PcscContext() as context, context.connect(reader) as connection:
+        try:
+            return _card_data(EPortCard(connection))
+        except (NotAnEPortCard, CardProtocolError):
+            return None
+
+
+class CardGateway:
+    """Runs card operations, one at a time per reader."""
+
+    def __init__(self, busy_wait: float) -> None:
+        self.busy_wait = busy_wait
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def readers(self) -> ReaderList:
+        """Every reader and whether a card is in it."""
+        try:
+            states = await asyncio.to_thread(reader_states)
+        except CardError as exc:
+            raise refusal(exc, None) from None
+        return ReaderList(
+            readers=tuple(
+                ReaderView(
+                    name=state.name,
+                    card_present=state.card_present,
+                    atr=state.atr.hex().upper() if state.atr else None,
+                )
+                for state in states
+            )
+        )
+
+    async def run(
+        self, reader: str | None, operation: Callable[[str], T], *, wait: bool = False
+    ) -> T:
+        """Run ``operation(reader)`` in a worker thread while holding the reader's lock.
+
+        ``reader`` None means the only reader with a card in it. Without ``wait`` a request
+        gives up with CARD_BUSY after ``busy_wait`` seconds in the queue.
+        """
+        try:
+            name = reader if reader is not None else await asyncio.to_thread(only_reader_with_card)
+        except CardError as exc:
+            raise refusal(exc, reader) from None
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        try:
+            async with asyncio.timeout(None if wait else self.busy_wait):
+                await lock.acquire()
+        except TimeoutError:
+            raise DomainError(
+                ErrorCode.CARD_BUSY,
+                f"the card in reader {name} is busy with another request; try again",
+            ) from None
+        work = asyncio.ensure_future(asyncio.to_thread(operation, name))
+        try:
+            return await asyncio.shield(work)
+        except CardError as exc:
+            raise refusal(exc, name) from None
+        finally:
+            # Cancelled while the card is still at work: keep the reader until it is done.
+            if work.done():
+                lock.release()
+            else:
+                work.add_done_callback(partial(_release_when_done, lock))
+
+
+def _release_when_done(lock: asyncio.Lock, work: asyncio.Future[object]) -> None:
+    lock.release()
+    if not work.cancelled():
+        work.exception()  # retrieved: nobody waits for it any more

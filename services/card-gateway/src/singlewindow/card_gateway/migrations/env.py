@@ -1,0 +1,3 @@
+from singlewindow.shared.migrations import run_migrations
+
+run_migrations()
