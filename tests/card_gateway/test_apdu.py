@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from singlewindow.card_gateway.apdu import (
     CardBlocked,
-    CardData,
     CardProtocolError,
     EPortCard,
     InvalidPin,
@@ -21,6 +20,7 @@ from singlewindow.card_gateway.apdu import (
     select_ef,
     verify,
 )
+from singlewindow.shared.contracts.card_gateway import CardData
 from singlewindow.virtual_card.applet import EPortApplet, ForeignApplet, PinRecord
 from singlewindow.virtual_card.card import CardData as IssuedCardData
 

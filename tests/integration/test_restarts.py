@@ -16,7 +16,7 @@ from singlewindow.shared.errors import DomainError
 from singlewindow.swctl.platform import Platform
 
 from tests.support.identifiers import application
-from tests.support.platform import Bus, eventually
+from tests.support.platform import Bus, bus, eventually
 
 UNANSWERED = (NoRespondersError, NatsTimeoutError, TimeoutError, ConnectionClosedError, DomainError)
 
@@ -27,12 +27,12 @@ async def submit_for(seconds: float, platform: Platform) -> list[str]:
     nc = await nats.connect(
         platform.config.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
     )
-    bus = Bus(nc)
+    client = Bus(nc)
     deadline = asyncio.get_running_loop().time() + seconds
     try:
         while asyncio.get_running_loop().time() < deadline:
             try:
-                view: ApplicationView = await bus.call(
+                view: ApplicationView = await client.call(
                     registration.SUBMIT_CARDLESS, application(), ApplicationView
                 )
             except UNANSWERED:
@@ -63,11 +63,8 @@ async def test_restarting_nats_server_loses_and_doubles_no_registration(platform
     platform.start_nats()
     accepted = await submitting
     assert len(accepted) > 5
-    nc = await nats.connect(platform.config.nats_url)
-    try:
-        await assert_each_has_one_task(Bus(nc), accepted)
-    finally:
-        await nc.close()
+    async with bus(platform) as checker:
+        await assert_each_has_one_task(checker, accepted)
 
 
 async def test_killing_review_mid_stream_loses_and_doubles_no_task(platform: Platform) -> None:
@@ -78,11 +75,8 @@ async def test_killing_review_mid_stream_loses_and_doubles_no_task(platform: Pla
     platform.start_service("review")
     accepted = await submitting
     assert len(accepted) > 5
-    nc = await nats.connect(platform.config.nats_url)
-    try:
-        await assert_each_has_one_task(Bus(nc), accepted)
-    finally:
-        await nc.close()
+    async with bus(platform) as checker:
+        await assert_each_has_one_task(checker, accepted)
 
 
 async def test_killing_registration_mid_stream_loses_no_accepted_application(
@@ -94,8 +88,5 @@ async def test_killing_registration_mid_stream_loses_no_accepted_application(
     platform.start_service("registration")
     accepted = await submitting
     assert len(accepted) > 5
-    nc = await nats.connect(platform.config.nats_url)
-    try:
-        await assert_each_has_one_task(Bus(nc), accepted)
-    finally:
-        await nc.close()
+    async with bus(platform) as checker:
+        await assert_each_has_one_task(checker, accepted)

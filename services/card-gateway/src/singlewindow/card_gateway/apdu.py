@@ -8,9 +8,11 @@ reference ``01``; signing is PSO: COMPUTE DIGITAL SIGNATURE (``00 2A 9E 9A``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NoReturn, Protocol
+from typing import Final, NoReturn, Protocol
+
+from pydantic import ValidationError
+from singlewindow.shared.contracts.card_gateway import CardData
 
 EPORT_AID: Final = bytes.fromhex("F0535745504F525401")
 EF_CARD_DATA: Final = 0x0101
@@ -105,56 +107,15 @@ class CardProtocolError(CardError):
         self.sw = sw
 
 
-CardType = Literal["legal-person", "operator"]
-OperatorLevel = Literal["entry", "declaration"]
-
-
-@dataclass(frozen=True)
-class CardData:
-    """The content of EF 0101: the card, its holder and the enterprise it belongs to."""
-
-    card_number: str
-    card_type: CardType
-    operator_level: OperatorLevel | None
-    holder_name: str
-    holder_id_number: str
-    enterprise_uscc: str
-    enterprise_name: str
-    organisation_code: str
-    customs_code: str | None
-
-    @classmethod
-    def decode(cls, raw: bytes) -> CardData:
-        """Parse EF 0101 (compact UTF-8 JSON; unknown keys are ignored)."""
-        try:
-            fields: Any = json.loads(raw.decode("utf-8"))
-            card_type = fields["card_type"]
-            level = fields.get("operator_level")
-            if card_type not in ("legal-person", "operator"):
-                raise ValueError(f"unknown card type {card_type!r}")
-            if level not in (None, "entry", "declaration"):
-                raise ValueError(f"unknown operator level {level!r}")
-            customs_code = fields.get("customs_code")
-            return cls(
-                card_number=_text(fields, "card_number"),
-                card_type=card_type,
-                operator_level=level,
-                holder_name=_text(fields, "holder_name"),
-                holder_id_number=_text(fields, "holder_id_number"),
-                enterprise_uscc=_text(fields, "enterprise_uscc"),
-                enterprise_name=_text(fields, "enterprise_name"),
-                organisation_code=_text(fields, "organisation_code"),
-                customs_code=None if customs_code is None else str(customs_code),
-            )
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            raise CardProtocolError("READ BINARY 0101", SW_OK, f"bad card data: {exc}") from exc
-
-
-def _text(fields: dict[str, Any], key: str) -> str:
-    value = fields[key]
-    if not isinstance(value, str):
-        raise TypeError(f"{key} is not text")
-    return value
+def decode_card_data(raw: bytes) -> CardData:
+    """Parse EF 0101: compact UTF-8 JSON in the contract's shape (unknown keys are ignored)."""
+    try:
+        return CardData.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors()
+        )
+        raise CardProtocolError("READ BINARY 0101", SW_OK, f"bad card data: {problems}") from exc
 
 
 def _apdu(ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None) -> bytes:
@@ -296,7 +257,7 @@ class EPortCard:
 
     def read_card_data(self) -> CardData:
         """The card data of EF 0101."""
-        return CardData.decode(self.read_file(EF_CARD_DATA))
+        return decode_card_data(self.read_file(EF_CARD_DATA))
 
     def read_certificate(self) -> bytes:
         """The card's X.509 certificate (DER) from EF 0102."""

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import asdict
 from functools import partial
 from typing import Final, TypeVar
 
@@ -150,15 +149,11 @@ def only_reader_with_card() -> str:
     return holding[0]
 
 
-def _card_data(card: EPortCard) -> CardData:
-    return CardData.model_validate(asdict(card.read_card_data()))
-
-
 def read_card(reader: str) -> CardView:
     """The card's data and certificate (no PIN)."""
     with PcscContext() as context, context.connect(reader) as connection:
         card = EPortCard(connection)
-        data = _card_data(card)
+        data = card.read_card_data()
         certificate = card.read_certificate()
     return CardView(reader=reader, card=data, certificate_pem=certificate_to_pem(certificate))
 
@@ -174,7 +169,7 @@ def verify_pin(reader: str, pin: str) -> PinVerified:
         card = EPortCard(connection)
         card.select()
         _present_pin(card, pin)
-        data = _card_data(card)
+        data = card.read_card_data()
     return PinVerified(reader=reader, card_number=data.card_number)
 
 
@@ -185,7 +180,7 @@ def sign_challenge(reader: str, pin: str, challenge: bytes) -> SignedChallenge:
         card.select()
         _present_pin(card, pin)
         signature = card.sign(challenge)
-        data = _card_data(card)
+        data = card.read_card_data()
         certificate = card.read_certificate()
     return SignedChallenge(
         reader=reader,
@@ -199,7 +194,7 @@ def read_identity(reader: str) -> CardData | None:
     """The card's data if it is an E-Port card, without a PIN; None if it is not one."""
     with PcscContext() as context, context.connect(reader) as connection:
         try:
-            return _card_data(EPortCard(connection))
+            return EPortCard(connection).read_card_data()
         except (NotAnEPortCard, CardProtocolError):
             return None
 
