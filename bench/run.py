@@ -10,6 +10,7 @@ it at the end. What each figure means is in bench/README.md.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import datetime as dt
 import itertools
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import platform as host
+import re
 import shutil
 import signal
 import socket
@@ -646,6 +648,75 @@ def table_counts(platform: Platform) -> dict[str, int]:
     return counts
 
 
+# Query plans of the statements the services really run
+
+
+SQL_VERBS = ("SELECT", "UPDATE", "DELETE", "WITH")
+# aiosqlite logs, at DEBUG, every call it hands to its thread: the DBAPI's own SQL and parameters.
+AIOSQLITE_CALL = re.compile(
+    r"^executing functools\.partial\(<built-in method execute of sqlite3\.Cursor object at"
+    r" 0x[0-9a-f]+>, (?P<call>.*)\)$",
+    re.DOTALL,
+)
+
+
+def logged_statements(log: Path, offset: int) -> list[tuple[str, tuple[Any, ...]]]:
+    """Distinct SQL statements, with parameters, that aiosqlite logged after `offset`."""
+    found: dict[str, tuple[Any, ...]] = {}
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle.read().decode("utf-8", "replace").splitlines():
+            try:
+                event = json.loads(line).get("event", "")
+            except ValueError:
+                continue
+            match = AIOSQLITE_CALL.match(event) if isinstance(event, str) else None
+            if match is None:
+                continue
+            try:
+                call = ast.literal_eval(f"({match['call']},)")
+            except (ValueError, SyntaxError):
+                continue  # a parameter that is not a literal (bytes are; datetimes are strings)
+            statement = " ".join(str(call[0]).split())
+            parameters = tuple(call[1]) if len(call) > 1 else ()
+            if statement.upper().startswith(SQL_VERBS):
+                found.setdefault(statement, parameters)
+    return list(found.items())
+
+
+def query_plans(platform: Platform, offsets: dict[str, int]) -> list[dict[str, Any]]:
+    """EXPLAIN QUERY PLAN of every statement each service logged since `offsets`."""
+    plans = []
+    for service, offset in offsets.items():
+        connection = sqlite3.connect(f"file:{database_path(platform, service)}?mode=ro", uri=True)
+        try:
+            for statement, parameters in logged_statements(platform.log_path(service), offset):
+                values = parameters
+                if len(values) != statement.count("?"):
+                    values = (None,) * statement.count("?")
+                try:
+                    rows = connection.execute("EXPLAIN QUERY PLAN " + statement, values).fetchall()
+                    plan = "; ".join(str(row[-1]) for row in rows)
+                except sqlite3.Error as exc:
+                    plan = f"could not explain: {exc}"
+                plans.append({"service": service, "statement": statement, "plan": plan})
+        finally:
+            connection.close()
+    return plans
+
+
+def full_scans(plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Plans that read a whole table or index: their cost grows with the data."""
+    return [
+        plan
+        for plan in plans
+        if any(
+            step.strip().startswith("SCAN") and "CONSTANT ROW" not in step
+            for step in plan["plan"].split(";")
+        )
+    ]
+
+
 # The suite
 
 
@@ -776,6 +847,17 @@ async def measure_data_size(
                 phase[label]["seconds"].append(median(samples))
                 phase[label]["cpu_seconds"].append(meter.stop()["platform"] / count)
         phases[str(rows)] = phase
+    # The services' real statements, logged at DEBUG for one more round, explained on the data.
+    offsets: dict[str, int] = {}
+    for service in ("registration", "accounts"):
+        await asyncio.to_thread(platform.stop_process, service)
+        offsets[service] = platform.log_path(service).stat().st_size
+        platform.config.environment[f"SW_{service.upper()}_LOG_LEVEL"] = "DEBUG"
+        await asyncio.to_thread(platform.start_service, service)
+    for _label, call, _count in operations:
+        await call()
+    await bus.settle(platform)
+    phases["plans"] = await asyncio.to_thread(query_plans, platform, offsets)
     return phases
 
 
@@ -897,17 +979,33 @@ def report(results: Results, options: Options, threads: int) -> None:
     results.section(
         f"4. Cost with data: one client, median per request, {small} vs {large} seeded rows"
     )
-    results.row("request", f"{small} rows", f"{large} rows", "ratio (~1.0)")
+    results.row("request", f"{small} rows", f"{large} rows", "ratio (~1.0)", "run-to-run spread")
     for name in ("login", "application.show", "onboarding.check", "cardless.submit"):
         for key, label in (("seconds", "latency"), ("cpu_seconds", "platform CPU")):
-            a, b = median(phases[small][name][key]), median(phases[large][name][key])
-            results.row(f"{name} {label}", ms(a), ms(b), f"{b / a:.2f}")
+            a, b = (phases[rows][name][key] for rows in (small, large))
+            spread = max((max(v) - min(v)) / median(v) for v in (a, b))
+            results.row(
+                f"{name} {label}",
+                ms(median(a)),
+                ms(median(b)),
+                f"{median(b) / median(a):.2f}",
+                f"up to {spread:.0%}",
+            )
     for service in ("registration", "accounts"):
         a, b = (phases[rows]["start"][service] for rows in (small, large))
         results.row(f"{service} start to ready", f"{a:.2f} s", f"{b:.2f} s", f"{b / a:.2f}")
     for rows in (small, large):
         counts = ", ".join(f"{k} {v}" for k, v in phases[rows]["counts"].items())
         results.note(f"{rows}: seeded in {phases[rows]['seed_seconds']:.1f}s; rows: {counts}")
+    scans = full_scans(phases["plans"])
+    results.note(
+        f"query plans at {large} rows: {len(phases['plans'])} distinct statements of these"
+        f" requests explained, {len(scans)} read a whole table or index:"
+    )
+    for plan in scans:
+        statement = plan["statement"]
+        shown = statement[statement.find(" FROM ") :] if " FROM " in statement else statement
+        results.note(f"  {plan['service']}: {plan['plan']}  <=  ...{shown[:120]}")
 
 
 def parse(argv: Sequence[str] | None) -> Options:

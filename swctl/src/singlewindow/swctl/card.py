@@ -28,6 +28,7 @@ from singlewindow.swctl.client import Client
 from singlewindow.swctl.platform import PlatformConfig
 from singlewindow.virtual_card.issuing import DEFAULT_PIN, DEFAULT_TRIES, DevCA, IssuingError
 from singlewindow.virtual_card.pcscd import DEFAULT_VPCD_PORT
+from singlewindow.virtual_card.vpcd import CARD_SEEN
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EMULATOR_MODULE: Final = "singlewindow.virtual_card.vpcd"
@@ -290,7 +291,9 @@ def _wait_inserted(
 ) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if b"card inserted into the vpcd reader" in log_path.read_bytes()[start:]:
+        # Connected is not enough: pcscd polls the reader, and clients see the card only once
+        # pcscd has noticed it and read its ATR.
+        if CARD_SEEN.encode() in log_path.read_bytes()[start:]:
             return True
         if process.poll() is not None:
             return False

@@ -46,6 +46,8 @@ CTRL_POWER_OFF: Final = 0x00
 CTRL_POWER_ON: Final = 0x01
 CTRL_RESET: Final = 0x02
 CTRL_GET_ATR: Final = 0x04
+CARD_SEEN: Final = "the reader read the card's ATR"
+"""Logged when pcscd has seen the card: `swctl card insert` waits for it."""
 
 SignerFactory = Callable[[Mapping[str, Any]], Signer]
 
@@ -161,6 +163,8 @@ def _process(applet: CardApplet, command: bytes) -> bytes:
 
 def _control(applet: CardApplet, code: int) -> bytes | None:
     if code == CTRL_GET_ATR:
+        # pcscd reads the ATR once it has noticed the card: from here on, clients see it.
+        log.info(CARD_SEEN)
         return applet.atr
     if code == CTRL_POWER_OFF:
         applet.power_off()
