@@ -107,7 +107,7 @@ class Results:
         self.lines += ["", title]
 
     def row(self, *cells: str) -> None:
-        widths = (46, 14, 14, 16, 16)
+        widths = (46, 16, 16, 16, 16)
         text = "".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=False))
         self.lines.append("  " + text.rstrip())
 

@@ -30,7 +30,9 @@ async def refusal(bus: Bus, content: dict[str, Any]) -> DomainError:
 
 async def approve(bus: Bus, application_id: str) -> None:
     async def task_id() -> str | None:
-        tasks: TaskList = await bus.call(review.LIST_TASKS, {"state": "open"}, TaskList)
+        tasks: TaskList = await bus.call(
+            review.LIST_TASKS, {"state": "open", "limit": 500}, TaskList
+        )
         return next((t.task_id for t in tasks.tasks if t.application_id == application_id), None)
 
     task = await eventually(task_id)
@@ -185,7 +187,7 @@ async def test_a_rejected_application_shows_its_reason(nats_bus: Bus) -> None:
     view = await submit(nats_bus, application())
 
     async def task_id() -> str | None:
-        tasks: TaskList = await nats_bus.call(review.LIST_TASKS, {}, TaskList)
+        tasks: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 500}, TaskList)
         return next(
             (t.task_id for t in tasks.tasks if t.application_id == view.application_id), None
         )

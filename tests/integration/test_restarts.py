@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import Counter
 
 import nats
@@ -47,8 +48,14 @@ async def submit_for(seconds: float, platform: Platform) -> list[str]:
 
 async def assert_each_has_one_task(nats_bus: Bus, accepted: list[str]) -> None:
     async def all_tasked() -> Counter[str] | None:
-        tasks: TaskList = await nats_bus.call(review.LIST_TASKS, {"state": None}, TaskList)
-        counts = Counter(t.application_id for t in tasks.tasks)
+        counts: Counter[str] = Counter()
+        for offset in itertools.count(0, 500):
+            page: TaskList = await nats_bus.call(
+                review.LIST_TASKS, {"state": None, "limit": 500, "offset": offset}, TaskList
+            )
+            counts.update(t.application_id for t in page.tasks)
+            if len(page.tasks) < 500:
+                break
         return counts if all(counts[a] for a in accepted) else None
 
     counts = await eventually(all_tasked, within=60)

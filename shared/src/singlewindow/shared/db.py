@@ -9,8 +9,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -36,10 +34,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool =
     cursor.close()
 
 
+READ_ONLY = "singlewindow_read_only"
+
+
 def _sqlite_begin_immediate(connection: Connection) -> None:
     # A deferred transaction that reads then writes can fail with SQLITE_BUSY mid-way;
-    # taking the write lock up front makes concurrent writers queue instead.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # taking the write lock up front makes concurrent writers queue instead. A transaction
+    # that only reads needs no lock: under WAL it sees a snapshot while writers go on.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -66,8 +69,20 @@ class Database:
         async with self.engine.begin() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction that only reads (it takes no write lock)."""
+        async with self.engine.connect() as connection:
+            connection = await connection.execution_options(**{READ_ONLY: True})
+            async with connection.begin():
+                yield connection
+
     async def migrate(self, script_location: Path) -> None:
         """Bring the schema to the newest Alembic revision in `script_location`."""
+        # Imported here: Alembic is needed once at start, and costs each service ~10 MB if kept.
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(script_location))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -88,6 +89,10 @@ def create_messaging_tables(connection: Connection) -> None:
     metadata.create_all(connection)
 
 
+_staged: ContextVar[bool] = ContextVar("outbox_staged", default=False)
+"""Whether the current task has staged events the relay has not been told of."""
+
+
 class Outbox:
     """Stages events in the caller's transaction; relays them to JetStream once committed."""
 
@@ -97,6 +102,7 @@ class Outbox:
 
     async def stage(self, connection: AsyncConnection, subject: str, event: CloudEvent) -> None:
         """Add `event` to the outbox inside the current transaction."""
+        _staged.set(True)
         await connection.execute(
             insert(self.table).values(
                 event_id=event.id,
@@ -107,8 +113,10 @@ class Outbox:
         )
 
     def wake(self) -> None:
-        """Tell the relay a transaction has committed new events."""
-        self._wake.set()
+        """Tell the relay that the current task has committed events, if it staged any."""
+        if _staged.get():
+            _staged.set(False)
+            self._wake.set()
 
     async def relay(
         self,
@@ -120,6 +128,8 @@ class Outbox:
     ) -> None:
         """Publish committed events in order, forever; each row is deleted once JetStream has it."""
         while True:
+            # Cleared before looking, so a commit made while the relay publishes is not missed.
+            self._wake.clear()
             try:
                 sent = await self.relay_once(db, js, batch=batch)
             except asyncio.CancelledError:
@@ -129,41 +139,41 @@ class Outbox:
                 sent = 0
                 await asyncio.sleep(idle_seconds)
             if sent < batch:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=idle_seconds)
 
     async def relay_once(self, db: Database, js: JetStreamContext, *, batch: int = 100) -> int:
         """Publish up to `batch` pending events; return how many went out."""
-        async with db.engine.connect() as connection:
+        columns = self.table.c
+        async with db.reading() as connection:
             rows = (
                 await connection.execute(
-                    select(
-                        self.table.c.seq,
-                        self.table.c.event_id,
-                        self.table.c.nats_subject,
-                        self.table.c.payload,
-                    )
-                    .order_by(self.table.c.seq)
+                    select(columns.seq, columns.event_id, columns.nats_subject, columns.payload)
+                    .order_by(columns.seq)
                     .limit(batch)
                 )
             ).all()
-            await connection.rollback()
-        for row in rows:
-            await js.publish(
-                row.nats_subject,
-                row.payload,
-                headers={"Nats-Msg-Id": row.event_id, "content-type": CONTENT_TYPE},
-            )
-            async with db.transaction() as connection:
-                await connection.execute(delete(self.table).where(self.table.c.seq == row.seq))
-            OUTBOX_PUBLISHED.inc()
-        if rows:
-            async with db.engine.connect() as connection:
+        published: list[int] = []
+        try:
+            for row in rows:
+                await js.publish(
+                    row.nats_subject,
+                    row.payload,
+                    headers={"Nats-Msg-Id": row.event_id, "content-type": CONTENT_TYPE},
+                )
+                published.append(row.seq)
+        finally:
+            if published:
+                async with db.transaction() as connection:
+                    await connection.execute(delete(self.table).where(columns.seq.in_(published)))
+                OUTBOX_PUBLISHED.inc(len(published))
+        if len(rows) == batch:  # a backlog: worth counting
+            async with db.reading() as connection:
                 pending = await connection.scalar(select(func.count()).select_from(self.table))
-                await connection.rollback()
             OUTBOX_PENDING.set(pending or 0)
-        return len(rows)
+        else:
+            OUTBOX_PENDING.set(0)
+        return len(published)
 
 
 async def ensure_streams(js: JetStreamContext, *streams: StreamSpec, replicas: int = 1) -> None:
@@ -300,13 +310,12 @@ class Inbox:
                 )
         except IntegrityError:
             # Another replica applied the same event concurrently and committed first.
-            async with self.db.engine.connect() as connection:
+            async with self.db.reading() as connection:
                 seen = await connection.scalar(
                     select(func.count())
                     .select_from(self.table)
                     .where(self.table.c.consumer == consumer, self.table.c.event_id == event.id)
                 )
-                await connection.rollback()
             if seen:
                 return False
             raise

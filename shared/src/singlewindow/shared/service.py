@@ -15,6 +15,7 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, NatsRouter, NatsUserPassword, PullSub
+from faststream.nats.subscriber.usecases.core_subscriber import ConcurrentCoreSubscriber
 from faststream.nats.subscriber.usecases.stream_pull_subscriber import PullStreamSubscriber
 from faststream.specification import AsyncAPI
 from nats.errors import NoRespondersError
@@ -237,6 +238,16 @@ def run(app: AsgiFastStream, settings: ServiceSettings) -> None:
         access_log=False,
         lifespan="on",
     )
+
+
+REQUEST_CONCURRENCY = 16
+"""Requests one replica handles at once: a login waiting on argon2 must not hold up the rest.
+The hashing pool, not this number, bounds the CPU and memory that password work takes."""
+
+
+def request_subscriber(router: NatsRouter, subject: str, queue: str) -> ConcurrentCoreSubscriber:
+    """Subscribe to a request subject in the service's queue group, answering several at once."""
+    return router.subscriber(subject, queue=queue, max_workers=REQUEST_CONCURRENCY)
 
 
 def event_subscriber(

@@ -41,7 +41,7 @@ async def login_with_password(deps: AccountsRuntime, account: str, password: str
     """Open a session if `password` is right and the account is not throttled."""
     key = account_key(account)
     now = datetime.now(UTC)
-    async with deps.service.db.transaction() as connection:
+    async with deps.service.db.reading() as connection:
         blocked_until = await Accounts(connection).blocked_until(key)
         found = await Accounts(connection).account_by_name(account)
     if blocked_until is not None and blocked_until > now:

@@ -51,7 +51,7 @@ from singlewindow.shared.contracts.registration import Onboarding, OnboardingDet
 from singlewindow.shared.errors import DomainError, ErrorCode
 from singlewindow.shared.events import CloudEvent
 from singlewindow.shared.identifiers import mask_id_number, mask_mobile
-from singlewindow.shared.service import event_subscriber
+from singlewindow.shared.service import event_subscriber, request_subscriber
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.accounts")
@@ -62,7 +62,7 @@ APPROVALS_CONSUMER = "accounts-registration-approved"
 SCOPE_ONLY = frozenset({RequiredAction.BUSINESS_SCOPE})
 
 
-@router.subscriber(contract.LOGIN_PASSWORD, queue=contract.QUEUE)
+@request_subscriber(router, contract.LOGIN_PASSWORD, contract.QUEUE)
 async def login_password(msg: NatsMessage, deps: Deps) -> bytes:
     """Log in with account name and password; the session lists its required actions."""
 
@@ -72,7 +72,7 @@ async def login_password(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, LoginWithPassword, handle)
 
 
-@router.subscriber(contract.CARD_CHALLENGE, queue=contract.QUEUE)
+@request_subscriber(router, contract.CARD_CHALLENGE, contract.QUEUE)
 async def card_challenge(msg: NatsMessage, deps: Deps) -> bytes:
     """Issue a fresh random challenge for a card to sign (single use, short expiry)."""
 
@@ -82,7 +82,7 @@ async def card_challenge(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, RequestCardChallenge, handle)
 
 
-@router.subscriber(contract.LOGIN_CARD, queue=contract.QUEUE)
+@request_subscriber(router, contract.LOGIN_CARD, contract.QUEUE)
 async def login_card(msg: NatsMessage, deps: Deps) -> bytes:
     """Log in with a card bound to an account: its signature over a challenge, and certificate."""
 
@@ -92,7 +92,7 @@ async def login_card(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, LoginWithCard, handle)
 
 
-@router.subscriber(contract.CARD_STATUS, queue=contract.QUEUE)
+@request_subscriber(router, contract.CARD_STATUS, contract.QUEUE)
 async def show_card_status(msg: NatsMessage, deps: Deps) -> bytes:
     """Tell whether an enterprise already has an administrator and whether a card is bound."""
 
@@ -102,7 +102,7 @@ async def show_card_status(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, CardStatus, handle)
 
 
-@router.subscriber(contract.REGISTER_CARD_ADMIN, queue=contract.QUEUE)
+@request_subscriber(router, contract.REGISTER_CARD_ADMIN, contract.QUEUE)
 async def register_admin_by_card(msg: NatsMessage, deps: Deps) -> bytes:
     """Register the enterprise on a legal-person card and its active administrator, no review."""
 
@@ -112,7 +112,7 @@ async def register_admin_by_card(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, RegisterCardAdmin, handle)
 
 
-@router.subscriber(contract.ADD_CARD_OPERATOR, queue=contract.QUEUE)
+@request_subscriber(router, contract.ADD_CARD_OPERATOR, contract.QUEUE)
 async def add_operator_by_card(msg: NatsMessage, deps: Deps) -> bytes:
     """Add an operator bound to an operator card of the administrator's own enterprise."""
 
@@ -122,7 +122,7 @@ async def add_operator_by_card(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, AddCardOperator, handle)
 
 
-@router.subscriber(contract.LOGOUT, queue=contract.QUEUE)
+@request_subscriber(router, contract.LOGOUT, contract.QUEUE)
 async def logout(msg: NatsMessage, deps: Deps) -> bytes:
     """End the session; its token stops working at once."""
 
@@ -134,7 +134,7 @@ async def logout(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, Logout, handle)
 
 
-@router.subscriber(contract.SHOW_SESSION, queue=contract.QUEUE)
+@request_subscriber(router, contract.SHOW_SESSION, contract.QUEUE)
 async def show_session(msg: NatsMessage, deps: Deps) -> bytes:
     """Show the current session and its required actions."""
 
@@ -157,7 +157,7 @@ async def show_session(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, ShowSession, handle)
 
 
-@router.subscriber(contract.SHOW_ACCOUNT, queue=contract.QUEUE)
+@request_subscriber(router, contract.SHOW_ACCOUNT, contract.QUEUE)
 async def show_account(msg: NatsMessage, deps: Deps) -> bytes:
     """Show the caller's own account."""
 
@@ -184,7 +184,7 @@ async def show_account(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, ShowAccount, handle)
 
 
-@router.subscriber(contract.SCOPE_OPTIONS, queue=contract.QUEUE)
+@request_subscriber(router, contract.SCOPE_OPTIONS, contract.QUEUE)
 async def scope_options(msg: NatsMessage, deps: Deps) -> bytes:
     """List the business scope choices, marking those the enterprise has declared."""
 
@@ -204,7 +204,7 @@ async def scope_options(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, ScopeOptions, handle)
 
 
-@router.subscriber(contract.SET_SCOPE, queue=contract.QUEUE)
+@request_subscriber(router, contract.SET_SCOPE, contract.QUEUE)
 async def set_scope(msg: NatsMessage, deps: Deps) -> bytes:
     """Declare the enterprise's business scope (administrator only); earlier ones are kept."""
 
@@ -239,12 +239,12 @@ async def set_scope(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, SetScope, handle)
 
 
-@router.subscriber(contract.ONBOARDING_CHECK, queue=contract.QUEUE)
+@request_subscriber(router, contract.ONBOARDING_CHECK, contract.QUEUE)
 async def onboarding_check(msg: NatsMessage, deps: Deps) -> bytes:
     """Tell registration whether a USCC has an administrator and an account name is taken."""
 
     async def handle(request: OnboardingCheck) -> OnboardingCheckView:
-        async with deps.service.db.transaction() as connection:
+        async with deps.service.db.reading() as connection:
             repository = Accounts(connection)
             return OnboardingCheckView(
                 uscc_registered=await repository.enterprise_has_admin(request.uscc),

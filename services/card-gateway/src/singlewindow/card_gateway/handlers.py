@@ -19,11 +19,12 @@ from singlewindow.shared.contracts.card_gateway import (
     SignedChallenge,
     VerifyPin,
 )
+from singlewindow.shared.service import request_subscriber
 
 router = NatsRouter()
 
 
-@router.subscriber(contract.LIST_READERS, queue=contract.QUEUE)
+@request_subscriber(router, contract.LIST_READERS, contract.QUEUE)
 async def list_readers(msg: NatsMessage, deps: Deps) -> bytes:
     """List the readers and whether a card is in each."""
 
@@ -33,7 +34,7 @@ async def list_readers(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, ListReaders, handle)
 
 
-@router.subscriber(contract.READ_CARD, queue=contract.QUEUE)
+@request_subscriber(router, contract.READ_CARD, contract.QUEUE)
 async def read_card(msg: NatsMessage, deps: Deps) -> bytes:
     """Read a card's data and certificate; no PIN needed."""
 
@@ -43,7 +44,7 @@ async def read_card(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, ReadCard, handle)
 
 
-@router.subscriber(contract.VERIFY_PIN, queue=contract.QUEUE)
+@request_subscriber(router, contract.VERIFY_PIN, contract.QUEUE)
 async def verify_pin(msg: NatsMessage, deps: Deps) -> bytes:
     """Check a PIN once; a wrong one reports the tries left, never retried."""
 
@@ -53,7 +54,7 @@ async def verify_pin(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, VerifyPin, handle)
 
 
-@router.subscriber(contract.SIGN_CHALLENGE, queue=contract.QUEUE)
+@request_subscriber(router, contract.SIGN_CHALLENGE, contract.QUEUE)
 async def sign_challenge(msg: NatsMessage, deps: Deps) -> bytes:
     """Verify the PIN and have the card sign a challenge, in one card session."""
 

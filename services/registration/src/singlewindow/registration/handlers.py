@@ -31,7 +31,7 @@ from singlewindow.shared.db import IntegrityError
 from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
 from singlewindow.shared.events import CloudEvent, EventSpec
 from singlewindow.shared.passwords import policy_problem
-from singlewindow.shared.service import event_subscriber
+from singlewindow.shared.service import event_subscriber, request_subscriber
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 router = NatsRouter()
@@ -39,7 +39,7 @@ router = NatsRouter()
 DECISIONS_CONSUMER = "registration-review-decisions"
 
 
-@router.subscriber(contract.SUBMIT_CARDLESS, queue=contract.QUEUE)
+@request_subscriber(router, contract.SUBMIT_CARDLESS, contract.QUEUE)
 async def submit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
     """Submit a cardless application (enterprise information and administrator) for review."""
 
@@ -58,7 +58,7 @@ async def submit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, CardlessApplication, handle)
 
 
-@router.subscriber(contract.RESUBMIT_CARDLESS, queue=contract.QUEUE)
+@request_subscriber(router, contract.RESUBMIT_CARDLESS, contract.QUEUE)
 async def resubmit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
     """Resubmit an application that was returned for correction."""
 
@@ -84,7 +84,7 @@ async def resubmit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, ResubmitCardless, handle)
 
 
-@router.subscriber(contract.SHOW_APPLICATION, queue=contract.QUEUE)
+@request_subscriber(router, contract.SHOW_APPLICATION, contract.QUEUE)
 async def show_application(msg: NatsMessage, deps: Deps) -> bytes:
     """Show an application's state and, if rejected or returned, the reason."""
 
@@ -94,12 +94,12 @@ async def show_application(msg: NatsMessage, deps: Deps) -> bytes:
     return await deps.service.answer(msg, ShowApplication, handle)
 
 
-@router.subscriber(contract.ONBOARDING_DETAILS, queue=contract.QUEUE)
+@request_subscriber(router, contract.ONBOARDING_DETAILS, contract.QUEUE)
 async def onboarding_details(msg: NatsMessage, deps: Deps) -> bytes:
     """Hand an approved application's full details and credential to the accounts service."""
 
     async def handle(request: OnboardingDetails) -> Onboarding:
-        async with deps.service.db.transaction() as connection:
+        async with deps.service.db.reading() as connection:
             found = await Applications(connection).details(request.application_id)
         if found is None:
             raise DomainError(ErrorCode.NOT_FOUND, f"no application {request.application_id}")
@@ -162,7 +162,7 @@ async def apply_review_decision(msg: NatsMessage, deps: Deps) -> None:
 
 
 async def _application(deps: Registration, application_id: str) -> ApplicationView:
-    async with deps.service.db.transaction() as connection:
+    async with deps.service.db.reading() as connection:
         view = await Applications(connection).get(application_id)
     if view is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"no application {application_id}")
@@ -182,7 +182,7 @@ async def _vet(deps: Registration, application: CardlessApplication, *, holder: 
             (FieldError(path="admin.password", message=f"password {problem}"),),
         )
     uscc = application.enterprise.uscc
-    async with deps.service.db.transaction() as connection:
+    async with deps.service.db.reading() as connection:
         holding_uscc = await Applications(connection).open_for(uscc)
         holding_account = await Applications(connection).open_for_account(admin.account)
     if holding_uscc is not None and holding_uscc.application_id != holder:
@@ -220,7 +220,7 @@ async def _onboarding_check(
 
 async def _lost_race(deps: Registration, application: CardlessApplication) -> DomainError:
     """Which unique rule a concurrent application won: its USCC, or its account name."""
-    async with deps.service.db.transaction() as connection:
+    async with deps.service.db.reading() as connection:
         holding_uscc = await Applications(connection).open_for(application.enterprise.uscc)
     if holding_uscc is not None:
         return _uscc_taken(application.enterprise.uscc)

@@ -39,7 +39,7 @@ applications = Table(
     Column("uscc", String(18), nullable=False, index=True),
     Column("enterprise_name", String(100), nullable=False),
     Column("admin_account", String(32), nullable=False),
-    Column("admin_account_key", String(32), nullable=False),
+    Column("admin_account_key", String(32), nullable=False, index=True),
     Column("state", String(16), nullable=False),
     Column("reason", Text),
     Column("attempt", Integer, nullable=False),

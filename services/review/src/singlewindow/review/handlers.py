@@ -21,7 +21,7 @@ from singlewindow.shared.contracts.review import (
 from singlewindow.shared.db import as_utc
 from singlewindow.shared.errors import DomainError, ErrorCode
 from singlewindow.shared.events import CloudEvent
-from singlewindow.shared.service import event_subscriber
+from singlewindow.shared.service import event_subscriber, request_subscriber
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 router = NatsRouter()
@@ -54,29 +54,31 @@ async def open_task_for_resubmission(msg: NatsMessage, deps: Deps) -> None:
     await deps.service.consume(RESUBMITTED_CONSUMER, msg, partial(_open_task, deps))
 
 
-@router.subscriber(contract.LIST_TASKS, queue=contract.QUEUE)
+@request_subscriber(router, contract.LIST_TASKS, contract.QUEUE)
 async def list_tasks(msg: NatsMessage, deps: Deps) -> bytes:
     """List review tasks (open ones by default), oldest first, with their SLA due time."""
 
     async def handle(request: ListTasks) -> TaskList:
-        async with deps.service.db.transaction() as connection:
-            return TaskList(tasks=await Tasks(connection).list(request.state))
+        async with deps.service.db.reading() as connection:
+            return TaskList(
+                tasks=await Tasks(connection).list(request.state, request.limit, request.offset)
+            )
 
     return await deps.service.answer(msg, ListTasks, handle)
 
 
-@router.subscriber(contract.SHOW_TASK, queue=contract.QUEUE)
+@request_subscriber(router, contract.SHOW_TASK, contract.QUEUE)
 async def show_task(msg: NatsMessage, deps: Deps) -> bytes:
     """Show one task with what the applicant submitted."""
 
     async def handle(request: ShowTask) -> TaskView:
-        async with deps.service.db.transaction() as connection:
+        async with deps.service.db.reading() as connection:
             return await _task(Tasks(connection), request.task_id)
 
     return await deps.service.answer(msg, ShowTask, handle)
 
 
-@router.subscriber(contract.DECIDE_TASK, queue=contract.QUEUE)
+@request_subscriber(router, contract.DECIDE_TASK, contract.QUEUE)
 async def decide_task(msg: NatsMessage, deps: Deps) -> bytes:
     """Approve, reject or return a task, and announce the decision."""
 

@@ -91,9 +91,11 @@ class Tasks:
         )
         return None if row is None else _view(row)
 
-    async def list(self, state: TaskState | None) -> tuple[TaskView, ...]:
-        """Tasks in `state` (all if None), oldest first."""
-        query = select(tasks).order_by(tasks.c.created_at, tasks.c.task_id)
+    async def list(self, state: TaskState | None, limit: int, offset: int) -> tuple[TaskView, ...]:
+        """A page of tasks in `state` (all if None), oldest first."""
+        query = (
+            select(tasks).order_by(tasks.c.created_at, tasks.c.task_id).limit(limit).offset(offset)
+        )
         if state is not None:
             query = query.where(tasks.c.state == state.value)
         rows = (await self.connection.execute(query)).mappings().all()

@@ -47,9 +47,11 @@ class Decision(StrEnum):
 
 
 class ListTasks(Request):
-    """List review tasks, open ones by default."""
+    """List review tasks, open ones by default, oldest first, a page at a time."""
 
     state: TaskState | None = TaskState.OPEN
+    limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 100
+    offset: Annotated[int, Field(strict=True, ge=0)] = 0
 
 
 class ShowTask(Request):

@@ -22,7 +22,8 @@ def upgrade() -> None:
         sa.Column("uscc", sa.String(18), nullable=False, index=True),
         sa.Column("enterprise_name", sa.String(100), nullable=False),
         sa.Column("admin_account", sa.String(32), nullable=False),
-        sa.Column("admin_account_key", sa.String(32), nullable=False),
+        # Indexed plainly too: a query with bound state parameters cannot use the partial index.
+        sa.Column("admin_account_key", sa.String(32), nullable=False, index=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text),
         sa.Column("attempt", sa.Integer, nullable=False),

@@ -1,0 +1,32 @@
+"""The review queue: oldest first, a page at a time, each task with its SLA due time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from singlewindow.shared.contracts import review
+from singlewindow.shared.contracts.review import TaskList
+
+from tests.integration.test_registration_rules import submit
+from tests.support.identifiers import application
+from tests.support.platform import Bus, eventually
+
+
+async def test_tasks_come_oldest_first_a_page_at_a_time_with_their_due_time(nats_bus: Bus) -> None:
+    mine = [(await submit(nats_bus, application())).application_id for _ in range(3)]
+
+    async def everything() -> TaskList | None:
+        listed: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 500}, TaskList)
+        found = {t.application_id for t in listed.tasks}
+        return listed if set(mine) <= found else None
+
+    all_open = await eventually(everything)
+    assert [t.application_id for t in all_open.tasks if t.application_id in mine] == mine
+    first: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 2}, TaskList)
+    second: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 2, "offset": 2}, TaskList)
+    assert [t.task_id for t in first.tasks + second.tasks] == [
+        t.task_id for t in all_open.tasks[:4]
+    ]
+    for task in all_open.tasks:
+        assert not task.overdue
+        assert timedelta(days=3) <= task.due_by - task.created_at <= timedelta(days=5)
