@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from cloudevents.core.formats.json import JSONFormat
 from singlewindow.shared.contracts import accounts, registration, review
 from singlewindow.shared.contracts.common import EnterpriseInfo, MaskedEnterprise
 from singlewindow.shared.events import CloudEvent, EventSpec
@@ -117,3 +118,23 @@ def test_masked_views_carry_no_full_id_number_or_mobile() -> None:
     assert "11010519491231002X" not in masked
     assert "13800138000" not in masked
     assert "110105********002X" in masked
+
+
+def test_the_cloudevents_sdk_reads_our_events_as_valid_v1() -> None:
+    event = accounts.BUSINESS_SCOPE_DECLARED.make(
+        accounts.BusinessScopeDeclared(
+            uscc="91500000MA5U7X1C69", codes=("customs_broker",), version=1, declared_by="admin"
+        ),
+        subject="91500000MA5U7X1C69",
+        source="urn:singlewindow:service:accounts",
+        correlation_id="c-2",
+    )
+    wire = event.model_dump_json(exclude_none=True).encode()  # what the outbox relays
+    read = JSONFormat().read(None, wire)  # validates required and extension attributes
+    assert read.get_specversion() == "1.0"
+    assert read.get_id() == event.id
+    assert read.get_type() == "cn.singlewindow.accounts.business-scope-declared.v1"
+    assert read.get_subject() == "91500000MA5U7X1C69"
+    assert read.get_dataschema() == event.dataschema
+    assert read.get_extension("correlationid") == "c-2"
+    assert read.get_data() == event.data
