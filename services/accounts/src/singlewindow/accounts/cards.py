@@ -16,6 +16,7 @@ import binascii
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import NoReturn
 
 import structlog
@@ -172,12 +173,12 @@ def _challenge_problem(stored: StoredChallenge | None, now: datetime) -> str:
 async def refuse(
     deps: AccountsRuntime,
     reason: str,
+    code: ErrorCode = ErrorCode.CARD_REFUSED,
+    fields: tuple[FieldError, ...] = (),
     *,
     card: CardData,
     purpose: str,
     account: str | None = None,
-    code: ErrorCode = ErrorCode.CARD_REFUSED,
-    fields: tuple[FieldError, ...] = (),
 ) -> NoReturn:
     """Audit a refused card request, then refuse it."""
     async with deps.service.db.transaction() as connection:
@@ -289,18 +290,7 @@ async def register_card_admin(deps: AccountsRuntime, request: RegisterCardAdmin)
     uscc = card.enterprise_uscc
     admin = request.admin
 
-    async def refused(
-        reason: str, code: ErrorCode, fields: tuple[FieldError, ...] = ()
-    ) -> NoReturn:
-        await refuse(
-            deps,
-            reason,
-            card=card,
-            purpose="register-admin",
-            account=admin.account,
-            code=code,
-            fields=fields,
-        )
+    refused = partial(refuse, deps, card=card, purpose="register-admin", account=admin.account)
 
     if card.card_type is not CardType.LEGAL_PERSON:
         await refused(
@@ -375,18 +365,7 @@ async def add_card_operator(deps: AccountsRuntime, request: AddCardOperator) -> 
     proven = await prove_card(deps, request, "add-operator")
     card = proven.card
 
-    async def refused(
-        reason: str, code: ErrorCode, fields: tuple[FieldError, ...] = ()
-    ) -> NoReturn:
-        await refuse(
-            deps,
-            reason,
-            card=card,
-            purpose="add-operator",
-            account=operator.account,
-            code=code,
-            fields=fields,
-        )
+    refused = partial(refuse, deps, card=card, purpose="add-operator", account=operator.account)
 
     if card.enterprise_uscc != caller.uscc:
         await refused(OTHER_ENTERPRISE, ErrorCode.CARD_REFUSED)
