@@ -29,6 +29,7 @@ from singlewindow.swctl.client import (
     load_token,
     save_session,
 )
+from singlewindow.swctl.platform import DEFAULT_HTTP_PORT_BASE
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -342,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     up_parser.add_argument(
         "--http-port-base",
         type=int,
-        default=int(os.environ.get("SW_HTTP_PORT_BASE", "8100")),
+        default=int(os.environ.get("SW_HTTP_PORT_BASE", str(DEFAULT_HTTP_PORT_BASE))),
         help="services listen for health and metrics on base+1, base+2, ... (env SW_HTTP_PORT_BASE)",
     )
 

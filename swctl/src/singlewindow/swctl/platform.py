@@ -27,6 +27,9 @@ MALLOC_MMAP_THRESHOLD = "131072"
 """argon2's 19 MiB buffers then go back to the system after each hash; by default glibc keeps one
 per thread that ever hashed (measured: 114 MiB more after 24 hashes on 6 threads, 0 with this)."""
 
+DEFAULT_HTTP_PORT_BASE = 8100
+"""Each service listens for health, metrics and docs on this base plus its own offset."""
+
 SERVICES: dict[str, int] = {"registration": 8101, "review": 8102, "accounts": 8103}
 """Each service of the embedded platform and its default HTTP port (health, metrics, docs)."""
 CARD_GATEWAY = "card-gateway"

@@ -14,6 +14,7 @@ from typing import Any
 from singlewindow.swctl.platform import (
     CARD_GATEWAY,
     CARD_GATEWAY_PORT,
+    DEFAULT_HTTP_PORT_BASE,
     SERVICES,
     Platform,
     PlatformConfig,
@@ -22,7 +23,8 @@ from singlewindow.swctl.platform import (
 )
 
 SERVICE_PORT_OFFSETS = {
-    name: port - 8100 for name, port in (SERVICES | {CARD_GATEWAY: CARD_GATEWAY_PORT}).items()
+    name: port - DEFAULT_HTTP_PORT_BASE
+    for name, port in (SERVICES | {CARD_GATEWAY: CARD_GATEWAY_PORT}).items()
 }
 
 NEXT_STEPS = """\

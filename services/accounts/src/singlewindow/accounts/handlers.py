@@ -60,6 +60,7 @@ router = NatsRouter()
 
 APPROVALS_CONSUMER = "accounts-registration-approved"
 SCOPE_ONLY = frozenset({RequiredAction.BUSINESS_SCOPE})
+ALL_ACTIONS = frozenset(RequiredAction)
 
 
 @request_subscriber(router, contract.LOGIN_PASSWORD, contract.QUEUE)
@@ -304,6 +305,3 @@ async def _fetch_onboarding(deps: AccountsRuntime, application_id: str) -> Onboa
         wait=deps.settings.registration_timeout_seconds,
         who="registration",
     )
-
-
-ALL_ACTIONS = frozenset(RequiredAction)
