@@ -80,9 +80,10 @@ async def steps(nats_url: str, runs: int) -> dict[str, list[float]]:
 
     try:
         for run in range(runs + 1):
-            challenge, t_challenge = await call(accounts.CARD_CHALLENGE, {})
+            challenge, t_challenge = await call(accounts.CARD_CHALLENGE.subject, {})
             signed, t_sign = await call(
-                card_gateway.SIGN_CHALLENGE, {"pin": PIN, "challenge": challenge["challenge"]}
+                card_gateway.SIGN_CHALLENGE.subject,
+                {"pin": PIN, "challenge": challenge["challenge"]},
             )
             proof = {
                 "challenge_id": challenge["challenge_id"],
@@ -90,7 +91,7 @@ async def steps(nats_url: str, runs: int) -> dict[str, list[float]]:
                 "card": signed["card"],
                 "signature": signed["signature"],
             }
-            _session, t_login = await call(accounts.LOGIN_CARD, proof)
+            _session, t_login = await call(accounts.LOGIN_CARD.subject, proof)
             if run == 0:
                 continue  # warm-up
             times["challenge"].append(t_challenge)

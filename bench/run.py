@@ -59,13 +59,16 @@ ECHO_SUBJECT = "bench.echo"
 LOGIN_ACCOUNT = "benchlogin"
 SERVICE_NAMES = ("registration", "review", "accounts")
 CARDLESS_KIND = "registration.cardless"
-SHOW_APPLICATION = registration_contract.SHOW_APPLICATION
-LIST_TASKS = review_contract.LIST_TASKS
-# Durable consumers whose backlog must drain before a measurement starts (see each handlers.py).
-CONSUMERS = (
-    (registration_contract.STREAM.name, "review-registration-submitted"),
-    (registration_contract.STREAM.name, "accounts-registration-approved"),
-    (review_contract.STREAM.name, "registration-review-decisions"),
+SHOW_APPLICATION = registration_contract.SHOW_APPLICATION.subject
+LIST_TASKS = review_contract.LIST_TASKS.subject
+# Durable consumers whose backlog must drain before a measurement starts.
+CONSUMERS = tuple(
+    (subscription.stream.name, subscription.durable)
+    for subscription in (
+        review_contract.REVIEW_REQUESTS,
+        accounts_contract.REGISTRATION_APPROVALS,
+        registration_contract.REVIEW_DECISIONS,
+    )
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MACHINE = ("machine busy", "machine total")
@@ -355,16 +358,17 @@ class Bus:
 
     async def login(self) -> None:
         await self.call(
-            accounts_contract.LOGIN_PASSWORD, {"account": LOGIN_ACCOUNT, "password": PASSWORD}
+            accounts_contract.LOGIN_PASSWORD.subject,
+            {"account": LOGIN_ACCOUNT, "password": PASSWORD},
         )
 
     async def submit(self) -> None:
         serial = next(_serials) + 10_000_000
-        await self.call(registration_contract.SUBMIT_CARDLESS, application(serial))
+        await self.call(registration_contract.SUBMIT_CARDLESS.subject, application(serial))
 
     async def onboarding_check(self, serial: int) -> None:
         await self.call(
-            accounts_contract.ONBOARDING_CHECK,
+            accounts_contract.ONBOARDING_CHECK.subject,
             {"uscc": make_uscc(serial, "510000"), "account": f"free{serial}"},
         )
 
@@ -372,19 +376,19 @@ class Bus:
 async def register_login_account(bus: Bus, platform: Platform) -> str:
     """Submit an application, approve its review task, wait for accounts to create the admin."""
     document = application(next(_serials), LOGIN_ACCOUNT)
-    result = await bus.call(registration_contract.SUBMIT_CARDLESS, document)
+    result = await bus.call(registration_contract.SUBMIT_CARDLESS.subject, document)
     application_id: str = result["application_id"]
     await bus.settle(platform)
     tasks = await bus.call(LIST_TASKS, {"state": "open"})
     (task_id,) = [t["task_id"] for t in tasks["tasks"] if t["application_id"] == application_id]
     await bus.call(
-        review_contract.DECIDE_TASK,
+        review_contract.DECIDE_TASK.subject,
         {"task_id": task_id, "decision": "approve", "reviewer": "bench"},
     )
     # Polled through onboarding.check, not login: failed logins would start the throttle.
     deadline = time.monotonic() + 30
     check = {"uscc": document["enterprise"]["uscc"], "account": LOGIN_ACCOUNT}
-    while not (await bus.call(accounts_contract.ONBOARDING_CHECK, check))["account_taken"]:
+    while not (await bus.call(accounts_contract.ONBOARDING_CHECK.subject, check))["account_taken"]:
         if time.monotonic() > deadline:
             raise TimeoutError("accounts did not create the approved administrator")
         await asyncio.sleep(0.1)

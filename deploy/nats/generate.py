@@ -1,17 +1,22 @@
-"""Derive the platform's NATS permission table from the code, and write it where NATS reads it.
+"""Derive the platform's NATS permission table from the declarations, and write it for NATS.
 
-One NATS user per service, allowed exactly what that service's code does on the bus:
+One NATS user per service, allowed exactly what its `Routes` declare (``handlers.routes``: the
+endpoints it serves, the events it consumes, the endpoints it asks, the other services' events it
+publishes) and its contract holds:
 
-- its request subscribers (``sw.rpc.<service>.>``, in its own queue group) and their replies;
-- the requests it makes to other services (found in its source, e.g. registration's
-  ``service.ask(accounts.ONBOARDING_CHECK, ...)``);
-- its own events (``sw.events.<service>.>``, ``sw.audit.<service>.>``) and dead letters;
+- its request subjects (``sw.rpc.<service>.>``, in its own queue group) and their replies;
+- the requests it declares it asks of other services (``Routes(asks=...)``; ``Service.ask``
+  refuses any other);
+- its own events (``sw.events.<service>.>``, ``sw.audit.<service>.>``,
+  ``sw.internal.<service>.>``), the events of other
+  contracts it declares it publishes (``Routes(publishes=...)``, e.g. a review requested), and
+  its dead letters;
 - the JetStream API for the streams it declares at start (those it writes and those it reads,
   plus the dead-letter stream: what ``ensure_streams`` is given) and for its own durable pull
   consumers, with acknowledgements on those consumers only.
 
-Plus two users for ``swctl``: ``swctl``, for people and scripts, may send any request but the
-internal ones (a subject whose docstring in ``shared/contracts`` starts with ``Internal:``) and
+Plus two users for ``swctl``: ``swctl``, for people and scripts, may send any request but those
+for other services only (``Audience.SERVICE``) and
 read the public streams (``singlewindow.swctl.events.PUBLIC_STREAMS``) with ordered consumers;
 ``operator`` may besides read the audit trail and the dead letters, and replay a dead letter to
 the subject its consumer reads (``swctl deadletter``).
@@ -24,10 +29,7 @@ the same comparison).
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
-import inspect
-import itertools
 import json
 import pkgutil
 import sys
@@ -36,12 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from faststream.nats import NatsRouter
-from faststream.nats.subscriber.usecases.core_subscriber import CoreSubscriber
-from faststream.nats.subscriber.usecases.stream_pull_subscriber import PullStreamSubscriber
 from singlewindow.shared import contracts
 from singlewindow.shared.bus import DEAD_LETTER_STREAM, inbox_prefix
+from singlewindow.shared.endpoints import Audience, endpoints_of
 from singlewindow.shared.events import EventSpec, StreamSpec
+from singlewindow.shared.routes import Routes
 from singlewindow.swctl.events import PUBLIC_STREAMS
 
 HERE = Path(__file__).resolve().parent
@@ -138,61 +139,48 @@ def contract_of(service: str) -> ModuleType | None:
 
 
 def service_facts(service: str) -> ServiceFacts:
-    """Read what a service subscribes to, requests, publishes and declares, from its code."""
+    """What a service does on the bus, from the declarations of its routes and its contract."""
     handlers = importlib.import_module(f"singlewindow.{module_name(service)}.handlers")
-    router = getattr(handlers, "router", None)
-    if not isinstance(router, NatsRouter):
-        raise GenerationError(f"{handlers.__name__} has no NatsRouter named `router`")
+    routes = getattr(handlers, "routes", None)
+    if not isinstance(routes, Routes) or routes.service != service:
+        raise GenerationError(f"{handlers.__name__} has no Routes of {service} named `routes`")
     contract = contract_of(service)
     if contract is None:
         raise GenerationError(f"{service} has handlers but no shared/contracts module")
 
-    queues: set[str | None] = set()
-    consumers: list[Consumer] = []
-    rpc_root = f"sw.rpc.{service}."
-    for subscriber in router.subscribers:
-        if isinstance(subscriber, PullStreamSubscriber):
-            options = subscriber.extra_options
-            durable = options.get("durable")
-            stream = options.get("stream")
-            filter_subject = subscriber.config.filter_subject
-            if not (isinstance(durable, str) and isinstance(stream, str) and filter_subject):
-                raise GenerationError(
-                    f"{service}: pull subscriber {subscriber.subject} needs a durable name, "
-                    "a stream and a filter subject to be given least privilege"
-                )
-            consumers.append(Consumer(stream, durable, filter_subject))
-        elif isinstance(subscriber, CoreSubscriber):
-            subject = subscriber.subject.broker_address
-            if not subject.startswith(rpc_root):
-                raise GenerationError(
-                    f"{service} subscribes to {subject}, outside its own {rpc_root}>"
-                )
-            queues.add(subscriber.queue or None)
-        else:
-            raise GenerationError(
-                f"{service}: a {type(subscriber).__name__} is not a kind "
-                "of subscriber the permission scheme knows (core request or durable pull)"
-            )
+    queues = {served.endpoint.queue for served in routes.served}
     if len(queues) > 1:
         raise GenerationError(f"{service} subscribes in several queue groups: {queues!r}")
+    consumers = [
+        Consumer(c.subscription.stream.name, c.subscription.durable, c.subscription.event.subject)
+        for c in routes.consumed
+    ]
+    for endpoint in routes.asks:
+        if endpoint.service == service:
+            raise GenerationError(f"{service} asks its own {endpoint.subject}")
 
     own_streams = [value for value in vars(contract).values() if isinstance(value, StreamSpec)]
     events = [value for value in vars(contract).values() if isinstance(value, EventSpec)]
-    publishes = sorted({f"sw.{'audit' if spec.audit else 'events'}.{service}.>" for spec in events})
-    for spec in events:
-        if not any(spec.subject.startswith(root[:-1]) for root in publishes):
-            raise GenerationError(f"{spec.type} is published outside the service's own subjects")
+    own_events = [spec for spec in events if spec.service == service]
+    publishes = sorted({f"{spec.root}.{service}.>" for spec in own_events})
+    for spec in own_events:
         if not any(_covers(stream.subjects, spec.subject) for stream in own_streams):
             raise GenerationError(f"{spec.subject} falls in none of {service}'s own streams")
+    publishes += sorted(spec.subject for spec in routes.publishes)
     publishes.append(f"sw.deadletter.{service}.>")
     streams = [stream.name for stream in own_streams]
     streams += [c.stream for c in consumers]
+    streams += [
+        stream.name
+        for spec in routes.publishes
+        for stream in contract_streams()
+        if _covers(stream.subjects, spec.subject)
+    ]
     streams.append(DEAD_LETTER_STREAM.name)
     return ServiceFacts(
         name=service,
         queue=next(iter(queues), None) if queues else getattr(contract, "QUEUE", None),
-        requests=tuple(sorted(set(requested_subjects(service)))),
+        requests=tuple(sorted(endpoint.subject for endpoint in routes.asks)),
         publishes=tuple(publishes),
         own_streams=tuple(stream.name for stream in own_streams),
         streams=tuple(dict.fromkeys(streams)),
@@ -218,108 +206,22 @@ def _covers(filters: Iterable[str], subject: str) -> bool:
     return False
 
 
-REQUEST_CALLS = frozenset({"request", "ask"})
-"""Calls that send a request: nats-py's and FastStream's `request`, and `Service.ask`."""
-
-
-def requested_subjects(service: str) -> Iterator[str]:
-    """Other services' request subjects the service's code names in a call: those it requests.
-
-    The source is read, not imported (importing `app` or `__main__` would start the service).
-    A `request(...)` or `ask(...)` whose subject is not a constant of shared/contracts stops the
-    generator: a subject computed at run time cannot be given least privilege.
-    """
-    package = importlib.import_module(f"singlewindow.{module_name(service)}")
-    own = f"sw.rpc.{service}."
-    for directory in package.__path__:
-        for path in sorted(Path(directory).rglob("*.py")):
-            if "migrations" in path.relative_to(directory).parts:
-                continue
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            names = _imported_names(tree)
-            for node in ast.walk(tree):
-                if not isinstance(node, ast.Call):
-                    continue
-                arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
-                subjects = [s for s in (_constant(names, arg) for arg in arguments) if s]
-                requests = [
-                    s for s in subjects if s.startswith("sw.rpc.") and not s.startswith(own)
-                ]
-                yield from requests
-                called = node.func.attr if isinstance(node.func, ast.Attribute) else None
-                if called in REQUEST_CALLS and not subjects:
-                    raise GenerationError(
-                        f"{path.relative_to(ROOT)}:{node.lineno}: a request whose subject is not "
-                        "a constant of shared/contracts, so it cannot be permitted"
-                    )
-
-
-def _imported_names(tree: ast.Module) -> dict[str, str]:
-    """What each name imported at module level stands for: `alias` -> `package.module.NAME`."""
-    names: dict[str, str] = {}
-    for statement in tree.body:
-        if isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
-            for alias in statement.names:
-                names[alias.asname or alias.name] = f"{statement.module}.{alias.name}"
-        elif isinstance(statement, ast.Import):
-            for alias in statement.names:
-                names[alias.asname or alias.name.partition(".")[0]] = (
-                    alias.name if alias.asname else alias.name.partition(".")[0]
-                )
-    return names
-
-
-def _resolve(dotted: str) -> object:
-    """The object a dotted path in the platform's packages names (a module or an attribute)."""
-    if not dotted.startswith("singlewindow."):
-        return None
-    parts = dotted.split(".")
-    for split in range(len(parts), 1, -1):
-        try:
-            value: object = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        for attribute in parts[split:]:
-            value = getattr(value, attribute, None)
-        return value
-    return None
-
-
-def _constant(names: dict[str, str], node: ast.expr) -> str | None:
-    """The `sw.` string that a literal, `NAME` or `module.NAME` argument stands for, if any."""
-    value: object = None
-    if isinstance(node, ast.Constant):
-        value = node.value
-    elif isinstance(node, ast.Name) and node.id in names:
-        value = _resolve(names[node.id])
-    elif (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id in names
-    ):
-        value = _resolve(f"{names[node.value.id]}.{node.attr}")
-    return value if isinstance(value, str) and value.startswith("sw.") else None
+def contract_modules() -> Iterator[ModuleType]:
+    """Every module of shared/contracts."""
+    for info in pkgutil.iter_modules(contracts.__path__, f"{contracts.__name__}."):
+        yield importlib.import_module(info.name)
 
 
 def internal_subjects() -> tuple[str, ...]:
-    """Request subjects documented `Internal:` in shared/contracts: service to service only."""
-    found: list[str] = []
-    for info in pkgutil.iter_modules(contracts.__path__, f"{contracts.__name__}."):
-        module = importlib.import_module(info.name)
-        body = ast.parse(inspect.getsource(module)).body
-        for statement, following in itertools.pairwise(body):
-            if (
-                isinstance(statement, ast.Assign)
-                and isinstance(statement.value, ast.Constant)
-                and isinstance(statement.value.value, str)
-                and statement.value.value.startswith("sw.rpc.")
-                and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)
-                and following.value.value.startswith("Internal:")
-            ):
-                found.append(statement.value.value)
-    return tuple(sorted(found))
+    """Request subjects declared for other services only (`Audience.SERVICE`)."""
+    return tuple(
+        sorted(
+            endpoint.subject
+            for module in contract_modules()
+            for endpoint in endpoints_of(module)
+            if endpoint.audience is Audience.SERVICE
+        )
+    )
 
 
 def js_api(*tokens: str) -> str:
@@ -459,8 +361,8 @@ def operator_user(
 def contract_streams() -> list[StreamSpec]:
     """Every stream the contracts define, in the order they are found."""
     found: dict[str, StreamSpec] = {}
-    for info in pkgutil.iter_modules(contracts.__path__, f"{contracts.__name__}."):
-        for value in vars(importlib.import_module(info.name)).values():
+    for module in contract_modules():
+        for value in vars(module).values():
             if isinstance(value, StreamSpec):
                 found.setdefault(value.name, value)
     return list(found.values())
@@ -472,9 +374,9 @@ def users() -> tuple[User, ...]:
     internal = internal_subjects()
     requested = {subject for facts in everyone.values() for subject in facts.requests}
     if unasked := sorted(set(internal) - requested):
-        # Internal subjects exist for service-to-service requests: one nobody makes means the
-        # source scan missed a request, and its service would be refused it in production.
-        raise GenerationError(f"no service's code is seen requesting {unasked}")
+        # Internal subjects exist for service-to-service requests: one nobody declares asking
+        # is dead, or its caller forgot to declare it and would be refused it in production.
+        raise GenerationError(f"no service declares that it asks {unasked}")
     consumers = [consumer for facts in everyone.values() for consumer in facts.consumers]
     return (
         *(service_user(facts, everyone) for facts in everyone.values()),

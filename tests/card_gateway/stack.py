@@ -37,7 +37,7 @@ def spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Pope
 
 async def readers_now(card_bus: Bus) -> dict[str, bool]:
     """Each reader card-gateway sees, and whether a card is in it."""
-    listed = await card_bus.call(card_gateway.LIST_READERS, {}, card_gateway.ReaderList)
+    listed = await card_bus.call(card_gateway.LIST_READERS, {})
     return {reader.name: reader.card_present for reader in listed.readers}
 
 

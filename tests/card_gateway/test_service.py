@@ -25,11 +25,10 @@ from singlewindow.shared.cardcrypto import (
 )
 from singlewindow.shared.contracts import card_gateway
 from singlewindow.shared.contracts.card_gateway import (
-    CardView,
     PinVerified,
-    ReaderList,
     SignedChallenge,
 )
+from singlewindow.shared.endpoints import Endpoint
 from singlewindow.shared.errors import DomainError, ErrorCode
 from singlewindow.swctl.platform import CARD_GATEWAY, Platform, PlatformConfig, http_json
 from singlewindow.virtual_card.applet import EPORT_ATR, FOREIGN_ATR
@@ -56,10 +55,19 @@ def challenge(size: int = 32) -> str:
     return base64.b64encode(os.urandom(size)).decode()
 
 
-async def refused(card_bus: Bus, subject: str, request: dict[str, Any]) -> DomainError:
+def requests_to(
+    *requests: tuple[Endpoint[Any, Any], dict[str, Any]],
+) -> tuple[tuple[Endpoint[Any, Any], dict[str, Any]], ...]:
+    """Requests to several endpoints, to be refused alike."""
+    return requests
+
+
+async def refused(
+    card_bus: Bus, endpoint: Endpoint[Any, Any], request: dict[str, Any]
+) -> DomainError:
     """The error reply to a request that must be refused."""
     with pytest.raises(DomainError) as refusal:
-        await card_bus.call(subject, request, ReaderList)
+        await card_bus.call(endpoint, request)
     return refusal.value
 
 
@@ -74,13 +82,13 @@ def openssl(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 async def test_both_vpcd_slots_are_listed_and_show_the_card_put_in(
     card_bus: Bus, slots: CardSlots, issue_card: IssueCard
 ) -> None:
-    listed = await card_bus.call(card_gateway.LIST_READERS, {}, ReaderList)
+    listed = await card_bus.call(card_gateway.LIST_READERS, {})
     assert [(r.name, r.card_present, r.atr) for r in listed.readers] == [
         (READERS[0], False, None),
         (READERS[1], False, None),
     ]
     await slots.insert(issue_card(), READERS[1])
-    listed = await card_bus.call(card_gateway.LIST_READERS, {}, ReaderList)
+    listed = await card_bus.call(card_gateway.LIST_READERS, {})
     assert [(r.name, r.card_present, r.atr) for r in listed.readers] == [
         (READERS[0], False, None),
         (READERS[1], True, EPORT_ATR.hex().upper()),
@@ -92,7 +100,7 @@ async def test_the_card_data_and_certificate_are_read_without_a_pin(
 ) -> None:
     card = issue_card(card_type="operator", operator_level="declaration", customs_code="5001234567")
     await slots.insert(card)
-    view = await card_bus.call(card_gateway.READ_CARD, {}, CardView)
+    view = await card_bus.call(card_gateway.READ_CARD, {})
     assert view.reader == READERS[0]
     data = card.card.data
     assert view.card.model_dump(mode="json") == {
@@ -120,7 +128,6 @@ async def test_the_signature_and_certificate_verify_with_the_platform_and_with_o
     signed = await card_bus.call(
         card_gateway.SIGN_CHALLENGE,
         {"pin": CARD_PIN, "challenge": base64.b64encode(raw).decode(), "reader": READERS[0]},
-        SignedChallenge,
     )
     assert signed.card.card_number == card.number
     certificate = certificate_from_pem(signed.certificate_pem)
@@ -155,7 +162,7 @@ async def test_the_right_pin_is_verified(
 ) -> None:
     card = issue_card()
     await slots.insert(card)
-    verified = await card_bus.call(card_gateway.VERIFY_PIN, {"pin": CARD_PIN}, PinVerified)
+    verified = await card_bus.call(card_gateway.VERIFY_PIN, {"pin": CARD_PIN})
     assert verified == PinVerified(reader=READERS[0], card_number=card.number)
 
 
@@ -178,10 +185,10 @@ async def test_wrong_pins_count_down_to_blocked_and_then_no_pin_reaches_the_card
         ),
     ]
     assert emulator.verifies_with_pin() == 3
-    for subject, request in [
+    for subject, request in requests_to(
         (card_gateway.VERIFY_PIN, {"pin": CARD_PIN}),
         (card_gateway.SIGN_CHALLENGE, {"pin": CARD_PIN, "challenge": challenge()}),
-    ]:
+    ):
         error = await refused(card_bus, subject, request)
         assert error.code == ErrorCode.CARD_BLOCKED
         assert error.message == (
@@ -220,7 +227,7 @@ async def test_without_a_reader_name_the_only_card_is_used_and_two_cards_need_a_
 ) -> None:
     first, second = issue_card(), issue_card()
     await slots.insert(first, READERS[1])
-    view = await card_bus.call(card_gateway.READ_CARD, {}, CardView)
+    view = await card_bus.call(card_gateway.READ_CARD, {})
     assert (view.reader, view.card.card_number) == (READERS[1], first.number)
     await slots.insert(second, READERS[0])
     error = await refused(card_bus, card_gateway.READ_CARD, {})
@@ -229,7 +236,7 @@ async def test_without_a_reader_name_the_only_card_is_used_and_two_cards_need_a_
         f"cards are in several readers ({READERS[0]}, {READERS[1]}); name one with --reader"
     )
     assert [f.path for f in error.fields] == ["reader"]
-    named = await card_bus.call(card_gateway.READ_CARD, {"reader": READERS[0]}, CardView)
+    named = await card_bus.call(card_gateway.READ_CARD, {"reader": READERS[0]})
     assert named.card.card_number == second.number
 
 
@@ -250,11 +257,11 @@ async def test_an_unknown_reader(card_bus: Bus, slots: CardSlots) -> None:
 
 async def test_a_card_that_is_not_an_eport_card(card_bus: Bus, slots: CardSlots) -> None:
     await slots.insert(None)
-    for subject, request in [
+    for subject, request in requests_to(
         (card_gateway.READ_CARD, {}),
         (card_gateway.VERIFY_PIN, {"pin": CARD_PIN}),
         (card_gateway.SIGN_CHALLENGE, {"pin": CARD_PIN, "challenge": challenge()}),
-    ]:
+    ):
         error = await refused(card_bus, subject, request)
         assert (error.code, error.message) == (
             ErrorCode.NOT_AN_EPORT_CARD,
@@ -267,9 +274,7 @@ async def test_a_card_pulled_out_while_it_signs(
 ) -> None:
     emulator = await slots.insert(issue_card(), slow_signer=True)
     signing = asyncio.create_task(
-        card_bus.call(
-            card_gateway.SIGN_CHALLENGE, {"pin": CARD_PIN, "challenge": challenge()}, ReaderList
-        )
+        card_bus.call(card_gateway.SIGN_CHALLENGE, {"pin": CARD_PIN, "challenge": challenge()})
     )
     await asyncio.sleep(slow_signer.DELAY / 3)
     emulator.pull_out()
@@ -287,18 +292,16 @@ async def test_concurrent_requests_take_turns_with_the_card(
     card = issue_card()
     await slots.insert(card)
     raw = [os.urandom(32) for _ in range(6)]
-    signed = await asyncio.gather(
-        *(
-            card_bus.call(
-                card_gateway.SIGN_CHALLENGE,
-                {"pin": CARD_PIN, "challenge": base64.b64encode(r).decode()},
-                SignedChallenge,
-            )
-            for r in raw
-        ),
-        card_bus.call(card_gateway.READ_CARD, {}, CardView),
-        card_bus.call(card_gateway.VERIFY_PIN, {"pin": CARD_PIN}, PinVerified),
-    )
+    signing = [
+        card_bus.call(
+            card_gateway.SIGN_CHALLENGE,
+            {"pin": CARD_PIN, "challenge": base64.b64encode(r).decode()},
+        )
+        for r in raw
+    ]
+    reading = card_bus.call(card_gateway.READ_CARD, {})
+    verifying = card_bus.call(card_gateway.VERIFY_PIN, {"pin": CARD_PIN})
+    signed = await asyncio.gather(*signing, reading, verifying)
     certificate = card.card.certificate
     for challenge_bytes, answer in zip(raw, signed[:6], strict=True):
         assert isinstance(answer, SignedChallenge)
@@ -315,7 +318,6 @@ async def test_a_request_waiting_too_long_for_the_card_is_told_it_is_busy(
         card_bus.call(
             card_gateway.SIGN_CHALLENGE,
             {"pin": CARD_PIN, "challenge": challenge()},
-            SignedChallenge,
         )
     )
     await asyncio.sleep(0.3)
@@ -361,7 +363,7 @@ async def test_a_card_held_by_another_program_is_busy(
     finally:
         process.kill()
         process.wait(10)
-    assert (await card_bus.call(card_gateway.READ_CARD, {}, CardView)).reader == READERS[0]
+    assert (await card_bus.call(card_gateway.READ_CARD, {})).reader == READERS[0]
 
 
 async def test_cards_inserted_and_removed_are_announced_on_the_stream(
@@ -418,10 +420,8 @@ async def test_the_pin_never_reaches_a_log(
 ) -> None:
     emulator = await slots.insert(issue_card())
     await refused(card_bus, card_gateway.VERIFY_PIN, {"pin": WRONG_PIN})
-    await card_bus.call(card_gateway.VERIFY_PIN, {"pin": CARD_PIN}, PinVerified)
-    await card_bus.call(
-        card_gateway.SIGN_CHALLENGE, {"pin": CARD_PIN, "challenge": challenge()}, SignedChallenge
-    )
+    await card_bus.call(card_gateway.VERIFY_PIN, {"pin": CARD_PIN})
+    await card_bus.call(card_gateway.SIGN_CHALLENGE, {"pin": CARD_PIN, "challenge": challenge()})
     await refused(card_bus, card_gateway.VERIFY_PIN, {"pin": "1234567"})  # malformed
     await card_bus.raw(card_gateway.VERIFY_PIN, json.dumps({"pin": 24680135}).encode())
     gateway_log = card_platform.log_path(CARD_GATEWAY).read_text()
@@ -462,11 +462,11 @@ async def test_without_pcscd_the_gateway_is_ready_and_says_there_is_no_reader(
         assert ready["status"] == "ready"
         assert ready["pcsc"]["state"] == "unavailable"
         async with bus(platform) as connection:
-            for subject, request in [
+            for subject, request in requests_to(
                 (card_gateway.LIST_READERS, {}),
                 (card_gateway.READ_CARD, {}),
                 (card_gateway.SIGN_CHALLENGE, {"pin": CARD_PIN, "challenge": challenge()}),
-            ]:
+            ):
                 error = await refused(connection, subject, request)
                 assert (error.code, error.message) == (
                     ErrorCode.NO_READER,

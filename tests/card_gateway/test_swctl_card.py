@@ -20,7 +20,6 @@ from singlewindow.shared.cardcrypto import (
     verify_certificate,
 )
 from singlewindow.shared.contracts import card_gateway
-from singlewindow.shared.contracts.card_gateway import CardView
 from singlewindow.swctl.platform import Platform
 from singlewindow.virtual_card.card import load_card_file
 from singlewindow.virtual_card.issuing import DevCA
@@ -183,7 +182,7 @@ async def test_insert_readers_replace_and_remove(
         (READERS[0], True),
         (READERS[1], False),
     ]
-    view = await card_bus.call(card_gateway.READ_CARD, {}, CardView)
+    view = await card_bus.call(card_gateway.READ_CARD, {})
     assert view.card.card_number == first.number
 
     replaced = swctl("card", "insert", str(second.path), *data_dir)
@@ -191,7 +190,7 @@ async def test_insert_readers_replace_and_remove(
 
     async def second_card_in() -> bool | None:
         try:
-            view = await card_bus.call(card_gateway.READ_CARD, {}, CardView)
+            view = await card_bus.call(card_gateway.READ_CARD, {})
         except Exception:
             return None
         return True if view.card.card_number == second.number else None

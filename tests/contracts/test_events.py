@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.core.formats.json import JSONFormat
-from singlewindow.shared.contracts import accounts, registration, review
+from singlewindow.shared.contracts import accounts, card_gateway, registration, review
 from singlewindow.shared.contracts.common import EnterpriseInfo, MaskedEnterprise
+from singlewindow.shared.endpoints import endpoints_of
 from singlewindow.shared.events import CloudEvent, EventSpec
 
 ALL_EVENTS: list[EventSpec[Any]] = [
@@ -17,17 +18,23 @@ ALL_EVENTS: list[EventSpec[Any]] = [
     registration.APPROVED,
     registration.REJECTED,
     registration.RETURNED,
+    review.REQUESTED,
     review.DECIDED,
     accounts.ENTERPRISE_REGISTERED,
     accounts.BUSINESS_SCOPE_DECLARED,
     accounts.AUTHENTICATION_ATTEMPTED,
 ]
-STREAMS = [registration.STREAM, review.STREAM, accounts.STREAM, accounts.AUDIT_STREAM]
+STREAMS = [
+    registration.STREAM,
+    review.STREAM,
+    review.REQUESTS_STREAM,
+    accounts.STREAM,
+    accounts.AUDIT_STREAM,
+]
 REQUEST_SUBJECTS = [
-    value
-    for module in (registration, review, accounts)
-    for name, value in vars(module).items()
-    if name.isupper() and isinstance(value, str) and value.startswith("sw.rpc.")
+    endpoint.subject
+    for module in (registration, review, accounts, card_gateway)
+    for endpoint in endpoints_of(module)
 ]
 
 
@@ -70,6 +77,7 @@ def test_an_event_is_a_structured_cloudevent_with_the_uscc_as_subject() -> None:
         review.ReviewDecided(
             task_id="task_x",
             kind="registration.cardless",
+            reference="app_y",
             application_id="app_y",
             attempt=1,
             uscc="91500000MA5U7X1C69",

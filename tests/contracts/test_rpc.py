@@ -6,6 +6,7 @@ import json
 
 from faststream.nats import NatsBroker, NatsMessage, TestNatsBroker
 from pydantic import BaseModel
+from singlewindow.shared.endpoints import Audience, Endpoint
 from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
 from singlewindow.shared.rpc import MAX_REQUEST_BYTES, Request, respond
 
@@ -30,14 +31,17 @@ async def greet(request: Greet) -> Greeting:
     return Greeting(text=f"hello {request.name}")
 
 
-@broker.subscriber("test.greet")
+GREET = Endpoint("test", "greet", Greet, Greeting, Audience.PUBLIC)
+
+
+@broker.subscriber(GREET.subject)
 async def greet_handler(msg: NatsMessage) -> bytes:
-    return await respond("test.greet", msg.body, msg.correlation_id, Greet, greet)
+    return await respond(GREET, msg.body, msg.correlation_id, greet)
 
 
 async def ask(body: bytes) -> dict[str, object]:
     async with TestNatsBroker(broker) as test_broker:
-        reply = await test_broker.request(body, "test.greet")
+        reply = await test_broker.request(body, GREET.subject)
         answer: dict[str, object] = json.loads(reply.body)
         return answer
 

@@ -27,7 +27,6 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from singlewindow.review.handlers import SUBMITTED_CONSUMER
 from singlewindow.shared.bus import DEAD_LETTER_STREAM, inbox_prefix
 from singlewindow.shared.contracts import accounts, registration, review
 from singlewindow.shared.messaging import consumer_config, ensure_streams
@@ -201,21 +200,24 @@ async def test_registration_declares_its_streams_and_publishes_its_events(
         assert conn.errors == []
 
 
-async def test_review_consumes_submissions_through_its_own_durable_only(
+async def test_review_consumes_review_requests_through_its_own_durable_only(
     server: NatsServer,
 ) -> None:
+    durable = review.REVIEW_REQUESTS.durable
     async with connect(server, "registration") as writer:
         js = writer.nc.jetstream(timeout=5)
-        await ensure_streams(js, registration.STREAM, review.STREAM)
-        await js.publish(registration.SUBMITTED.subject, b'{"n":1}')
+        await ensure_streams(js, registration.STREAM, review.STREAM, review.REQUESTS_STREAM)
+        ack = await js.publish(review.REQUESTED.subject, b'{"n":1}')
+        assert ack.stream == review.REQUESTS_STREAM.name
+        assert writer.errors == []
     async with connect(server, "review") as conn:
         js = conn.nc.jetstream(timeout=5)
-        await ensure_streams(js, review.STREAM, registration.STREAM)
+        await ensure_streams(js, review.STREAM, review.REQUESTS_STREAM)
         subscription = await js.pull_subscribe(
-            registration.SUBMITTED.subject,
-            durable=SUBMITTED_CONSUMER,
-            stream=registration.STREAM.name,
-            config=consumer_config(SUBMITTED_CONSUMER, registration.SUBMITTED.subject),
+            review.REQUESTED.subject,
+            durable=durable,
+            stream=review.REQUESTS_STREAM.name,
+            config=consumer_config(durable, review.REQUESTED.subject),
         )
         [message] = await subscription.fetch(1, timeout=5)
         await message.ack_sync(timeout=5)
@@ -229,12 +231,20 @@ async def test_review_consumes_submissions_through_its_own_durable_only(
         )
 
 
+async def test_registration_may_request_a_review_but_not_decide_one(server: NatsServer) -> None:
+    async with connect(server, "registration") as conn:
+        js = conn.nc.jetstream(timeout=5)
+        await ensure_streams(js, registration.STREAM, review.STREAM)
+        await conn.nc.publish(review.DECIDED.subject, b"{}")
+        assert await conn.refused(review.DECIDED.subject)
+
+
 async def test_review_publishes_its_own_events_but_not_another_services(
     server: NatsServer,
 ) -> None:
     async with connect(server, "review") as conn:
         js = conn.nc.jetstream(timeout=5)
-        await ensure_streams(js, review.STREAM, registration.STREAM)
+        await ensure_streams(js, review.STREAM)
         ack = await js.publish(review.DECIDED.subject, b"{}")
         assert ack.stream == review.STREAM.name
 
@@ -247,7 +257,7 @@ async def test_review_publishes_its_own_events_but_not_another_services(
 async def test_only_accounts_may_ask_registration_for_onboarding_details(
     server: NatsServer,
 ) -> None:
-    subject = registration.ONBOARDING_DETAILS
+    subject = registration.ONBOARDING_DETAILS.subject
     async with connect(server, "registration") as owner:
         await serve(owner, subject, registration.QUEUE, b"details")
         async with connect(server, "accounts") as conn:
@@ -263,20 +273,22 @@ async def test_only_accounts_may_ask_registration_for_onboarding_details(
 
 async def test_registration_may_ask_accounts_whether_a_uscc_is_free(server: NatsServer) -> None:
     async with connect(server, "accounts") as owner:
-        await serve(owner, accounts.ONBOARDING_CHECK, accounts.QUEUE, b"free")
+        subject = accounts.ONBOARDING_CHECK.subject
+        await serve(owner, subject, accounts.QUEUE, b"free")
         async with connect(server, "registration") as conn:
-            reply = await conn.nc.request(accounts.ONBOARDING_CHECK, b"{}", timeout=5)
+            reply = await conn.nc.request(subject, b"{}", timeout=5)
             assert reply.data == b"free"
         async with connect(server, "review") as conn:
-            await conn.nc.publish(accounts.ONBOARDING_CHECK, b"{}")
-            assert await conn.refused(accounts.ONBOARDING_CHECK)
+            await conn.nc.publish(subject, b"{}")
+            assert await conn.refused(subject)
 
 
 async def test_swctl_sends_public_requests(server: NatsServer) -> None:
     async with connect(server, "registration") as owner:
-        await serve(owner, registration.SHOW_APPLICATION, registration.QUEUE, b"shown")
+        subject = registration.SHOW_APPLICATION.subject
+        await serve(owner, subject, registration.QUEUE, b"shown")
         async with connect(server, "swctl") as conn:
-            reply = await conn.nc.request(registration.SHOW_APPLICATION, b"{}", timeout=5)
+            reply = await conn.nc.request(subject, b"{}", timeout=5)
             assert reply.data == b"shown"
 
 
@@ -324,14 +336,14 @@ async def test_swctl_tails_public_events_but_not_the_audit_trail(server: NatsSer
 
 
 async def test_only_the_operator_reads_and_replays_dead_letters(server: NatsServer) -> None:
-    dead_letter = f"sw.deadletter.review.{SUBMITTED_CONSUMER}"
+    dead_letter = f"sw.deadletter.review.{review.REVIEW_REQUESTS.durable}"
     async with connect(server, "review") as owner:
         js = owner.nc.jetstream(timeout=5)
-        await ensure_streams(js, review.STREAM, registration.STREAM)
+        await ensure_streams(js, review.STREAM, review.REQUESTS_STREAM)
         ack = await js.publish(
             dead_letter,
             b'{"n":2}',
-            headers={"Sw-Original-Subject": registration.SUBMITTED.subject},
+            headers={"Sw-Original-Subject": review.REQUESTED.subject},
         )
 
     async with connect(server, "swctl") as conn:
@@ -339,8 +351,8 @@ async def test_only_the_operator_reads_and_replays_dead_letters(server: NatsServ
         with pytest.raises(NatsTimeoutError):
             await js.get_msg(DEAD_LETTER_STREAM.name, ack.seq)
         assert await conn.refused(f"$JS.API.STREAM.MSG.GET.{DEAD_LETTER_STREAM.name}")
-        await conn.nc.publish(registration.SUBMITTED.subject, b"{}")
-        assert await conn.refused(registration.SUBMITTED.subject)
+        await conn.nc.publish(review.REQUESTED.subject, b"{}")
+        assert await conn.refused(review.REQUESTED.subject)
 
     async with connect(server, "operator") as conn:
         js = conn.nc.jetstream(timeout=5)
@@ -356,13 +368,16 @@ async def test_only_the_operator_reads_and_replays_dead_letters(server: NatsServ
         letter = await js.get_msg(DEAD_LETTER_STREAM.name, ack.seq)
         assert letter.headers is not None
         replayed = await js.publish(letter.headers["Sw-Original-Subject"], letter.data or b"")
-        assert replayed.stream == registration.STREAM.name
+        assert replayed.stream == review.REQUESTS_STREAM.name
         assert await js.delete_msg(DEAD_LETTER_STREAM.name, ack.seq)
         # Never as a service: not another subject, not a service's consumer.
         await conn.nc.publish(registration.APPROVED.subject.replace("approved", "forged"), b"{}")
         assert await conn.refused(registration.APPROVED.subject.replace("approved", "forged"))
-        await conn.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.SW_REGISTRATION.{SUBMITTED_CONSUMER}")
-        assert await conn.refused(f"$JS.API.CONSUMER.MSG.NEXT.SW_REGISTRATION.{SUBMITTED_CONSUMER}")
+        next_message = (
+            f"$JS.API.CONSUMER.MSG.NEXT.SW_REVIEW_REQUESTS.{review.REVIEW_REQUESTS.durable}"
+        )
+        await conn.nc.publish(next_message)
+        assert await conn.refused(next_message)
 
 
 async def test_nobody_reads_another_users_replies(server: NatsServer) -> None:

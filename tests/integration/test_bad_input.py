@@ -4,41 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
+from typing import Any
 
 import pytest
 from nats.errors import NoRespondersError
 from singlewindow.shared.contracts import accounts, registration, review
+from singlewindow.shared.endpoints import Endpoint, endpoints_of
 from singlewindow.swctl.platform import Platform, http_json
 
 from tests.support.platform import Bus
 
-REQUEST_SUBJECTS = [
-    registration.SUBMIT_CARDLESS,
-    registration.RESUBMIT_CARDLESS,
-    registration.SHOW_APPLICATION,
-    registration.ONBOARDING_DETAILS,
-    review.LIST_TASKS,
-    review.SHOW_TASK,
-    review.DECIDE_TASK,
-    accounts.LOGIN_PASSWORD,
-    accounts.LOGOUT,
-    accounts.SHOW_SESSION,
-    accounts.SHOW_ACCOUNT,
-    accounts.SCOPE_OPTIONS,
-    accounts.SET_SCOPE,
-    accounts.ONBOARDING_CHECK,
-    accounts.CARD_CHALLENGE,
-    accounts.CARD_STATUS,
-    accounts.LOGIN_CARD,
-    accounts.REGISTER_CARD_ADMIN,
-    accounts.ADD_CARD_OPERATOR,
+ENDPOINTS = [
+    endpoint for contract in (registration, review, accounts) for endpoint in endpoints_of(contract)
 ]
+"""Every endpoint of the services this platform runs (card-gateway has its own tests)."""
 
 BAD_BODIES = [
     (b"{not json", "malformed", "not valid JSON"),
     (b"", "malformed", "not valid JSON"),
     (b"\xff\xfe\x00", "malformed", "not valid JSON"),
     (b"[1, 2, 3]", "malformed", "JSON object"),
+    (b"[" * 60_000, "malformed", "not valid JSON"),
+    (b'{"token": ' * 6_000, "malformed", "not valid JSON"),
+    (b'{"token": "\\ud800", "application_id": "\\udfff"}', "malformed", "not valid JSON"),
     (b'"a string"', "malformed", "JSON object"),
     (b'{"token": 42, "application_id": 7, "task_id": [], "uscc": {}}', "invalid", "invalid fields"),
     (b'{"unexpected": true}', "invalid", "invalid fields"),
@@ -46,14 +34,15 @@ BAD_BODIES = [
 ]
 
 
-@pytest.mark.parametrize("subject", REQUEST_SUBJECTS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda endpoint: endpoint.subject)
 async def test_every_request_subject_answers_bad_bodies_with_a_typed_error(
-    nats_bus: Bus, subject: str
+    nats_bus: Bus, endpoint: Endpoint[Any, Any]
 ) -> None:
     for body, code, message in BAD_BODIES:
-        reply = await nats_bus.raw(subject, body)
-        assert set(reply) == {"error"}, (subject, body[:40], reply)
-        assert reply["error"]["code"] == code, (subject, body[:40], reply)
+        async with asyncio.timeout(5):
+            reply = await nats_bus.raw(endpoint, body)
+        assert set(reply) == {"error"}, (endpoint.subject, body[:40], reply)
+        assert reply["error"]["code"] == code, (endpoint.subject, body[:40], reply)
         assert message in reply["error"]["message"]
 
 
@@ -74,9 +63,9 @@ async def test_an_unknown_subject_is_refused_at_once_not_left_hanging(nats_bus: 
 async def test_services_are_still_up_and_ready_after_all_of_it(
     platform: Platform, nats_bus: Bus
 ) -> None:
-    for subject in REQUEST_SUBJECTS:
+    for endpoint in ENDPOINTS:
         for body, _code, _message in BAD_BODIES:
-            await nats_bus.raw(subject, body)
+            await nats_bus.raw(endpoint, body)
     assert platform.exited() == {}
     for service, port in platform.config.service_ports.items():
         ready = http_json(f"http://127.0.0.1:{port}/readyz")

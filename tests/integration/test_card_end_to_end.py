@@ -270,11 +270,10 @@ def test_a_wrong_pin_is_refused_by_the_card_before_anything_reaches_accounts(des
 async def test_a_replayed_card_signature_is_refused(desk: Desk, nats_bus: Bus) -> None:
     desk.insert(desk.issue(make_uscc()))
     assert (await asyncio.to_thread(desk.register, make_account())).code == 0
-    issued: CardChallenge = await nats_bus.call(accounts.CARD_CHALLENGE, {}, CardChallenge)
+    issued: CardChallenge = await nats_bus.call(accounts.CARD_CHALLENGE, {})
     signed = await nats_bus.call(
         card_gateway.SIGN_CHALLENGE,
         {"pin": PIN, "challenge": issued.challenge},
-        card_gateway.SignedChallenge,
     )
     proof = {
         "challenge_id": issued.challenge_id,
@@ -282,9 +281,9 @@ async def test_a_replayed_card_signature_is_refused(desk: Desk, nats_bus: Bus) -
         "card": signed.card.model_dump(mode="json"),
         "signature": signed.signature,
     }
-    first: SessionView = await nats_bus.call(accounts.LOGIN_CARD, proof, SessionView)
+    first: SessionView = await nats_bus.call(accounts.LOGIN_CARD, proof)
     assert first.method == "card"
     with pytest.raises(DomainError) as replayed:
-        await nats_bus.call(accounts.LOGIN_CARD, proof, SessionView)
+        await nats_bus.call(accounts.LOGIN_CARD, proof)
     assert replayed.value.code is ErrorCode.CARD_REFUSED
     assert replayed.value.message == "challenge was already used; ask for a new one"

@@ -104,7 +104,6 @@ async def test_an_approval_delivered_twice_creates_one_enterprise_and_one_admin(
     session: SessionView = await nats_bus.call(
         accounts.LOGIN_PASSWORD,
         {"account": content["admin"]["account"], "password": PASSWORD},
-        SessionView,
     )
     assert session.uscc == uscc
 
@@ -135,7 +134,6 @@ async def test_accounts_down_at_approval_applies_it_exactly_once_after_restart(
     session: SessionView = await nats_bus.call(
         accounts.LOGIN_PASSWORD,
         {"account": content["admin"]["account"], "password": PASSWORD},
-        SessionView,
     )
     assert session.required_actions == ("business_scope",)
 

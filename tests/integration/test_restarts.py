@@ -34,7 +34,7 @@ async def submit_for(seconds: float, platform: Platform) -> list[str]:
         while asyncio.get_running_loop().time() < deadline:
             try:
                 view: ApplicationView = await client.call(
-                    registration.SUBMIT_CARDLESS, application(), ApplicationView
+                    registration.SUBMIT_CARDLESS, application()
                 )
             except UNANSWERED:
                 await asyncio.sleep(0.1)  # not accepted: the client was told so
@@ -51,7 +51,7 @@ async def assert_each_has_one_task(nats_bus: Bus, accepted: list[str]) -> None:
         counts: Counter[str] = Counter()
         for offset in itertools.count(0, 500):
             page: TaskList = await nats_bus.call(
-                review.LIST_TASKS, {"state": None, "limit": 500, "offset": offset}, TaskList
+                review.LIST_TASKS, {"state": None, "limit": 500, "offset": offset}
             )
             counts.update(t.application_id for t in page.tasks)
             if len(page.tasks) < 500:

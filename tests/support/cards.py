@@ -157,7 +157,7 @@ class CardAuthority:
 
 async def challenge(bus: Bus) -> CardChallenge:
     """A fresh challenge from the accounts service."""
-    issued: CardChallenge = await bus.call(accounts.CARD_CHALLENGE, {}, CardChallenge)
+    issued: CardChallenge = await bus.call(accounts.CARD_CHALLENGE, {})
     return issued
 
 

@@ -17,10 +17,12 @@ import asyncpg
 import nats
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
-from singlewindow.shared.rpc import decode_reply
+from singlewindow.shared.endpoints import Endpoint
+from singlewindow.shared.rpc import decode_result
 from singlewindow.swctl.platform import CARD_GATEWAY, SERVICES, Platform, PlatformConfig
 
 T = TypeVar("T")
+ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,13 +125,16 @@ class Bus:
         self.nc = nc
         self.js = nc.jetstream()
 
-    async def call(self, subject: str, request: dict[str, Any], reply: type[Any]) -> Any:
-        """Send a command; return its typed result or raise its DomainError."""
-        message = await self.nc.request(subject, _json(request), timeout=10)
-        return decode_reply(message.data, reply)
+    async def call(
+        self, endpoint: Endpoint[Any, ReplyT], request: dict[str, Any] | BaseModel
+    ) -> ReplyT:
+        """Send a request; return its typed result or raise its DomainError."""
+        message = await self.nc.request(endpoint.subject, _json(request), timeout=10)
+        return decode_result(endpoint, message.data)
 
-    async def raw(self, subject: str, body: bytes) -> dict[str, Any]:
-        """Send raw bytes; return the decoded JSON reply."""
+    async def raw(self, endpoint: Endpoint[Any, Any] | str, body: bytes) -> dict[str, Any]:
+        """Send raw bytes to an endpoint (or any subject); return the decoded JSON reply."""
+        subject = endpoint if isinstance(endpoint, str) else endpoint.subject
         message = await self.nc.request(subject, body, timeout=10)
         reply: dict[str, Any] = json.loads(message.data)
         return reply

@@ -48,6 +48,9 @@ class EventSpec(Generic[DataT]):
     version: int
     data_model: type[DataT]
     audit: bool = False
+    """An audit event: kept in the audit trail (`sw.audit.>`), apart from the public events."""
+    internal: bool = False
+    """Work between services (`sw.internal.>`), in a stream no integrator is offered."""
 
     @property
     def type(self) -> str:
@@ -55,10 +58,14 @@ class EventSpec(Generic[DataT]):
         return f"{EVENT_TYPE_PREFIX}.{self.service}.{self.name}.v{self.version}"
 
     @property
+    def root(self) -> str:
+        """The subject root: public events, the audit trail, or work between services."""
+        return "sw.audit" if self.audit else "sw.internal" if self.internal else "sw.events"
+
+    @property
     def subject(self) -> str:
         """The NATS subject the event is published on."""
-        root = "sw.audit" if self.audit else "sw.events"
-        return f"{root}.{self.service}.{self.name}.v{self.version}"
+        return f"{self.root}.{self.service}.{self.name}.v{self.version}"
 
     @property
     def dataschema(self) -> str:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -23,6 +22,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 from singlewindow.shared.bus import DEAD_LETTER_STREAM
+from singlewindow.shared.clock import Clock
 from singlewindow.shared.db import Database, IntegrityError
 from singlewindow.shared.events import CONTENT_TYPE, CloudEvent, StreamSpec
 from singlewindow.shared.observability import (
@@ -53,12 +53,16 @@ MAX_DELIVER = 6
 """Deliveries of one event before it is dead-lettered."""
 REDELIVERY_DELAYS = (0.5, 2.0, 5.0, 15.0, 30.0)
 """Seconds to wait before redelivery, by attempt; the last repeats."""
+PUBLISH_ACK_SECONDS = 5.0
+"""How long the relay waits for JetStream to acknowledge a batch of events."""
 DUPLICATE_WINDOW_SECONDS = 24 * 3600
 """How long JetStream remembers an event id: longer than any plausible relay outage."""
 
 
 def outbox_table(metadata: MetaData) -> Table:
     """The outbox: events committed with their state change, waiting to be relayed."""
+    if "outbox" in metadata.tables:
+        return metadata.tables["outbox"]
     return Table(
         "outbox",
         metadata,
@@ -72,6 +76,8 @@ def outbox_table(metadata: MetaData) -> Table:
 
 def inbox_table(metadata: MetaData) -> Table:
     """The inbox: ids of events whose effect has been applied, per consumer."""
+    if "inbox" in metadata.tables:
+        return metadata.tables["inbox"]
     return Table(
         "inbox",
         metadata,
@@ -96,8 +102,9 @@ _staged: ContextVar[bool] = ContextVar("outbox_staged", default=False)
 class Outbox:
     """Stages events in the caller's transaction; relays them to JetStream once committed."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, clock: Clock) -> None:
         self.table = table
+        self.clock = clock
         self._wake = asyncio.Event()
 
     async def stage(self, connection: AsyncConnection, subject: str, event: CloudEvent) -> None:
@@ -108,7 +115,7 @@ class Outbox:
                 event_id=event.id,
                 nats_subject=subject,
                 payload=event.model_dump_json(exclude_none=True).encode(),
-                created_at=datetime.now(UTC),
+                created_at=self.clock.now(),
             )
         )
 
@@ -153,20 +160,11 @@ class Outbox:
                     .limit(batch)
                 )
             ).all()
-        published: list[int] = []
-        try:
-            for row in rows:
-                await js.publish(
-                    row.nats_subject,
-                    row.payload,
-                    headers={"Nats-Msg-Id": row.event_id, "content-type": CONTENT_TYPE},
-                )
-                published.append(row.seq)
-        finally:
-            if published:
-                async with db.transaction() as connection:
-                    await connection.execute(delete(self.table).where(columns.seq.in_(published)))
-                OUTBOX_PUBLISHED.inc(len(published))
+        published = await self._publish(js, rows)
+        if published:
+            async with db.transaction() as connection:
+                await connection.execute(delete(self.table).where(columns.seq.in_(published)))
+            OUTBOX_PUBLISHED.inc(len(published))
         if len(rows) == batch:  # a backlog: worth counting
             async with db.reading() as connection:
                 pending = await connection.scalar(select(func.count()).select_from(self.table))
@@ -174,6 +172,32 @@ class Outbox:
         else:
             OUTBOX_PENDING.set(0)
         return len(published)
+
+    async def _publish(self, js: JetStreamContext, rows: Sequence[Any]) -> list[int]:
+        """Publish the rows together, acknowledgements awaited at once; return the sequence
+        numbers of those stored, up to the first that was not (the rest go again, in order)."""
+        acks = [
+            await js.publish_async(
+                row.nats_subject,
+                row.payload,
+                headers={"Nats-Msg-Id": row.event_id, "content-type": CONTENT_TYPE},
+            )
+            for row in rows
+        ]
+        try:
+            async with asyncio.timeout(PUBLISH_ACK_SECONDS):
+                outcomes = await asyncio.gather(*acks, return_exceptions=True)
+        except TimeoutError:
+            for ack in acks:
+                ack.cancel()
+            outcomes = [ack.result() if ack.done() else TimeoutError() for ack in acks]
+        published: list[int] = []
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("event not stored; will publish again", error=repr(outcome))
+                break
+            published.append(row.seq)
+        return published
 
 
 async def ensure_streams(js: JetStreamContext, *streams: StreamSpec, replicas: int = 1) -> None:
@@ -219,6 +243,8 @@ class DeliveredMessage(Protocol):
 
 
 Effect = Callable[[AsyncConnection, CloudEvent], Awaitable[None]]
+Prepare = Callable[[CloudEvent], Awaitable[None]]
+"""Work an effect needs done before its transaction opens, such as asking another service."""
 
 
 class Inbox:
@@ -229,11 +255,13 @@ class Inbox:
         table: Table,
         db: Database,
         outbox: Outbox,
+        clock: Clock,
         redelivery_delays: tuple[float, ...] = REDELIVERY_DELAYS,
     ) -> None:
         self.table = table
         self.db = db
         self.outbox = outbox
+        self.clock = clock
         self.redelivery_delays = redelivery_delays
 
     async def consume(
@@ -242,8 +270,13 @@ class Inbox:
         message: DeliveredMessage,
         effect: Effect,
         dead_letter: Callable[[str, DeliveredMessage, str], Awaitable[None]],
+        prepare: Prepare | None = None,
     ) -> None:
-        """Apply `effect` to the event in `message` once, then acknowledge it."""
+        """Apply `effect` to the event in `message` once, then acknowledge it.
+
+        `prepare` runs first, outside any transaction: a request to another service must not
+        hold a write transaction open (on SQLite, every other write would wait behind it).
+        """
         try:
             event = CloudEvent.model_validate_json(message.body)
         except ValidationError as exc:
@@ -253,6 +286,8 @@ class Inbox:
             return
         bind_correlation_id(event.correlationid)
         try:
+            if prepare is not None:
+                await prepare(event)
             applied = await self._apply_once(consumer, event, effect)
         except Exception as exc:
             attempt = message.raw_message.metadata.num_delivered
@@ -305,7 +340,7 @@ class Inbox:
                 await effect(connection, event)
                 await connection.execute(
                     insert(self.table).values(
-                        consumer=consumer, event_id=event.id, processed_at=datetime.now(UTC)
+                        consumer=consumer, event_id=event.id, processed_at=self.clock.now()
                     )
                 )
         except IntegrityError:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
+from singlewindow.shared.endpoints import Endpoint
 from singlewindow.shared.errors import DomainError, ErrorBody, ErrorCode, invalid
 from singlewindow.shared.observability import REQUEST_SECONDS, REQUESTS, bind_correlation_id
 
@@ -19,6 +20,7 @@ log = structlog.get_logger("singlewindow.rpc")
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 ModelT = TypeVar("ModelT", bound=BaseModel)
+ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
 
 
 class Request(BaseModel):
@@ -35,47 +37,52 @@ class AuthenticatedRequest(Request):
 
 def encode_result(result: BaseModel | None) -> bytes:
     """The JSON reply of a request that succeeded."""
-    payload = None if result is None else result.model_dump(mode="json")
-    return json.dumps({"result": payload}, ensure_ascii=False).encode()
+    if result is None:
+        return b'{"result":null}'
+    return b'{"result":' + result.model_dump_json().encode() + b"}"
 
 
 def encode_error(error: ErrorBody) -> bytes:
     """The JSON reply of a request that was refused."""
-    return json.dumps({"error": error.model_dump(mode="json")}, ensure_ascii=False).encode()
+    return b'{"error":' + error.model_dump_json().encode() + b"}"
 
 
 def parse_request(body: bytes, model: type[RequestT]) -> RequestT:
-    """Parse a request body, refusing oversized, malformed or invalid input with field errors."""
+    """Parse a request body, refusing oversized, malformed or invalid input with field errors.
+
+    pydantic's own JSON parser reads the body: it refuses nesting too deep to be a request and
+    lone surrogates as malformed JSON, where `json.loads` would recurse or let them through.
+    """
     if len(body) > MAX_REQUEST_BYTES:
         raise DomainError(
             ErrorCode.TOO_LARGE,
             f"request is {len(body)} bytes; the limit is {MAX_REQUEST_BYTES} bytes",
         )
     try:
-        raw = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DomainError(ErrorCode.MALFORMED, f"request is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise DomainError(ErrorCode.MALFORMED, "request must be a JSON object")
-    try:
-        return model.model_validate(raw)
+        return model.model_validate_json(body)
     except ValidationError as exc:
+        [first, *_] = exc.errors(include_url=False)
+        if first["type"] == "json_invalid":
+            detail = first["msg"].removeprefix("Invalid JSON: ")
+            raise DomainError(ErrorCode.MALFORMED, f"request is not valid JSON: {detail}") from exc
+        if first["type"] == "model_type" and not first["loc"]:
+            raise DomainError(ErrorCode.MALFORMED, "request must be a JSON object") from exc
         raise invalid(exc) from exc
 
 
 async def respond(
-    subject: str,
+    endpoint: Endpoint[RequestT, Any],
     body: bytes,
     correlation_id: str | None,
-    model: type[RequestT],
     handle: Callable[[RequestT], Awaitable[BaseModel | None]],
 ) -> bytes:
-    """Parse `body` as `model`, run `handle`, and encode its result or its refusal."""
+    """Parse `body` as the endpoint's request, run `handle`, and encode its result or refusal."""
     bind_correlation_id(correlation_id)
     started = time.perf_counter()
     outcome = "ok"
+    subject = endpoint.subject
     try:
-        request = parse_request(body, model)
+        request = parse_request(body, endpoint.request)
         return encode_result(await handle(request))
     except DomainError as exc:
         outcome = exc.code.value
@@ -105,3 +112,9 @@ def decode_reply(data: bytes, model: type[ModelT] | None) -> ModelT | None:
         error = ErrorBody.model_validate(reply["error"])
         raise DomainError(error.code, error.message, error.fields)
     return None if model is None else model.model_validate(reply["result"])
+
+
+def decode_result(endpoint: Endpoint[Any, ReplyT], data: bytes) -> ReplyT:
+    """The typed result of a reply to a request sent to `endpoint`; a refusal is raised."""
+    model = cast("type[BaseModel] | None", endpoint.reply)
+    return cast(ReplyT, decode_reply(data, model))

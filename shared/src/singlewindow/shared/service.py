@@ -14,10 +14,7 @@ import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
 from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsBroker, NatsMessage, NatsRouter, NatsUserPassword, PullSub
-from faststream.nats.subscriber.usecases.core_subscriber import ConcurrentCoreSubscriber
-from faststream.nats.subscriber.usecases.stream_pull_subscriber import PullStreamSubscriber
-from faststream.specification import AsyncAPI
+from faststream.nats import JStream, NatsBroker, NatsMessage, NatsUserPassword, PullSub
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
@@ -25,12 +22,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from singlewindow.shared.bus import inbox_prefix
+from singlewindow.shared.clock import Clock, SystemClock
 from singlewindow.shared.db import Database
+from singlewindow.shared.endpoints import Endpoint
 from singlewindow.shared.errors import DomainError, ErrorCode
 from singlewindow.shared.events import CloudEvent, EventSpec, StreamSpec
 from singlewindow.shared.messaging import (
     REDELIVERY_DELAYS,
-    Effect,
     Inbox,
     Outbox,
     consumer_config,
@@ -40,13 +38,15 @@ from singlewindow.shared.messaging import (
     outbox_table,
 )
 from singlewindow.shared.observability import configure_logging, current_correlation_id
-from singlewindow.shared.rpc import decode_reply, respond
+from singlewindow.shared.routes import Consumed, RequestHandler, Routes
+from singlewindow.shared.rpc import decode_result, respond
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.service")
 
-RequestT = TypeVar("RequestT", bound=BaseModel)
+DepsT = TypeVar("DepsT")
+ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
 DataT = TypeVar("DataT", bound=BaseModel)
 
 
@@ -71,9 +71,18 @@ class ServiceSettings(BaseSettings):
 class Service:
     """One service's runtime: its database, broker, outbox and inbox."""
 
-    def __init__(self, name: str, settings: ServiceSettings, metadata: MetaData) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        metadata: MetaData,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self.name = name
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        """The service's one source of the time: its handlers, events and outbox read it."""
         self.db = Database(settings.database_url)
         self.broker = NatsBroker(
             settings.nats_url,
@@ -88,11 +97,20 @@ class Service:
             graceful_timeout=10,
             # Requests and events are logged by the platform, as JSON with correlation ids.
             logger=None,
+            # Handlers get the message and their service's dependencies themselves (include):
+            # no dependency resolution per message.
+            apply_types=False,
         )
-        self.outbox = Outbox(outbox_table(metadata))
-        self.inbox = Inbox(inbox_table(metadata), self.db, self.outbox, settings.redelivery_delays)
+        self.outbox = Outbox(outbox_table(metadata), self.clock)
+        self.inbox = Inbox(
+            inbox_table(metadata), self.db, self.outbox, self.clock, settings.redelivery_delays
+        )
         self.source = f"urn:singlewindow:service:{name}"
         self.ready = False
+        self._asks: set[Endpoint[Any, Any]] = set()
+        self._publishes: set[EventSpec[Any]] = set()
+        self._routes: list[Routes[Any]] = []
+        self._asyncapi: bytes | None = None
 
     @property
     def js(self) -> JetStreamContext:
@@ -109,43 +127,104 @@ class Service:
         subject: str | None,
     ) -> CloudEvent:
         """Stage an event in the outbox, to be published once `connection` commits."""
+        if spec.service != self.name and spec not in self._publishes:
+            raise ValueError(f"{self.name} does not declare that it publishes {spec.type}")
         event = spec.make(
-            data, subject=subject, source=self.source, correlation_id=current_correlation_id()
+            data,
+            subject=subject,
+            source=self.source,
+            correlation_id=current_correlation_id(),
+            now=self.clock.now(),
         )
         await self.outbox.stage(connection, spec.subject, event)
         return event
 
-    async def answer(
-        self,
-        msg: NatsMessage,
-        model: type[RequestT],
-        handle: Callable[[RequestT], Awaitable[BaseModel | None]],
-    ) -> bytes:
-        """Answer a request: parse it as `model`, run `handle`, reply with a result or an error."""
-        try:
-            return await respond(
-                msg.raw_message.subject, msg.body, msg.correlation_id, model, handle
-            )
-        finally:
-            self.outbox.wake()
-
     async def ask(
-        self, subject: str, request: BaseModel, reply: type[DataT], *, wait: float, who: str
-    ) -> DataT:
-        """Ask another service; its silence becomes a plain UNAVAILABLE refusal naming `who`."""
+        self, endpoint: Endpoint[Any, ReplyT], request: BaseModel, *, wait: float
+    ) -> ReplyT:
+        """Ask another service; its silence becomes a plain UNAVAILABLE refusal naming it."""
+        if endpoint not in self._asks:
+            raise ValueError(f"{self.name} does not declare that it asks {endpoint.subject}")
         try:
             message = await self.broker.request(
-                request.model_dump_json().encode(), subject, timeout=wait
+                request.model_dump_json().encode(), endpoint.subject, timeout=wait
             )
         except (NoRespondersError, NatsTimeoutError, TimeoutError) as exc:
             raise DomainError(
-                ErrorCode.UNAVAILABLE, f"the {who} service did not answer {subject}"
+                ErrorCode.UNAVAILABLE,
+                f"the {endpoint.service} service did not answer {endpoint.subject}",
             ) from exc
-        return decode_reply(message.body, reply)
+        return decode_result(endpoint, message.body)
 
-    async def consume(self, consumer: str, msg: NatsMessage, effect: Effect) -> None:
-        """Apply an event's effect once, with redelivery and dead-lettering on failure."""
-        await self.inbox.consume(consumer, msg, effect, dead_letter_publisher(self.js, self.name))
+    def include(self, routes: Routes[DepsT], deps: DepsT) -> None:
+        """Answer the routes' endpoints and consume their subscriptions, handing each `deps`."""
+        self._routes.append(routes)
+        self._asks.update(routes.asks)
+        self._publishes.update(routes.publishes)
+        for served in routes.served:
+            self._serve(served.endpoint, served.handler, deps)
+        for consumed in routes.consumed:
+            self._consume(consumed, deps)
+
+    def _serve(
+        self, endpoint: Endpoint[Any, Any], handler: RequestHandler[Any, DepsT, Any], deps: DepsT
+    ) -> None:
+        async def handle(request: BaseModel) -> BaseModel | None:
+            reply: BaseModel | None = await handler(request, deps)
+            return reply
+
+        async def on_request(msg: NatsMessage) -> bytes:
+            try:
+                return await respond(endpoint, msg.body, msg.correlation_id, handle)
+            finally:
+                self.outbox.wake()
+
+        self.broker.subscriber(
+            endpoint.subject,
+            queue=endpoint.queue,
+            max_workers=REQUEST_CONCURRENCY,
+            decoder=_undecoded,
+            title=endpoint.subject,
+            description=endpoint.summary,
+        )(on_request)
+
+    def _consume(self, consumed: Consumed[DepsT], deps: DepsT) -> None:
+        subscription, handler, prepare = consumed.subscription, consumed.handler, consumed.prepare
+        spec = subscription.event
+
+        async def on_event(msg: NatsMessage) -> None:
+            prepared: list[Any] = []
+
+            async def before(event: CloudEvent) -> None:
+                assert prepare is not None
+                prepared.append(await prepare(spec.parse(event), deps))
+
+            async def effect(connection: AsyncConnection, event: CloudEvent) -> None:
+                data = prepared[-1] if prepare is not None else spec.parse(event)
+                await handler(data, event, connection, deps)
+
+            dead_letter = dead_letter_publisher(self.js, self.name)
+            await self.inbox.consume(
+                subscription.durable,
+                msg,
+                effect,
+                dead_letter,
+                prepare=before if prepare is not None else None,
+            )
+
+        self.broker.subscriber(
+            spec.subject,
+            stream=JStream(subscription.stream.name, declare=False),
+            durable=subscription.durable,
+            config=consumer_config(subscription.durable, spec.subject),
+            pull_sub=PullSub(batch_size=10, timeout=5.0),
+            inbox_prefix=(inbox_prefix(self.name) + ".").encode(),
+            # Acks are the inbox's business: redelivery with backoff, then the dead-letter stream.
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_undecoded,
+            title=subscription.durable,
+            description=subscription.summary,
+        )(on_event)
 
     def app(
         self,
@@ -207,6 +286,17 @@ class Service:
             return AsgiResponse(body, status, headers={"content-type": "application/json"})
 
         @get(include_in_schema=False)
+        async def asyncapi(scope: Scope) -> AsgiResponse:
+            if service._asyncapi is None:
+                from singlewindow.shared.asyncapi import document
+
+                [routes] = service._routes
+                service._asyncapi = json_bytes(document(routes, title=title))
+            return AsgiResponse(
+                service._asyncapi, 200, headers={"content-type": "application/json"}
+            )
+
+        @get(include_in_schema=False)
         async def metrics(scope: Scope) -> AsgiResponse:
             return AsgiResponse(
                 generate_latest(), 200, headers={"content-type": CONTENT_TYPE_LATEST}
@@ -215,11 +305,14 @@ class Service:
         return AsgiFastStream(
             self.broker,
             logger=None,
-            specification=AsyncAPI(self.broker, title=title, schema_version="3.0.0"),
             lifespan=lifespan,
             after_startup=[start_relay],
-            asgi_routes=[("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)],
-            asyncapi_path="/docs/asyncapi",
+            asgi_routes=[
+                ("/healthz", healthz),
+                ("/readyz", readyz),
+                ("/metrics", metrics),
+                ("/docs/asyncapi", asyncapi),
+            ],
         )
 
 
@@ -245,22 +338,6 @@ REQUEST_CONCURRENCY = 16
 The hashing pool, not this number, bounds the CPU and memory that password work takes."""
 
 
-def request_subscriber(router: NatsRouter, subject: str, queue: str) -> ConcurrentCoreSubscriber:
-    """Subscribe to a request subject in the service's queue group, answering several at once."""
-    return router.subscriber(subject, queue=queue, max_workers=REQUEST_CONCURRENCY)
-
-
-def event_subscriber(
-    router: NatsRouter, stream: StreamSpec, spec: EventSpec[Any], durable: str, *, service: str
-) -> PullStreamSubscriber:
-    """Subscribe `service`'s durable pull consumer, acknowledged explicitly, to one event type."""
-    return router.subscriber(
-        spec.subject,
-        stream=JStream(stream.name, declare=False),
-        durable=durable,
-        config=consumer_config(durable, spec.subject),
-        pull_sub=PullSub(batch_size=10, timeout=5.0),
-        inbox_prefix=(inbox_prefix(service) + ".").encode(),
-        # Acks are the inbox's business: redelivery with backoff, then the dead-letter stream.
-        ack_policy=AckPolicy.MANUAL,
-    )
+async def _undecoded(msg: NatsMessage) -> NatsMessage:
+    """Hand handlers the message itself: the request's model parses its body, once."""
+    return msg

@@ -325,7 +325,7 @@ def remove(args: argparse.Namespace) -> int:
 
 async def readers(args: argparse.Namespace, client: Client) -> BaseModel:
     """`swctl card readers`: card-gateway's readers and what is in them."""
-    return await client.call(card_gateway.LIST_READERS, {}, card_gateway.ReaderList)
+    return await client.call(card_gateway.LIST_READERS, {})
 
 
 LOCAL_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

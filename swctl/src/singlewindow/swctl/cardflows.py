@@ -18,13 +18,13 @@ from pydantic import BaseModel, ValidationError
 from singlewindow.shared.contracts import accounts, card_gateway
 from singlewindow.shared.contracts.accounts import (
     CardChallenge,
-    CardStatusView,
     OperatorInfo,
     OperatorView,
     SessionView,
 )
 from singlewindow.shared.contracts.card_gateway import CardType, CardView, SignedChallenge
 from singlewindow.shared.contracts.common import AccountHolder, IdType
+from singlewindow.shared.endpoints import Endpoint
 from singlewindow.shared.errors import DomainError, ErrorCode, invalid
 from singlewindow.shared.identifiers import InvalidIdentifier, normalise_card_pin
 from singlewindow.swctl.client import Client
@@ -50,7 +50,7 @@ class Flows:
         """Log in with the card in the reader; it must be bound to an account."""
         card = await self.read_card() if read_first else None
         pin = self.pin(card)
-        return await self._answer(accounts.LOGIN_CARD, pin, {}, SessionView)
+        return await self._answer(accounts.LOGIN_CARD, pin, {})
 
     async def register_admin(self, admin: dict[str, Any] | None) -> SessionView:
         """Register the enterprise on the legal-person card in the reader and its administrator."""
@@ -66,7 +66,6 @@ class Flows:
         status = await self.client.call(
             accounts.CARD_STATUS,
             {"uscc": data.enterprise_uscc, "card_number": data.card_number},
-            CardStatusView,
         )
         if status.has_administrator:
             raise DomainError(
@@ -82,7 +81,7 @@ class Flows:
         holder = _validated(AccountHolder, admin, "admin") if admin else self.ask_holder("admin")
         pin = self.pin(card)
         request = {"admin": holder.model_dump(mode="json")}
-        return await self._answer(accounts.REGISTER_CARD_ADMIN, pin, request, SessionView)
+        return await self._answer(accounts.REGISTER_CARD_ADMIN, pin, request)
 
     async def add_operator(self, token: str, operator: dict[str, Any]) -> OperatorView:
         """Add the holder of the operator card in the reader as an operator of the enterprise."""
@@ -102,13 +101,11 @@ class Flows:
             )
         pin = self.pin(card)
         request = {"token": token, "operator": details.model_dump(mode="json", exclude_none=True)}
-        return await self._answer(accounts.ADD_CARD_OPERATOR, pin, request, OperatorView)
+        return await self._answer(accounts.ADD_CARD_OPERATOR, pin, request)
 
     async def read_card(self) -> CardView:
         """The card in the reader: its data and certificate."""
-        card: CardView = await self.client.call(
-            card_gateway.READ_CARD, {"reader": self.reader}, CardView
-        )
+        card: CardView = await self.client.call(card_gateway.READ_CARD, {"reader": self.reader})
         return card
 
     def show_enterprise(self, card: CardView) -> None:
@@ -151,15 +148,12 @@ class Flows:
         return answer.strip() or (default or "")
 
     async def _answer(
-        self, subject: str, pin: str, request: dict[str, Any], reply: type[ReplyT]
+        self, endpoint: Endpoint[Any, ReplyT], pin: str, request: dict[str, Any]
     ) -> ReplyT:
-        challenge: CardChallenge = await self.client.call(
-            accounts.CARD_CHALLENGE, {}, CardChallenge
-        )
+        challenge: CardChallenge = await self.client.call(accounts.CARD_CHALLENGE, {})
         signed: SignedChallenge = await self.client.call(
             card_gateway.SIGN_CHALLENGE,
             {"reader": self.reader, "pin": pin, "challenge": challenge.challenge},
-            SignedChallenge,
         )
         proof = {
             "challenge_id": challenge.challenge_id,
@@ -167,7 +161,7 @@ class Flows:
             "card": signed.card.model_dump(mode="json"),
             "signature": signed.signature,
         }
-        return await self.client.call(subject, proof | request, reply)
+        return await self.client.call(endpoint, proof | request)
 
 
 def pin_from_stdin() -> PinSource:

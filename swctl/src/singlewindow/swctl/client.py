@@ -7,7 +7,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import nats
@@ -16,11 +16,12 @@ from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
 from singlewindow.shared.bus import inbox_prefix
-from singlewindow.shared.rpc import decode_reply
+from singlewindow.shared.endpoints import Endpoint
+from singlewindow.shared.rpc import decode_result
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
 
 
 CONNECT_SECONDS = 3.0
@@ -63,14 +64,11 @@ class Client:
         return self._nc
 
     async def call(
-        self, subject: str, request: BaseModel | dict[str, object], reply: type[ModelT]
-    ) -> ModelT:
-        """Send a command and return its result; a refusal is raised as DomainError."""
-        return decode_reply(await self._request(subject, request), reply)
-
-    async def send(self, subject: str, request: BaseModel | dict[str, object]) -> None:
-        """Send a command that has no result; a refusal is raised as DomainError."""
-        decode_reply(await self._request(subject, request), None)
+        self, endpoint: Endpoint[Any, ReplyT], request: BaseModel | dict[str, object]
+    ) -> ReplyT:
+        """Send a request to `endpoint` and return its typed result; a refusal is raised as
+        DomainError."""
+        return decode_result(endpoint, await self._request(endpoint.subject, request))
 
     async def _request(self, subject: str, request: BaseModel | dict[str, object]) -> bytes:
         nc = await self.connect()

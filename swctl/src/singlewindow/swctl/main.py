@@ -147,33 +147,28 @@ def _token() -> str:
 
 async def cmd_register_cardless(args: argparse.Namespace, client: Client) -> BaseModel:
     application = _read_json_file(args.file)
-    return await client.call(
-        registration.SUBMIT_CARDLESS, application, registration.ApplicationView
-    )
+    return await client.call(registration.SUBMIT_CARDLESS, application)
 
 
 async def cmd_register_resubmit(args: argparse.Namespace, client: Client) -> BaseModel:
     application = _read_json_file(args.file) | {"application_id": args.application}
-    return await client.call(
-        registration.RESUBMIT_CARDLESS, application, registration.ApplicationView
-    )
+    return await client.call(registration.RESUBMIT_CARDLESS, application)
 
 
 async def cmd_registration_show(args: argparse.Namespace, client: Client) -> BaseModel:
     return await client.call(
         registration.SHOW_APPLICATION,
         {"application_id": args.application},
-        registration.ApplicationView,
     )
 
 
 async def cmd_review_list(args: argparse.Namespace, client: Client) -> BaseModel:
     state = None if args.all else review.TaskState.OPEN.value
-    return await client.call(review.LIST_TASKS, {"state": state}, review.TaskList)
+    return await client.call(review.LIST_TASKS, {"state": state})
 
 
 async def cmd_review_show(args: argparse.Namespace, client: Client) -> BaseModel:
-    return await client.call(review.SHOW_TASK, {"task_id": args.task}, review.TaskView)
+    return await client.call(review.SHOW_TASK, {"task_id": args.task})
 
 
 def _decide(decision: review.Decision) -> Command:
@@ -184,7 +179,7 @@ def _decide(decision: review.Decision) -> Command:
             "reason": getattr(args, "reason", None),
             "reviewer": args.reviewer,
         }
-        return await client.call(review.DECIDE_TASK, request, review.TaskView)
+        return await client.call(review.DECIDE_TASK, request)
 
     return command
 
@@ -205,7 +200,6 @@ async def cmd_login(args: argparse.Namespace, client: Client) -> BaseModel:
     session = await client.call(
         accounts.LOGIN_PASSWORD,
         {"account": args.account, "password": password},
-        accounts.SessionView,
     )
     save_session(session.model_dump(mode="json") | {"nats_url": args.nats_url})
     return session
@@ -247,25 +241,23 @@ async def cmd_logout(args: argparse.Namespace, client: Client) -> None:
     if token is not None:
         # A session already ended on the server needs no more: the local copy is gone either way.
         with contextlib.suppress(DomainError):
-            await client.send(accounts.LOGOUT, {"token": token})
+            await client.call(accounts.LOGOUT, {"token": token})
 
 
 async def cmd_whoami(args: argparse.Namespace, client: Client) -> BaseModel:
-    return await client.call(accounts.SHOW_SESSION, {"token": _token()}, accounts.SessionView)
+    return await client.call(accounts.SHOW_SESSION, {"token": _token()})
 
 
 async def cmd_account_show(args: argparse.Namespace, client: Client) -> BaseModel:
-    return await client.call(accounts.SHOW_ACCOUNT, {"token": _token()}, accounts.AccountView)
+    return await client.call(accounts.SHOW_ACCOUNT, {"token": _token()})
 
 
 async def cmd_scope_options(args: argparse.Namespace, client: Client) -> BaseModel:
-    return await client.call(accounts.SCOPE_OPTIONS, {"token": _token()}, accounts.ScopeOptionList)
+    return await client.call(accounts.SCOPE_OPTIONS, {"token": _token()})
 
 
 async def cmd_scope_set(args: argparse.Namespace, client: Client) -> BaseModel:
-    return await client.call(
-        accounts.SET_SCOPE, {"token": _token(), "codes": args.codes}, accounts.ScopeDeclared
-    )
+    return await client.call(accounts.SET_SCOPE, {"token": _token(), "codes": args.codes})
 
 
 COMMANDS: dict[str, Command] = {

@@ -1,4 +1,4 @@
-"""The accounts service: settings → service runtime → router → ASGI app with health and docs."""
+"""The accounts service: settings → service runtime → routes → ASGI app with health and docs."""
 
 import secrets
 from datetime import timedelta
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
-from singlewindow.accounts.handlers import router
+from singlewindow.accounts.handlers import routes
 from singlewindow.accounts.repository import metadata
 from singlewindow.accounts.settings import Settings
 from singlewindow.accounts.trust import TrustStore
@@ -16,15 +16,14 @@ from singlewindow.shared.service import Service
 
 settings = Settings()
 service = Service(accounts.SERVICE, settings, metadata)
-service.broker.include_router(router)
 app = service.app(
     Path(__file__).parent / "migrations",
     (accounts.STREAM, accounts.AUDIT_STREAM, registration.STREAM),
     title="Single Window accounts service",
 )
 passwords = PasswordHashing()
-app.context.set_global(
-    "accounts",
+service.include(
+    routes,
     AccountsRuntime(
         service=service,
         settings=settings,

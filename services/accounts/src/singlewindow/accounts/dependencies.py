@@ -1,11 +1,9 @@
-"""What the accounts handlers need, as FastStream context."""
+"""What the accounts handlers need."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from faststream import Context
 from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
 from singlewindow.accounts.settings import Settings
 from singlewindow.accounts.trust import TrustStore
@@ -26,6 +24,3 @@ class AccountsRuntime:
     """Verified against when the account does not exist, so both cases take as long."""
     trust: TrustStore
     """The card CA and revocation list that card certificates are checked against."""
-
-
-Deps = Annotated[AccountsRuntime, Context("accounts")]

@@ -1,4 +1,4 @@
-"""The card-gateway service: settings → service runtime → router → reader monitor → ASGI app."""
+"""The card-gateway service: settings → service runtime → routes → reader monitor → ASGI app."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from singlewindow.card_gateway.dependencies import Gateway
 from singlewindow.card_gateway.gateway import CardGateway, reader_states
-from singlewindow.card_gateway.handlers import router
+from singlewindow.card_gateway.handlers import routes
 from singlewindow.card_gateway.monitor import ReaderWatch
 from singlewindow.card_gateway.repository import metadata
 from singlewindow.card_gateway.settings import Settings
@@ -19,9 +19,9 @@ PCSC_PROBE_SECONDS = 1.0
 
 settings = Settings()
 service = Service(card_gateway.SERVICE, settings, metadata)
-service.broker.include_router(router)
 cards = CardGateway(busy_wait=settings.busy_wait_seconds)
 watch = ReaderWatch(service, cards, settings.monitor_retry_seconds)
+service.include(routes, Gateway(service=service, settings=settings, cards=cards))
 
 
 async def pcsc_state() -> dict[str, Any]:
@@ -47,7 +47,6 @@ app = service.app(
     title="Single Window card-gateway service",
     readiness_details=pcsc_state,
 )
-app.context.set_global("gateway", Gateway(service=service, settings=settings, cards=cards))
 
 
 @app.after_startup

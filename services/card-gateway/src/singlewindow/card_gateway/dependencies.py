@@ -1,11 +1,9 @@
-"""What the card-gateway handlers need, as FastStream context."""
+"""What the card-gateway handlers need."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from faststream import Context
 from singlewindow.card_gateway.gateway import CardGateway
 from singlewindow.card_gateway.settings import Settings
 from singlewindow.shared.service import Service
@@ -18,6 +16,3 @@ class Gateway:
     service: Service
     settings: Settings
     cards: CardGateway
-
-
-Deps = Annotated[Gateway, Context("gateway")]

@@ -1,9 +1,9 @@
-"""The registration service: settings → service runtime → router → ASGI app with health and docs."""
+"""The registration service: settings → service runtime → routes → ASGI app with health and docs."""
 
 from pathlib import Path
 
 from singlewindow.registration.dependencies import Registration
-from singlewindow.registration.handlers import router
+from singlewindow.registration.handlers import routes
 from singlewindow.registration.repository import metadata
 from singlewindow.registration.settings import Settings
 from singlewindow.shared.contracts import registration, review
@@ -12,12 +12,11 @@ from singlewindow.shared.service import Service
 
 settings = Settings()
 service = Service(registration.SERVICE, settings, metadata)
-service.broker.include_router(router)
+service.include(
+    routes, Registration(service=service, settings=settings, passwords=PasswordHashing())
+)
 app = service.app(
     Path(__file__).parent / "migrations",
-    (registration.STREAM, review.STREAM),
+    (registration.STREAM, review.STREAM, review.REQUESTS_STREAM),
     title="Single Window registration service",
-)
-app.context.set_global(
-    "registration", Registration(service=service, settings=settings, passwords=PasswordHashing())
 )

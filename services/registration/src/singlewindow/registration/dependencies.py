@@ -1,11 +1,9 @@
-"""What the registration handlers need, as FastStream context."""
+"""What the registration handlers need."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from faststream import Context
 from singlewindow.registration.settings import Settings
 from singlewindow.shared.passwords import PasswordHashing
 from singlewindow.shared.service import Service
@@ -18,6 +16,3 @@ class Registration:
     service: Service
     settings: Settings
     passwords: PasswordHashing
-
-
-Deps = Annotated[Registration, Context("registration")]

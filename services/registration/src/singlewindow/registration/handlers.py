@@ -1,11 +1,10 @@
-"""The registration service's subscribers: parse, open a unit of work, apply the rules, reply."""
+"""The registration service's handlers: open a unit of work, apply the rules, reply."""
 
 from __future__ import annotations
 
 import json
 
-from faststream.nats import NatsMessage, NatsRouter
-from singlewindow.registration.dependencies import Deps, Registration
+from singlewindow.registration.dependencies import Registration
 from singlewindow.registration.domain import (
     CARDLESS,
     check_resubmission,
@@ -27,138 +26,114 @@ from singlewindow.shared.contracts.registration import (
     ResubmitCardless,
     ShowApplication,
 )
+from singlewindow.shared.contracts.review import ReviewDecided, ReviewRequested
 from singlewindow.shared.db import IntegrityError
 from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
 from singlewindow.shared.events import CloudEvent, EventSpec
 from singlewindow.shared.passwords import policy_problem
-from singlewindow.shared.service import event_subscriber, request_subscriber
+from singlewindow.shared.routes import Routes
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-router = NatsRouter()
-
-DECISIONS_CONSUMER = "registration-review-decisions"
-
-
-@request_subscriber(router, contract.SUBMIT_CARDLESS, contract.QUEUE)
-async def submit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
-    """Submit a cardless application (enterprise information and administrator) for review."""
-
-    async def handle(application: CardlessApplication) -> ApplicationView:
-        password_hash = await _vet(deps, application, holder=None)
-        try:
-            async with deps.service.db.transaction() as connection:
-                view = await Applications(connection).add(
-                    new_application_id(), CARDLESS, application, password_hash
-                )
-                await _announce(deps, connection, contract.SUBMITTED, view, application)
-        except IntegrityError as exc:
-            raise await _lost_race(deps, application) from exc
-        return view
-
-    return await deps.service.answer(msg, CardlessApplication, handle)
-
-
-@request_subscriber(router, contract.RESUBMIT_CARDLESS, contract.QUEUE)
-async def resubmit_cardless(msg: NatsMessage, deps: Deps) -> bytes:
-    """Resubmit an application that was returned for correction."""
-
-    async def handle(request: ResubmitCardless) -> ApplicationView:
-        application = CardlessApplication(enterprise=request.enterprise, admin=request.admin)
-        current = await _application(deps, request.application_id)
-        check_resubmission(current.state, current.uscc, application.enterprise.uscc)
-        password_hash = await _vet(deps, application, holder=request.application_id)
-        try:
-            async with deps.service.db.transaction() as connection:
-                applications = Applications(connection)
-                latest = await applications.get(request.application_id)
-                assert latest is not None
-                check_resubmission(latest.state, latest.uscc, application.enterprise.uscc)
-                view = await applications.resubmit(
-                    request.application_id, application, password_hash
-                )
-                await _announce(deps, connection, contract.RESUBMITTED, view, application)
-        except IntegrityError as exc:
-            raise await _lost_race(deps, application) from exc
-        return view
-
-    return await deps.service.answer(msg, ResubmitCardless, handle)
-
-
-@request_subscriber(router, contract.SHOW_APPLICATION, contract.QUEUE)
-async def show_application(msg: NatsMessage, deps: Deps) -> bytes:
-    """Show an application's state and, if rejected or returned, the reason."""
-
-    async def handle(request: ShowApplication) -> ApplicationView:
-        return await _application(deps, request.application_id)
-
-    return await deps.service.answer(msg, ShowApplication, handle)
-
-
-@request_subscriber(router, contract.ONBOARDING_DETAILS, contract.QUEUE)
-async def onboarding_details(msg: NatsMessage, deps: Deps) -> bytes:
-    """Hand an approved application's full details and credential to the accounts service."""
-
-    async def handle(request: OnboardingDetails) -> Onboarding:
-        async with deps.service.db.reading() as connection:
-            found = await Applications(connection).details(request.application_id)
-        if found is None:
-            raise DomainError(ErrorCode.NOT_FOUND, f"no application {request.application_id}")
-        view, details, password_hash = found
-        if view.state is not ApplicationState.APPROVED:
-            raise DomainError(
-                ErrorCode.CONFLICT, f"application is {view.state.value}, not approved"
-            )
-        stored = json.loads(details)
-        admin = stored["admin"]
-        return Onboarding(
-            application_id=view.application_id,
-            enterprise=stored["enterprise"],
-            admin_account=admin["account"],
-            admin_name=admin["name"],
-            admin_id_type=admin["id_type"],
-            admin_id_number=admin["id_number"],
-            admin_mobile=admin["mobile"],
-            admin_email=admin["email"],
-            password_hash=password_hash,
-        )
-
-    return await deps.service.answer(msg, OnboardingDetails, handle)
-
-
-@event_subscriber(
-    router, review.STREAM, review.DECIDED, DECISIONS_CONSUMER, service=contract.SERVICE
+routes = Routes[Registration](
+    contract.SERVICE, asks=(accounts.ONBOARDING_CHECK,), publishes=(review.REQUESTED,)
 )
-async def apply_review_decision(msg: NatsMessage, deps: Deps) -> None:
+
+
+@routes.serve(contract.SUBMIT_CARDLESS)
+async def submit_cardless(application: CardlessApplication, deps: Registration) -> ApplicationView:
+    """Submit a cardless application (enterprise information and administrator) for review."""
+    password_hash = await _vet(deps, application, holder=None)
+    try:
+        async with deps.service.db.transaction() as connection:
+            view = await Applications(connection).add(
+                new_application_id(), CARDLESS, application, password_hash
+            )
+            await _announce(deps, connection, contract.SUBMITTED, view, application)
+    except IntegrityError as exc:
+        raise await _lost_race(deps, application) from exc
+    return view
+
+
+@routes.serve(contract.RESUBMIT_CARDLESS)
+async def resubmit_cardless(request: ResubmitCardless, deps: Registration) -> ApplicationView:
+    """Resubmit an application that was returned for correction."""
+    application = CardlessApplication(enterprise=request.enterprise, admin=request.admin)
+    current = await _application(deps, request.application_id)
+    check_resubmission(current.state, current.uscc, application.enterprise.uscc)
+    password_hash = await _vet(deps, application, holder=request.application_id)
+    try:
+        async with deps.service.db.transaction() as connection:
+            applications = Applications(connection)
+            latest = await applications.get(request.application_id)
+            assert latest is not None
+            check_resubmission(latest.state, latest.uscc, application.enterprise.uscc)
+            view = await applications.resubmit(request.application_id, application, password_hash)
+            await _announce(deps, connection, contract.RESUBMITTED, view, application)
+    except IntegrityError as exc:
+        raise await _lost_race(deps, application) from exc
+    return view
+
+
+@routes.serve(contract.SHOW_APPLICATION)
+async def show_application(request: ShowApplication, deps: Registration) -> ApplicationView:
+    """Show an application's state and, if rejected or returned, the reason."""
+    return await _application(deps, request.application_id)
+
+
+@routes.serve(contract.ONBOARDING_DETAILS)
+async def onboarding_details(request: OnboardingDetails, deps: Registration) -> Onboarding:
+    """Hand an approved application's full details and credential to the accounts service."""
+    async with deps.service.db.reading() as connection:
+        found = await Applications(connection).details(request.application_id)
+    if found is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no application {request.application_id}")
+    view, details, password_hash = found
+    if view.state is not ApplicationState.APPROVED:
+        raise DomainError(ErrorCode.CONFLICT, f"application is {view.state.value}, not approved")
+    stored = json.loads(details)
+    admin = stored["admin"]
+    return Onboarding(
+        application_id=view.application_id,
+        enterprise=stored["enterprise"],
+        admin_account=admin["account"],
+        admin_name=admin["name"],
+        admin_id_type=admin["id_type"],
+        admin_id_number=admin["id_number"],
+        admin_mobile=admin["mobile"],
+        admin_email=admin["email"],
+        password_hash=password_hash,
+    )
+
+
+@routes.consume(contract.REVIEW_DECISIONS)
+async def apply_review_decision(
+    decided: ReviewDecided, event: CloudEvent, connection: AsyncConnection, deps: Registration
+) -> None:
     """Record a reviewer's decision on a cardless application and announce the outcome."""
-
-    async def effect(connection: AsyncConnection, event: CloudEvent) -> None:
-        decided = review.DECIDED.parse(event)
-        if decided.kind != CARDLESS:
-            return
-        view = await Applications(connection).decide(
-            decided.application_id, decided.attempt, outcome_of(decided.decision), decided.reason
-        )
-        if view is None:
-            return  # a decision on an earlier attempt, or one already applied
-        spec = {
-            ApplicationState.APPROVED: contract.APPROVED,
-            ApplicationState.REJECTED: contract.REJECTED,
-            ApplicationState.RETURNED: contract.RETURNED,
-        }[view.state]
-        await deps.service.emit(
-            connection,
-            spec,
-            contract.ApplicationDecided(
-                application_id=view.application_id,
-                uscc=view.uscc,
-                enterprise_name=view.enterprise_name,
-                admin_account=view.admin_account,
-                reason=view.reason,
-            ),
-            subject=view.uscc,
-        )
-
-    await deps.service.consume(DECISIONS_CONSUMER, msg, effect)
+    if decided.kind != CARDLESS:
+        return
+    view = await Applications(connection).decide(
+        decided.reference, decided.attempt, outcome_of(decided.decision), decided.reason
+    )
+    if view is None:
+        return  # a decision on an earlier attempt, or one already applied
+    spec = {
+        ApplicationState.APPROVED: contract.APPROVED,
+        ApplicationState.REJECTED: contract.REJECTED,
+        ApplicationState.RETURNED: contract.RETURNED,
+    }[view.state]
+    await deps.service.emit(
+        connection,
+        spec,
+        contract.ApplicationDecided(
+            application_id=view.application_id,
+            uscc=view.uscc,
+            enterprise_name=view.enterprise_name,
+            admin_account=view.admin_account,
+            reason=view.reason,
+        ),
+        subject=view.uscc,
+    )
 
 
 async def _application(deps: Registration, application_id: str) -> ApplicationView:
@@ -208,9 +183,7 @@ async def _onboarding_check(
         return await deps.service.ask(
             accounts.ONBOARDING_CHECK,
             accounts.OnboardingCheck(uscc=uscc, account=account),
-            accounts.OnboardingCheckView,
             wait=deps.settings.accounts_timeout_seconds,
-            who="accounts",
         )
     except DomainError as exc:
         raise DomainError(
@@ -259,3 +232,16 @@ async def _announce(
         admin=MaskedAdmin(account=admin.account, **MaskedPerson.of(admin).model_dump()),
     )
     await deps.service.emit(connection, spec, data, subject=view.uscc)
+    await deps.service.emit(
+        connection,
+        review.REQUESTED,
+        ReviewRequested(
+            kind=view.kind,
+            reference=view.application_id,
+            attempt=view.attempt,
+            uscc=view.uscc,
+            title=view.enterprise_name,
+            details=data.model_dump(mode="json"),
+        ),
+        subject=view.uscc,
+    )

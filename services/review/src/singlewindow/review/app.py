@@ -1,20 +1,19 @@
-"""The review service: settings → service runtime → router → ASGI app with health and docs."""
+"""The review service: settings → service runtime → routes → ASGI app with health and docs."""
 
 from pathlib import Path
 
 from singlewindow.review.dependencies import Review
-from singlewindow.review.handlers import router
+from singlewindow.review.handlers import routes
 from singlewindow.review.repository import metadata
 from singlewindow.review.settings import Settings
-from singlewindow.shared.contracts import registration, review
+from singlewindow.shared.contracts import review
 from singlewindow.shared.service import Service
 
 settings = Settings()
 service = Service(review.SERVICE, settings, metadata)
-service.broker.include_router(router)
+service.include(routes, Review(service=service, settings=settings))
 app = service.app(
     Path(__file__).parent / "migrations",
-    (review.STREAM, registration.STREAM),
+    (review.STREAM, review.REQUESTS_STREAM),
     title="Single Window review service",
 )
-app.context.set_global("review", Review(service=service, settings=settings))

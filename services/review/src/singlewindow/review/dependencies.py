@@ -1,11 +1,9 @@
-"""What the review handlers need, as FastStream context."""
+"""What the review handlers need."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from faststream import Context
 from singlewindow.review.settings import Settings
 from singlewindow.shared.service import Service
 
@@ -16,6 +14,3 @@ class Review:
 
     service: Service
     settings: Settings
-
-
-Deps = Annotated[Review, Context("review")]

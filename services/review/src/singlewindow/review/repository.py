@@ -58,11 +58,11 @@ class Tasks:
         *,
         task_id: str,
         kind: str,
-        application_id: str,
+        reference: str,
         attempt: int,
         uscc: str,
-        enterprise_name: str,
-        submission: dict[str, Any],
+        title: str,
+        details: dict[str, Any],
         created_at: datetime,
         due_by: datetime,
     ) -> None:
@@ -71,12 +71,12 @@ class Tasks:
             insert(tasks).values(
                 task_id=task_id,
                 kind=kind,
-                application_id=application_id,
+                application_id=reference,
                 attempt=attempt,
                 uscc=uscc,
-                enterprise_name=enterprise_name,
+                enterprise_name=title,
                 state=TaskState.OPEN.value,
-                submission=json.dumps(submission, ensure_ascii=False),
+                submission=json.dumps(details, ensure_ascii=False),
                 created_at=created_at,
                 due_by=due_by,
             )
@@ -127,6 +127,7 @@ def _view(row: RowMapping) -> TaskView:
     return TaskView(
         task_id=row["task_id"],
         kind=row["kind"],
+        reference=row["application_id"],
         application_id=row["application_id"],
         uscc=row["uscc"],
         enterprise_name=row["enterprise_name"],

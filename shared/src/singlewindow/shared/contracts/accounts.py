@@ -7,8 +7,10 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from singlewindow.shared.contracts import registration
 from singlewindow.shared.contracts.card_gateway import CardData, OperatorLevel
 from singlewindow.shared.contracts.common import AccountHolder, Password
+from singlewindow.shared.endpoints import Audience, Endpoint, Subscription
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.identifiers import Uscc
 from singlewindow.shared.rpc import AuthenticatedRequest, Request
@@ -26,20 +28,6 @@ AUDIT_STREAM = StreamSpec(
     description="Audit trail: authentication attempts and administrative changes (not public)",
 )
 
-LOGIN_PASSWORD = "sw.rpc.accounts.login.password"
-LOGOUT = "sw.rpc.accounts.logout"
-SHOW_SESSION = "sw.rpc.accounts.session.show"
-SHOW_ACCOUNT = "sw.rpc.accounts.account.show"
-SCOPE_OPTIONS = "sw.rpc.accounts.scope.options"
-SET_SCOPE = "sw.rpc.accounts.scope.set"
-ONBOARDING_CHECK = "sw.rpc.accounts.onboarding.check"
-"""Internal: whether a USCC already has an administrator, or an account name is taken."""
-CARD_CHALLENGE = "sw.rpc.accounts.card.challenge"
-"""A fresh challenge for a card to sign: the first step of every card request below."""
-CARD_STATUS = "sw.rpc.accounts.card.status"
-LOGIN_CARD = "sw.rpc.accounts.login.card"
-REGISTER_CARD_ADMIN = "sw.rpc.accounts.card.register-admin"
-ADD_CARD_OPERATOR = "sw.rpc.accounts.operators.add-card"
 
 ChallengeId = Annotated[str, Field(strict=True, pattern=r"^chl_[A-Za-z0-9_-]{16,64}$")]
 CertificatePem = Annotated[str, Field(strict=True, min_length=1, max_length=16_000)]
@@ -354,4 +342,36 @@ OPERATOR_ADDED = EventSpec(SERVICE, "operator-added", 1, OperatorAdded)
 BUSINESS_SCOPE_DECLARED = EventSpec(SERVICE, "business-scope-declared", 1, BusinessScopeDeclared)
 AUTHENTICATION_ATTEMPTED = EventSpec(
     SERVICE, "authentication-attempted", 1, AuthenticationAttempted, audit=True
+)
+
+
+LOGIN_PASSWORD = Endpoint(
+    SERVICE, "login.password", LoginWithPassword, SessionView, Audience.PUBLIC
+)
+LOGOUT: Endpoint[Logout, None] = Endpoint(SERVICE, "logout", Logout, None, Audience.SESSION)
+SHOW_SESSION = Endpoint(SERVICE, "session.show", ShowSession, SessionView, Audience.SESSION)
+SHOW_ACCOUNT = Endpoint(SERVICE, "account.show", ShowAccount, AccountView, Audience.SESSION)
+SCOPE_OPTIONS = Endpoint(SERVICE, "scope.options", ScopeOptions, ScopeOptionList, Audience.SESSION)
+SET_SCOPE = Endpoint(SERVICE, "scope.set", SetScope, ScopeDeclared, Audience.SESSION)
+ONBOARDING_CHECK = Endpoint(
+    SERVICE, "onboarding.check", OnboardingCheck, OnboardingCheckView, Audience.SERVICE
+)
+CARD_CHALLENGE = Endpoint(
+    SERVICE, "card.challenge", RequestCardChallenge, CardChallenge, Audience.PUBLIC
+)
+CARD_STATUS = Endpoint(SERVICE, "card.status", CardStatus, CardStatusView, Audience.PUBLIC)
+LOGIN_CARD = Endpoint(SERVICE, "login.card", LoginWithCard, SessionView, Audience.PUBLIC)
+REGISTER_CARD_ADMIN = Endpoint(
+    SERVICE, "card.register-admin", RegisterCardAdmin, SessionView, Audience.PUBLIC
+)
+ADD_CARD_OPERATOR = Endpoint(
+    SERVICE, "operators.add-card", AddCardOperator, OperatorView, Audience.SESSION
+)
+
+REGISTRATION_APPROVALS = Subscription(
+    SERVICE,
+    registration.STREAM,
+    registration.APPROVED,
+    "accounts-registration-approved",
+    "Create the enterprise and its administrator of each approved application",
 )

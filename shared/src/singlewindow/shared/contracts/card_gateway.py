@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+from singlewindow.shared.endpoints import Audience, Endpoint
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.identifiers import CardPin
 from singlewindow.shared.rpc import Request
@@ -23,10 +24,6 @@ STREAM = StreamSpec(
     description="E-Port cards inserted into and removed from the gateway's readers",
 )
 
-LIST_READERS = "sw.rpc.card-gateway.readers.list"
-READ_CARD = "sw.rpc.card-gateway.card.read"
-VERIFY_PIN = "sw.rpc.card-gateway.card.verify-pin"
-SIGN_CHALLENGE = "sw.rpc.card-gateway.card.sign"
 
 ReaderName = Annotated[str, Field(strict=True, min_length=1, max_length=200)]
 Challenge = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9+/]{4,88}={0,2}$")]
@@ -154,3 +151,9 @@ class CardRemoved(EventData):
 
 CARD_INSERTED = EventSpec(SERVICE, "card-inserted", 1, CardInserted)
 CARD_REMOVED = EventSpec(SERVICE, "card-removed", 1, CardRemoved)
+
+
+LIST_READERS = Endpoint(SERVICE, "readers.list", ListReaders, ReaderList, Audience.PUBLIC)
+READ_CARD = Endpoint(SERVICE, "card.read", ReadCard, CardView, Audience.PUBLIC)
+VERIFY_PIN = Endpoint(SERVICE, "card.verify-pin", VerifyPin, PinVerified, Audience.PUBLIC)
+SIGN_CHALLENGE = Endpoint(SERVICE, "card.sign", SignChallenge, SignedChallenge, Audience.PUBLIC)

@@ -7,12 +7,14 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+from singlewindow.shared.contracts import review
 from singlewindow.shared.contracts.common import (
     AccountHolder,
     EnterpriseInfo,
     MaskedEnterprise,
     MaskedPerson,
 )
+from singlewindow.shared.endpoints import Audience, Endpoint, Subscription
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.rpc import Request
 
@@ -24,11 +26,6 @@ STREAM = StreamSpec(
     description="Registration applications: submitted, resubmitted, approved, rejected, returned",
 )
 
-SUBMIT_CARDLESS = "sw.rpc.registration.cardless.submit"
-RESUBMIT_CARDLESS = "sw.rpc.registration.cardless.resubmit"
-SHOW_APPLICATION = "sw.rpc.registration.application.show"
-ONBOARDING_DETAILS = "sw.rpc.registration.onboarding.details"
-"""Internal: the accounts service fetches an approved applicant's details (with the credential)."""
 
 ApplicationId = Annotated[str, Field(strict=True, pattern=r"^app_[A-Za-z0-9_-]{8,40}$")]
 
@@ -135,3 +132,25 @@ RESUBMITTED = EventSpec(SERVICE, "resubmitted", 1, ApplicationSubmitted)
 APPROVED = EventSpec(SERVICE, "approved", 1, ApplicationDecided)
 REJECTED = EventSpec(SERVICE, "rejected", 1, ApplicationDecided)
 RETURNED = EventSpec(SERVICE, "returned", 1, ApplicationDecided)
+
+
+SUBMIT_CARDLESS = Endpoint(
+    SERVICE, "cardless.submit", CardlessApplication, ApplicationView, Audience.PUBLIC
+)
+RESUBMIT_CARDLESS = Endpoint(
+    SERVICE, "cardless.resubmit", ResubmitCardless, ApplicationView, Audience.PUBLIC
+)
+SHOW_APPLICATION = Endpoint(
+    SERVICE, "application.show", ShowApplication, ApplicationView, Audience.PUBLIC
+)
+ONBOARDING_DETAILS = Endpoint(
+    SERVICE, "onboarding.details", OnboardingDetails, Onboarding, Audience.SERVICE
+)
+
+REVIEW_DECISIONS = Subscription(
+    SERVICE,
+    review.STREAM,
+    review.DECIDED,
+    "registration-review-decisions",
+    "Apply reviewers' decisions on cardless applications",
+)

@@ -1,4 +1,10 @@
-"""Contracts of the review service: back-office review tasks and decisions."""
+"""Contracts of the review service: back-office review tasks and decisions.
+
+Review knows nothing of what it reviews. A service that wants something reviewed publishes
+`REQUESTED` (a kind, its own reference, the USCC, and what the reviewer must see) through its
+outbox; review opens a task and, once a reviewer decides, publishes `DECIDED` carrying the kind
+and reference back, for the requester to apply.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from singlewindow.shared.endpoints import Audience, Endpoint, Subscription
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.rpc import Request
 
@@ -17,10 +24,12 @@ STREAM = StreamSpec(
     subjects=("sw.events.review.>",),
     description="Back-office review decisions",
 )
+REQUESTS_STREAM = StreamSpec(
+    name="SW_REVIEW_REQUESTS",
+    subjects=("sw.internal.review.>",),
+    description="Reviews requested of the back office by other services (not public)",
+)
 
-LIST_TASKS = "sw.rpc.review.tasks.list"
-SHOW_TASK = "sw.rpc.review.tasks.show"
-DECIDE_TASK = "sw.rpc.review.tasks.decide"
 
 TaskId = Annotated[str, Field(strict=True, pattern=r"^task_[A-Za-z0-9_-]{8,40}$")]
 Reason = Annotated[
@@ -76,9 +85,10 @@ class TaskView(BaseModel):
 
     task_id: str
     kind: str
-    application_id: str
+    reference: str
+    application_id: str = Field(description="The reference; kept for clients of v1")
     uscc: str
-    enterprise_name: str
+    enterprise_name: str = Field(description="The requester's title for the task")
     attempt: int
     state: TaskState
     created_at: datetime
@@ -99,12 +109,26 @@ class TaskList(BaseModel):
     tasks: tuple[TaskView, ...]
 
 
+class ReviewRequested(EventData):
+    """A service asks for a back-office review of something it owns."""
+
+    kind: str = Field(description="What is reviewed, e.g. `cardless` (a registration)")
+    reference: str = Field(description="The requester's id of what is reviewed")
+    attempt: int = Field(description="Which submission of the reference this is, from 1")
+    uscc: str
+    title: str = Field(description="What the queue shows, e.g. the enterprise's name")
+    details: dict[str, Any] = Field(
+        description="What the reviewer must see; never a secret or a full ID number"
+    )
+
+
 class ReviewDecided(EventData):
     """A reviewer decided a task."""
 
     task_id: str
     kind: str
-    application_id: str
+    reference: str
+    application_id: str = Field(description="The reference; kept for consumers of v1")
     attempt: int
     uscc: str
     decision: Decision
@@ -113,4 +137,15 @@ class ReviewDecided(EventData):
     decided_at: datetime
 
 
+REQUESTED = EventSpec(SERVICE, "requested", 1, ReviewRequested, internal=True)
+"""Published by the requesting service (registration, later filing), consumed by review."""
 DECIDED = EventSpec(SERVICE, "decided", 1, ReviewDecided)
+
+REVIEW_REQUESTS = Subscription(
+    SERVICE, REQUESTS_STREAM, REQUESTED, "review-requests", "Open a task for each review requested"
+)
+
+
+LIST_TASKS = Endpoint(SERVICE, "tasks.list", ListTasks, TaskList, Audience.BACK_OFFICE)
+SHOW_TASK = Endpoint(SERVICE, "tasks.show", ShowTask, TaskView, Audience.BACK_OFFICE)
+DECIDE_TASK = Endpoint(SERVICE, "tasks.decide", DecideTask, TaskView, Audience.BACK_OFFICE)

@@ -1,0 +1,84 @@
+"""How a contract declares what its service answers and what other services consume.
+
+An `Endpoint` binds a request subject to its request model, its reply model and who may call it;
+a `Subscription` binds a consumer's durable name to the stream and event type it reads. Both are
+plain data: the services serve them, and the AsyncAPI documents, the NATS permissions and swctl's
+client are derived from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from singlewindow.shared.events import EventSpec, StreamSpec
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
+DataT = TypeVar("DataT", bound=BaseModel)
+
+RPC_ROOT = "sw.rpc"
+
+
+class Audience(StrEnum):
+    """Who may send a request: it decides the NATS permissions of each kind of caller."""
+
+    PUBLIC = "public"
+    """Anyone with a client (swctl, later the gateway): logins, registrations, card readers."""
+    SESSION = "session"
+    """A client inside a session: the request carries its token, and the handler checks it."""
+    BACK_OFFICE = "back-office"
+    """The back office's reviewers."""
+    SERVICE = "service"
+    """Another service of the platform only: never a client."""
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[RequestT, ReplyT]):
+    """A request/reply endpoint: `sw.rpc.<service>.<name>`, its request and reply models."""
+
+    service: str
+    name: str
+    request: type[RequestT]
+    reply: type[ReplyT] | None
+    """The model of the reply's `result`; None when the result is always `null`."""
+    audience: Audience
+
+    @property
+    def summary(self) -> str:
+        """What the endpoint does: the first line of its request model's docstring."""
+        return (self.request.__doc__ or "").strip().split("\n")[0]
+
+    @property
+    def subject(self) -> str:
+        """The NATS subject requests are sent to."""
+        return f"{RPC_ROOT}.{self.service}.{self.name}"
+
+    @property
+    def queue(self) -> str:
+        """The queue group the service's replicas share the requests in."""
+        return self.service
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[DataT]):
+    """A durable JetStream consumer of one event type, owned by the consuming service."""
+
+    service: str
+    """The consuming service."""
+    stream: StreamSpec
+    event: EventSpec[DataT]
+    durable: str
+    summary: str
+
+
+def endpoints_of(module: Any) -> tuple[Endpoint[Any, Any], ...]:
+    """The endpoints a contract module declares, in the order it declares them."""
+    return tuple(value for value in vars(module).values() if isinstance(value, Endpoint))
+
+
+def subscriptions_of(module: Any) -> tuple[Subscription[Any], ...]:
+    """The subscriptions a contract module declares, in the order it declares them."""
+    return tuple(value for value in vars(module).values() if isinstance(value, Subscription))
