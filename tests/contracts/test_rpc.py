@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from faststream.nats import NatsBroker, NatsMessage, TestNatsBroker
 from pydantic import BaseModel
 from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
-from singlewindow.shared.rpc import MAX_REQUEST_BYTES, Request, respond
+from singlewindow.shared.rpc import MAX_REQUEST_BYTES, Request, parse_request, respond
 
 broker = NatsBroker()
 
@@ -78,3 +79,51 @@ async def test_an_unexpected_failure_says_nothing_of_its_internals() -> None:
             "fields": [],
         }
     }
+
+
+async def test_a_lone_surrogate_is_a_field_error_not_an_internal_error() -> None:
+    # A plain `str` field: pydantic lets the surrogate through, and the reply could not encode it.
+    for escape in ("\\ud800", "\\udfff", "Li\\ud83d"):
+        answer = await ask(b'{"name": "' + escape.encode() + b'"}')
+        assert answer == {
+            "error": {
+                "code": "invalid",
+                "message": "invalid fields: name",
+                "fields": [
+                    {
+                        "path": "name",
+                        "message": "contains a lone surrogate (\\ud800-\\udfff), not text",
+                    }
+                ],
+            }
+        }
+
+
+async def test_a_lone_surrogate_in_a_key_names_the_object_that_holds_it() -> None:
+    answer = await ask(b'{"name": "Li", "\\udc00": 1}')
+    assert answer["error"] == {
+        "code": "invalid",
+        "message": "invalid fields: (body)",
+        "fields": [
+            {"path": "(body)", "message": "contains a lone surrogate (\\ud800-\\udfff), not text"}
+        ],
+    }
+
+
+async def test_a_surrogate_pair_is_an_ordinary_character() -> None:
+    assert await ask(b'{"name": "Li \\ud83d\\ude00"}') == {
+        "result": {"text": "hello Li \U0001f600"}
+    }
+
+
+class Party(Request):
+    names: list[str]
+    leader: Greet
+
+
+def test_every_lone_surrogate_is_named_by_its_path() -> None:
+    body = b'{"names": ["Li", "\\ud800"], "leader": {"name": "Wang\\udc00"}}'
+    with pytest.raises(DomainError) as refused:
+        parse_request(body, Party)
+    assert refused.value.code is ErrorCode.INVALID
+    assert [field.path for field in refused.value.fields] == ["names.1", "leader.name"]

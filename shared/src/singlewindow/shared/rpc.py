@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar, overload
 
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
-from singlewindow.shared.errors import DomainError, ErrorBody, ErrorCode, invalid
+from singlewindow.shared.errors import DomainError, ErrorBody, ErrorCode, FieldError, invalid
 from singlewindow.shared.observability import REQUEST_SECONDS, REQUESTS, bind_correlation_id
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -57,10 +57,43 @@ def parse_request(body: bytes, model: type[RequestT]) -> RequestT:
         raise DomainError(ErrorCode.MALFORMED, f"request is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise DomainError(ErrorCode.MALFORMED, "request must be a JSON object")
+    surrogates = tuple(
+        FieldError(path=path, message="contains a lone surrogate (\\ud800-\\udfff), not text")
+        for path in _lone_surrogate_paths(raw, "")
+    )
+    if surrogates:
+        names = ", ".join(field.path for field in surrogates)
+        raise DomainError(ErrorCode.INVALID, f"invalid fields: {names}", surrogates)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise invalid(exc) from exc
+
+
+def _lone_surrogate_paths(value: object, path: str) -> Iterator[str]:
+    # json.loads turns an unpaired \ud800 escape into a str that pydantic passes through plain
+    # `str` fields and that fails later, as an internal error, wherever it is encoded (hashing a
+    # token, SQLite, the reply). Paths are spelt as pydantic's errors spell them.
+    if isinstance(value, str):
+        if not _encodes(value):
+            yield path or "(body)"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not _encodes(key):
+                yield path or "(body)"
+                continue
+            yield from _lone_surrogate_paths(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _lone_surrogate_paths(item, f"{path}.{index}" if path else str(index))
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def respond(
