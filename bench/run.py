@@ -506,6 +506,7 @@ def seed_rows(platform: Platform, start: int, stop: int, password_hash: str) -> 
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC)
     template = json.loads(EXAMPLE.read_text("utf-8"))
+    template["enterprise"]["division"] = "110000"  # the seeded USCCs' province
     del template["admin"]["password"]
 
     def enterprise(n: int, uscc: str) -> dict[str, Any]:

@@ -17,6 +17,11 @@ from singlewindow.shared.passwords import Argon2Parameters, PasswordHashing, pol
         ("Password1", "too common"),
         ("my-cq_admin-pw", "account name"),
         ("x" * 257, "at most 256"),
+        (" " * 8, "only spaces or other whitespace"),
+        (" " * 64, "only spaces or other whitespace"),
+        ("\t \n \r \t \n ", "only spaces or other whitespace"),
+        ("\u3000" * 8, "only spaces or other whitespace"),  # ideographic spaces, as an IME types
+        ("\u00a0\u2003\u2009\u202f\u205f\u3000\u2028\u0085", "only spaces or other whitespace"),
     ],
 )
 def test_weak_passwords_are_refused_with_the_reason(password: str, problem: str) -> None:
@@ -27,7 +32,14 @@ def test_weak_passwords_are_refused_with_the_reason(password: str, problem: str)
 
 @pytest.mark.parametrize(
     "password",
-    ["correct horse battery", "重庆单一窗口注册口令", "x" * 64, "no Composition rules at all"],
+    [
+        "correct horse battery",
+        "重庆单一窗口注册口令",
+        "x" * 64,
+        "no Composition rules at all",
+        "        .",
+        "  spaces around  ",
+    ],
 )
 def test_long_passphrases_of_any_kind_are_accepted(password: str) -> None:
     assert policy_problem(password, account="cq_admin") is None

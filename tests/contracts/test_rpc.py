@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from faststream.nats import NatsBroker, NatsMessage, TestNatsBroker
 from pydantic import BaseModel
 from singlewindow.shared.endpoints import Audience, Endpoint
 from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
-from singlewindow.shared.rpc import MAX_REQUEST_BYTES, Request, respond
+from singlewindow.shared.rpc import MAX_REQUEST_BYTES, Request, parse_request, respond
 
 broker = NatsBroker()
 
@@ -82,3 +83,44 @@ async def test_an_unexpected_failure_says_nothing_of_its_internals() -> None:
             "fields": [],
         }
     }
+
+
+async def test_a_lone_surrogate_is_refused_as_malformed_not_an_internal_error() -> None:
+    # A plain `str` field would let it through, and the reply could not encode it: pydantic's
+    # JSON parser refuses it before any field is read.
+    for body in (
+        b'{"name": "\\ud800"}',
+        b'{"name": "\\udfff"}',
+        b'{"name": "Li\\ud83d"}',
+        b'{"name": "Li", "\\udc00": 1}',
+    ):
+        answer = await ask(body)
+        error = answer["error"]
+        assert isinstance(error, dict)
+        assert error["code"] == "malformed", body
+        assert error["message"].startswith("request is not valid JSON: "), body
+        assert "line 1 column" in error["message"]
+
+
+async def test_a_surrogate_pair_is_an_ordinary_character() -> None:
+    assert await ask(b'{"name": "Li \\ud83d\\ude00"}') == {
+        "result": {"text": "hello Li \U0001f600"}
+    }
+
+
+class Party(Request):
+    names: list[str]
+    leader: Greet
+
+
+def test_a_lone_surrogate_deep_in_a_request_is_refused_too() -> None:
+    body = b'{"names": ["Li", "\\ud800"], "leader": {"name": "Wang\\udc00"}}'
+    with pytest.raises(DomainError) as refused:
+        parse_request(body, Party)
+    assert refused.value.code is ErrorCode.MALFORMED
+
+
+def test_json_nested_far_too_deep_is_refused_at_once() -> None:
+    with pytest.raises(DomainError) as refused:
+        parse_request(b"[" * 60_000, Party)
+    assert refused.value.code is ErrorCode.MALFORMED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -69,6 +70,13 @@ INVALID_FIELDS = [
     ("enterprise.uscc", "9150000MA5U7X1C69", "18 characters"),
     ("enterprise.uscc", 91500000, "valid string"),
     ("enterprise.division", "50000", "6 digits"),
+    ("enterprise.division", "000000", "does not exist"),
+    ("enterprise.division", "500112", "abolished"),
+    ("enterprise.division", "110105", "outside the province of the USCC's registering authority"),
+    ("enterprise.name", "重庆\u202e司公限有易贸", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ("enterprise.address", "重庆市\u200b渝北区", "U+200B ZERO WIDTH SPACE"),
+    ("enterprise.legal_representative.id_number", "000000194912310027", "region"),
+    ("admin.name", "李\u2066四", "U+2066 LEFT-TO-RIGHT ISOLATE"),
     ("enterprise.legal_representative.id_number", "110105194912310021", "check"),
     ("enterprise.legal_representative.id_number", "110105194902300023", "birth date"),
     ("enterprise.legal_representative.mobile", "02388888888", "mobile"),
@@ -77,6 +85,7 @@ INVALID_FIELDS = [
     ("admin.email", "not-an-address", "pattern"),
     ("admin.password", "password", "too common"),
     ("admin.password", "short", "at least 8"),
+    ("admin.password", " " * 12, "only spaces"),
     ("enterprise.colour", "blue", "unknown field"),
 ]
 
@@ -98,6 +107,23 @@ async def test_an_invalid_field_is_named_and_nothing_is_stored(
     if path == "admin.account":
         corrected["admin"]["account"] = fixed["admin"]["account"]
     assert (await submit(nats_bus, corrected)).state.value == "pending"
+
+
+async def test_a_lone_surrogate_is_refused_by_field_not_as_an_internal_error(
+    nats_bus: Bus,
+) -> None:
+    content = application()
+    content["admin"]["account"] = "cq\ud800admin"
+    content["enterprise"]["name"] = "重庆\udfff贸易"
+    reply = await nats_bus.raw(registration.SUBMIT_CARDLESS, json.dumps(content).encode())
+    assert reply["error"]["code"] == ErrorCode.INVALID.value
+    assert {field["path"] for field in reply["error"]["fields"]} == {
+        "enterprise.name",
+        "admin.account",
+    }
+    assert (
+        await submit(nats_bus, application(uscc=content["enterprise"]["uscc"]))
+    ).state.value == ("pending")
 
 
 async def test_every_offending_field_is_named_at_once(nats_bus: Bus) -> None:

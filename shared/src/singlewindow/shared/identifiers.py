@@ -1,4 +1,9 @@
-"""Validation, normalisation and masking of the identifiers the platform accepts."""
+"""Validation, normalisation and masking of the identifiers the platform accepts.
+
+Administrative division codes are checked against the GB/T 2260 table python-stdnum ships
+(`stdnum/cn/loc.dat`, the one `stdnum.cn.ric` reads for birth places), so upgrading python-stdnum
+refreshes them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Annotated, Final
 import phonenumbers
 from phonenumbers import PhoneNumberType
 from pydantic import AfterValidator, Field
+from stdnum import numdb
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError
 
@@ -22,6 +28,8 @@ __all__ = [
     "MobileNumber",
     "ResidentIdNumber",
     "Uscc",
+    "division_exists",
+    "division_is_current",
     "is_valid_organisation_code",
     "mask_id_number",
     "mask_mobile",
@@ -33,6 +41,8 @@ __all__ = [
     "normalise_resident_id",
     "normalise_uscc",
     "organisation_code_check_digit",
+    "refuse_division_outside_uscc",
+    "visible_text",
 ]
 
 
@@ -49,6 +59,10 @@ _ORGANISATION_CODE_ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ORGANISATION_CODE_WEIGHTS: Final = (3, 7, 9, 10, 5, 8, 4, 2)
 _MOBILE_TYPES: Final = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 _DIGITS: Final = re.compile(r"[0-9]+")
+_DIVISION: Final = re.compile(r"[0-9]{6}")
+# One entry of a county in loc.dat: "朝阳区" (never changed) or "[1997-2025]渝北区" (years in force).
+_DIVISION_PERIOD: Final = re.compile(r"\[(?P<start>[0-9]*)-(?P<end>[0-9]*)\]")
+_EARLIEST_BIRTH_YEAR: Final = 1900
 _DIGITS_AND_LETTERS: Final = re.compile(r"[0-9A-Z]+")
 # phonenumbers would otherwise read letters as a keypad vanity number and accept extensions.
 _PHONE_CHARACTERS: Final = re.compile(r"[0-9 ()+\-]+")
@@ -132,12 +146,23 @@ def normalise_resident_id(value: str) -> str:
         raise InvalidIdentifier(
             "resident ID number must be 17 digits followed by a digit or X",
         )
+    # Any code the table has ever held: the region is where the household was registered when
+    # the number was issued (often years after birth) and a number outlives its region's code,
+    # so stdnum's own match of the code against the birth year would refuse real people.
+    if not division_exists(number[:6]):
+        raise InvalidIdentifier(
+            "resident ID number region (characters 1-6) is not an administrative division code",
+        )
     try:
         birth_date = ric.get_birth_date(number)
     except ValidationError:
         raise InvalidIdentifier(
             "resident ID number birth date (characters 7-14) is not a real date"
         ) from None
+    if birth_date.year < _EARLIEST_BIRTH_YEAR:
+        raise InvalidIdentifier(
+            f"resident ID number birth date (characters 7-14) is before {_EARLIEST_BIRTH_YEAR}"
+        )
     if birth_date > datetime.date.today():
         raise InvalidIdentifier("resident ID number birth date (characters 7-14) is in the future")
     if number[17] != ric.calc_check_digit(number):
@@ -172,9 +197,85 @@ def _exact(name: str, value: str, length: int, pattern: re.Pattern[str], what: s
     return text
 
 
+def _division_entries(code: str) -> tuple[str, ...]:
+    # info() answers [(province prefix, props), (4-digit rest, props)]; only a county entry
+    # (which the table also has for PP0000 and PPCC00) makes the whole code a division.
+    if not _DIVISION.fullmatch(code):
+        return ()
+    parts = numdb.get("cn/loc").info(code)
+    county = parts[-1][1].get("county") if len(parts) == 2 else None
+    return tuple(county.split(",")) if county else ()
+
+
+def _province_name(code: str) -> str | None:
+    parts = numdb.get("cn/loc").info(code[:2] + "0000")
+    return parts[0][1].get("province")
+
+
+def _abolished_in(code: str) -> int | None:
+    # The year the code went out of force, or None while any entry of it is still in force.
+    ends: list[int] = []
+    for entry in _division_entries(code):
+        period = _DIVISION_PERIOD.match(entry)
+        if period is None or not period["end"]:
+            return None
+        ends.append(int(period["end"]))
+    return max(ends, default=None)
+
+
+def division_exists(code: str) -> bool:
+    """Whether GB/T 2260 (python-stdnum's table) has ever listed `code`, in force or abolished."""
+    return bool(_division_entries(code))
+
+
+def division_is_current(code: str) -> bool:
+    """Whether `code` is in GB/T 2260 and still in force (the table gives it no end year)."""
+    return division_exists(code) and _abolished_in(code) is None
+
+
 def normalise_division(value: str) -> str:
-    """Return a 6-digit administrative division code, or raise InvalidIdentifier."""
-    return _exact("administrative division code", value, 6, _DIGITS, "digits")
+    """Return an enterprise's current 6-digit administrative division code, or raise.
+
+    The code must be in force today: python-stdnum's GB/T 2260 table records when each code was
+    abolished, and an enterprise's division is where it is now, so an abolished code (500112
+    渝北区, out of force since 2025) is refused with a request for the current one. Province (PP0000) and
+    prefecture (PPCC00) codes are divisions too and are accepted. Identifiers issued once and
+    kept for life (the USCC's characters 3-8, a resident ID's region) accept abolished codes.
+    """
+    code = _exact("administrative division code", value, 6, _DIGITS, "digits")
+    if not division_exists(code):
+        raise InvalidIdentifier(
+            f"administrative division code {code} does not exist in GB/T 2260",
+        )
+    abolished = _abolished_in(code)
+    if abolished is not None:
+        raise InvalidIdentifier(
+            f"administrative division code {code} was abolished in {abolished}; "
+            "give the current code",
+        )
+    return code
+
+
+def refuse_division_outside_uscc(division: str, uscc_code: str) -> None:
+    """Raise InvalidIdentifier if `division` is outside the province of the USCC's authority.
+
+    USCC characters 3-8 are the administrative division of the registering authority, which may
+    sit at province (500000), prefecture or county level; the enterprise lies within it. Only the
+    province (the first two digits) is compared: a USCC is never reissued, while prefectures
+    merge (莱芜 3712xx joined 济南 as 370116 and 370117 in 2018), counties become districts
+    under new codes (500222 綦江县 became 500110 綦江区) and an enterprise may move within its
+    province, so a finer comparison would refuse real enterprises. A USCC whose characters 3-4
+    name no province (a national-level authority's 100000, say) constrains nothing.
+    """
+    authority = uscc_code[2:8]
+    authority_province = _province_name(authority)
+    if authority_province is None or division[:2] == authority[:2]:
+        return
+    division_province = _province_name(division) or "no province"
+    raise InvalidIdentifier(
+        f"administrative division code {division} ({division_province}) is outside the "
+        f"province of the USCC's registering authority, {authority} ({authority_province})",
+    )
 
 
 def normalise_customs_district(value: str) -> str:
@@ -192,6 +293,36 @@ def normalise_inspection_number(value: str) -> str:
 def normalise_card_pin(value: str) -> str:
     """Return an 8-digit card PIN, or raise InvalidIdentifier without echoing it."""
     return _exact("card PIN", value, 8, _DIGITS, "digits")
+
+
+_HIDDEN_CATEGORIES: Final = {
+    "Cc": "a control character",
+    "Cf": "an invisible formatting character (bidirectional control, zero-width, ...)",
+    "Cs": "a lone surrogate, not a character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+
+
+def visible_text(value: str) -> str:
+    """Return `value` unless it holds characters that hide or reorder what a reader sees.
+
+    Refused by Unicode category, not a hand list: controls (Cc), formatting characters (Cf: the
+    bidirectional embeddings, overrides and isolates U+202A-U+202E and U+2066-U+2069, the marks
+    U+200E/U+200F, zero-width space and joiners, soft hyphen, BOM), lone surrogates (Cs) and
+    line/paragraph separators. Private-use characters stay allowed (rare characters of Chinese
+    names are still typed through private-use code points), and so do code points unassigned in
+    this Python's Unicode version (CJK extensions newer than it).
+    """
+    for position, character in enumerate(value, start=1):
+        kind = _HIDDEN_CATEGORIES.get(unicodedata.category(character))
+        if kind is not None:
+            name = unicodedata.name(character, "")
+            described = f"U+{ord(character):04X}" + (f" {name}" if name else "")
+            raise InvalidIdentifier(
+                f"character {described} at position {position} is not allowed: it is {kind}"
+            )
+    return value
 
 
 def mask_id_number(value: str) -> str:

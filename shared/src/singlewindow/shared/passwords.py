@@ -63,6 +63,8 @@ def policy_problem(password: str, *, account: str, min_length: int = 8) -> str |
         return f"must be at least {min_length} characters"
     if len(candidate) > MAX_LENGTH:
         return f"must be at most {MAX_LENGTH} characters"
+    if candidate.isspace():
+        return "must not be only spaces or other whitespace"
     folded = candidate.casefold()
     if folded in common_passwords():
         return "is too common; choose a less guessable password"

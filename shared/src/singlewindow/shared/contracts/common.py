@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,11 +22,23 @@ from singlewindow.shared.identifiers import (
     mask_id_number,
     mask_mobile,
     normalise_resident_id,
+    refuse_division_outside_uscc,
+    visible_text,
 )
 from singlewindow.shared.rpc import Request
 
-Text = Annotated[str, Field(strict=True), StringConstraints(strip_whitespace=True, min_length=1)]
-PersonName = Annotated[Text, StringConstraints(max_length=50)]
+_Trimmed = Annotated[
+    str, Field(strict=True), StringConstraints(strip_whitespace=True, min_length=1)
+]
+# Last in each alias: a validator between two StringConstraints splits them, and the length
+# limit is then reported as a generic "too_long" instead of the string's own error.
+_VISIBLE = AfterValidator(visible_text)
+Text = Annotated[_Trimmed, _VISIBLE]
+"""Free text a person types (names, addresses): trimmed, not empty, nothing hidden or reordered."""
+PersonName = Annotated[_Trimmed, StringConstraints(max_length=50), _VISIBLE]
+EnterpriseName = Annotated[_Trimmed, StringConstraints(max_length=100), _VISIBLE]
+EnglishName = Annotated[_Trimmed, StringConstraints(max_length=200), _VISIBLE]
+Address = Annotated[_Trimmed, StringConstraints(max_length=200), _VISIBLE]
 AccountName = Annotated[
     str,
     Field(strict=True, description="4-32 characters: a letter, then letters, digits, _ . -"),
@@ -35,6 +48,7 @@ Email = Annotated[
     str,
     Field(strict=True),
     StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    AfterValidator(visible_text),
 ]
 Password = Annotated[str, Field(strict=True, min_length=1, max_length=256)]
 
@@ -103,11 +117,21 @@ class EnterpriseInfo(Request):
     """An enterprise's basic information, as typed in a cardless application."""
 
     uscc: Uscc
-    name: Annotated[Text, StringConstraints(max_length=100)]
-    name_en: Annotated[Text, StringConstraints(max_length=200)] | None = None
+    name: EnterpriseName
+    name_en: EnglishName | None = None
     division: DivisionCode
-    address: Annotated[Text, StringConstraints(max_length=200)]
+    address: Address
     legal_representative: Identified
+
+    @field_validator("division")
+    @classmethod
+    def _check_division_within_uscc(cls, value: str, info: ValidationInfo) -> str:
+        # uscc is declared first, so it is in info.data once it is valid; a bad USCC is
+        # reported on its own field and leaves nothing to compare against.
+        uscc = info.data.get("uscc")
+        if uscc is not None:
+            refuse_division_outside_uscc(value, uscc)
+        return value
 
 
 class MaskedEnterprise(BaseModel):
