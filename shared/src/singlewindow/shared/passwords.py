@@ -10,14 +10,14 @@ import asyncio
 import os
 import unicodedata
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import InvalidHashError, VerificationError
+from singlewindow.shared.argon2pool import Argon2Hasher, Argon2Pool
 
 MAX_LENGTH = 256
 
@@ -78,31 +78,42 @@ class PasswordHashing:
 
     The threads are a pool of their own, one per core by default: a burst of logins queues for
     them instead of running dozens of 19 MiB hashes at once past the container's memory limit.
+    Each thread keeps its 19 MiB while there is work and gives it back, and ends, after
+    `idle_seconds` without any (see `argon2pool`).
     """
 
     def __init__(
-        self, parameters: Argon2Parameters | None = None, *, max_concurrent: int | None = None
+        self,
+        parameters: Argon2Parameters | None = None,
+        *,
+        max_concurrent: int | None = None,
+        idle_seconds: float = 2.0,
     ) -> None:
         self.parameters = parameters or Argon2Parameters()
         self._hasher = self.parameters.hasher()
+        self._argon2 = Argon2Hasher(self._hasher)
         workers = max_concurrent or len(os.sched_getaffinity(0))
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self.pool = Argon2Pool(workers, retain=self._argon2.memory_bytes, idle_seconds=idle_seconds)
 
     async def hash(self, password: str) -> str:
         """The argon2id hash of `password`."""
-        return await self._run(self._hasher.hash, normalise(password))
+        return await self._run(self._argon2.hash, normalise(password))
 
     async def verify(self, stored_hash: str, password: str) -> bool:
         """Whether `password` matches `stored_hash`."""
         return await self._run(self._verify, stored_hash, normalise(password))
 
+    def hash_blocking(self, password: str) -> str:
+        """The argon2id hash of `password`, made in the calling thread (start-up, not a loop)."""
+        return self._argon2.hash(normalise(password))
+
     async def _run(self, function: Callable[..., T], *args: str) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        return await asyncio.wrap_future(self.pool.submit(function, *args))
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:
-            return self._hasher.verify(stored_hash, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return self._argon2.verify(stored_hash, password)
+        except (VerificationError, InvalidHashError):
             return False
 
     def needs_rehash(self, stored_hash: str) -> bool:

@@ -23,10 +23,6 @@ from singlewindow.virtual_card.issuing import DevCA
 from singlewindow.virtual_card.pcscd import Mode as PcscdMode
 from singlewindow.virtual_card.pcscd import Pcscd, PcscdUnavailable, start_pcscd
 
-MALLOC_MMAP_THRESHOLD = "131072"
-"""argon2's 19 MiB buffers then go back to the system after each hash; by default glibc keeps one
-per thread that ever hashed (measured: 114 MiB more after 24 hashes on 6 threads, 0 with this)."""
-
 DEFAULT_HTTP_PORT_BASE = 8100
 """Each service listens for health, metrics and docs on this base plus its own offset."""
 
@@ -173,7 +169,6 @@ class Platform:
             prefix + "HTTP_PORT": str(self.config.service_ports[service]),
             "PYTHONUNBUFFERED": "1",
         }
-        env.setdefault("MALLOC_MMAP_THRESHOLD_", MALLOC_MMAP_THRESHOLD)
         module = f"singlewindow.{service.replace('-', '_')}"
         self._spawn(service, [sys.executable, "-m", module], env)
         if wait:

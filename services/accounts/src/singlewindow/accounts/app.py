@@ -37,7 +37,7 @@ service.include(
             idle=timedelta(minutes=settings.session_idle_minutes),
             absolute=timedelta(hours=settings.session_absolute_hours),
         ),
-        decoy_hash=passwords.parameters.hasher().hash(secrets.token_urlsafe(16)),
+        decoy_hash=passwords.hash_blocking(secrets.token_urlsafe(16)),
         trust=TrustStore(settings.card_trust_anchor, settings.card_crl),
     ),
 )
