@@ -272,7 +272,7 @@ class Platform:
             )
             + "\n"
         )
-        self._spawn("nats-server", [nats_server_binary(), "-c", str(conf)], os.environ.copy())
+        self.spawn("nats-server", [nats_server_binary(), "-c", str(conf)], os.environ.copy())
         self._wait_http(
             f"http://127.0.0.1:{config.nats_monitor_port}/healthz?js-enabled-only=true",
             "nats-server",
@@ -292,7 +292,7 @@ class Platform:
         }
         env.setdefault("MALLOC_MMAP_THRESHOLD_", MALLOC_MMAP_THRESHOLD)
         module = f"singlewindow.{service.replace('-', '_')}"
-        self._spawn(service, [sys.executable, "-m", module], env)
+        self.spawn(service, [sys.executable, "-m", module], env)
         if wait:
             self.wait_ready(service, timeout)
 
@@ -354,7 +354,7 @@ class Platform:
             if watch.restart_at is None or watch.restart_at > now or self.stop_requested:
                 continue
             try:
-                self._spawn(name, watch.command, watch.env)
+                self.spawn(name, watch.command, watch.env)
             except OSError as exc:
                 delay = watch.died(-1, now, self.policy)
                 news.append(f"{name} cannot start ({exc}); trying again in {delay:.0f}s")
@@ -422,7 +422,8 @@ class Platform:
             "pcscd_note": self.pcscd_note,
         }
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        """Start `name` as its own process (output to its log), supervised from now on."""
         self._end(name)
         log = self.log_path(name).open("ab")
         try:
