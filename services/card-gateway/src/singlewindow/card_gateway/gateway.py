@@ -50,6 +50,7 @@ T = TypeVar("T")
 
 MIN_CHALLENGE: Final = 16
 MAX_CHALLENGE: Final = 64
+IDENTITY_WAIT: Final = 2.0
 
 
 def refusal(exc: CardError, reader: str | None) -> DomainError:
@@ -240,14 +241,19 @@ class CardGateway:
             self._identities[reader] = (known[0], card)
 
     async def _identity(self, state: ReaderStatus) -> CardData | None:
-        """The card in the reader: read once per insertion; None while a request holds the card
-        (listing never waits for the card) or when it cannot be read."""
+        """The card in the reader: read once per insertion; None when a request holds the card
+        longer than ``IDENTITY_WAIT`` seconds or when it cannot be read."""
         known = self._identities.get(state.name)
         if known is not None and known[0] == state.insertions:
             return known[1]
         lock = self._locks.get(state.name)
-        if lock is not None and lock.locked():
-            return None
+        # Held briefly by the monitor reading a card just put in; a long operation is not
+        # waited for.
+        deadline = asyncio.get_running_loop().time() + IDENTITY_WAIT
+        while lock is not None and lock.locked():
+            if asyncio.get_running_loop().time() > deadline:
+                return None
+            await asyncio.sleep(0.05)
         try:
             card = await self.run(state.name, read_identity)
         except DomainError:
