@@ -25,6 +25,8 @@ from singlewindow.shared.cardcrypto import (
 )
 from singlewindow.shared.contracts import card_gateway
 from singlewindow.shared.contracts.card_gateway import (
+    CardType,
+    OperatorLevel,
     PinVerified,
     SignedChallenge,
 )
@@ -87,12 +89,22 @@ async def test_both_vpcd_slots_are_listed_and_show_the_card_put_in(
         (READERS[0], False, None),
         (READERS[1], False, None),
     ]
-    await slots.insert(issue_card(), READERS[1])
+    card = issue_card(card_type="operator", operator_level="entry")
+    await slots.insert(card, READERS[1])
     listed = await card_bus.call(card_gateway.LIST_READERS, {})
     assert [(r.name, r.card_present, r.atr) for r in listed.readers] == [
         (READERS[0], False, None),
         (READERS[1], True, EPORT_ATR.hex().upper()),
     ]
+    assert [(r.card_number, r.enterprise_uscc) for r in listed.readers] == [
+        (None, None),
+        (card.number, card.card.data.enterprise_uscc),
+    ]
+    assert (listed.readers[1].card_type, listed.readers[1].operator_level) == (
+        CardType.OPERATOR,
+        OperatorLevel.ENTRY,
+    )
+    assert listed.readers[1].enterprise_name == card.card.data.enterprise_name
 
 
 async def test_the_card_data_and_certificate_are_read_without_a_pin(

@@ -59,6 +59,13 @@ def issue(swctl: Swctl, data_dir: list[str], *extra: str) -> dict[str, object]:
     return document
 
 
+def cards_in_readers(swctl: Swctl) -> dict[str, str | None]:
+    """`swctl card readers`: the number of the card in each reader."""
+    listed = swctl("card", "readers", "--json")
+    assert listed.code == 0, listed.stderr
+    return {reader["name"]: reader["card_number"] for reader in listed.json()["readers"]}
+
+
 def test_issue_prints_the_card_and_a_certificate_the_ca_verifies(
     swctl: Swctl, data_dir: list[str]
 ) -> None:
@@ -182,6 +189,14 @@ async def test_insert_readers_replace_and_remove(
         (READERS[0], True),
         (READERS[1], False),
     ]
+    assert cards_in_readers(swctl) == {READERS[0]: first.number, READERS[1]: None}
+    in_reader = readers.json()["readers"][0]
+    assert (in_reader["card_type"], in_reader["operator_level"]) == ("legal-person", None)
+    assert in_reader["enterprise_uscc"] == first.card.data.enterprise_uscc
+    assert in_reader["enterprise_name"] == "某公司"
+    plain = swctl("card", "readers")
+    assert f"card_number: {first.number}" in plain.stdout
+    assert f"enterprise_uscc: {first.card.data.enterprise_uscc}" in plain.stdout
     view = await card_bus.call(card_gateway.READ_CARD, {})
     assert view.card.card_number == first.number
 
@@ -196,6 +211,7 @@ async def test_insert_readers_replace_and_remove(
         return True if view.card.card_number == second.number else None
 
     await eventually(second_card_in)
+    assert cards_in_readers(swctl) == {READERS[0]: second.number, READERS[1]: None}
 
     removed = swctl("card", "remove", *data_dir)
     assert removed.code == 0, removed.stderr

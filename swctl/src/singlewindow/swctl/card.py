@@ -6,7 +6,8 @@ data directory (`<data-dir>/dev-ca`, `<data-dir>/cards/<number>.json`), as `swct
 
 A card goes into the vpcd reader as a background process (`python -m
 singlewindow.virtual_card.vpcd`), its output in `<data-dir>/cards/reader-<port>.log` and its pid
-in `<data-dir>/cards/reader-<port>.json`; taking it out is stopping that process.
+in `<data-dir>/cards/reader-<port>.json`; taking it out is stopping that process, which
+`swctl up` also does for every card still in when it stops.
 """
 
 from __future__ import annotations
@@ -14,24 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from pydantic import BaseModel
 from singlewindow.shared.contracts import card_gateway
 from singlewindow.swctl.client import Client
-from singlewindow.swctl.platform import PlatformConfig
+from singlewindow.swctl.platform import EMULATOR_MODULE, PlatformConfig, take_out_card
 from singlewindow.virtual_card.issuing import DEFAULT_PIN, DEFAULT_TRIES, DevCA, IssuingError
 from singlewindow.virtual_card.pcscd import DEFAULT_VPCD_PORT
 from singlewindow.virtual_card.vpcd import CARD_SEEN
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-EMULATOR_MODULE: Final = "singlewindow.virtual_card.vpcd"
 
 
 def _config(args: argparse.Namespace) -> PlatformConfig:
@@ -183,43 +182,6 @@ def _slot_files(config: PlatformConfig, port: int) -> tuple[Path, Path]:
     return config.cards_dir / f"reader-{port}.json", config.cards_dir / f"reader-{port}.log"
 
 
-def _emulator_pid(state_file: Path) -> int | None:
-    """The pid of the emulator recorded in ``state_file`` if it still runs."""
-    try:
-        pid = int(json.loads(state_file.read_text())["pid"])
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return pid if EMULATOR_MODULE.encode() in command else None
-
-
-def _take_out(state_file: Path) -> dict[str, Any] | None:
-    """Stop the emulator of ``state_file`` (the card leaves the reader); what was inserted."""
-    pid = _emulator_pid(state_file)
-    try:
-        inserted: dict[str, Any] | None = json.loads(state_file.read_text())
-    except (OSError, ValueError):
-        inserted = None
-    state_file.unlink(missing_ok=True)
-    if pid is None:
-        return None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    return inserted
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.split(") ", 1)[-1][:1] not in ("Z", "X")
-
-
 def insert(args: argparse.Namespace) -> int:
     """`swctl card insert CARD`: put a virtual card into the vpcd reader (replacing one that is
     there) until `swctl card remove`."""
@@ -244,7 +206,7 @@ def insert(args: argparse.Namespace) -> int:
         card_number = path.stem
     config.cards_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     state_file, log_path = _slot_files(config, port)
-    _take_out(state_file)
+    take_out_card(state_file)
     with log_path.open("ab") as log:
         start = log.tell()
         process = subprocess.Popen(
@@ -306,7 +268,7 @@ def remove(args: argparse.Namespace) -> int:
     config = _config(args)
     port = args.reader_port or _default_reader_port(config)
     state_file, _ = _slot_files(config, port)
-    inserted = _take_out(state_file)
+    inserted = take_out_card(state_file)
     if inserted is None:
         _print(
             args,

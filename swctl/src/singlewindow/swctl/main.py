@@ -338,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("SW_HTTP_PORT_BASE", str(DEFAULT_HTTP_PORT_BASE))),
         help="services listen for health and metrics on base+1, base+2, ... (env SW_HTTP_PORT_BASE)",
     )
+    up.add_up_options(up_parser)
 
     register = group("register", "submit registration applications")
     sub = command(register, "cardless", "register cardless", "submit a cardless application")

@@ -1,6 +1,9 @@
 """The embedded platform: a JetStream nats-server and every service as its own process.
 
-`swctl up` runs it for people; the integration tests run it to get the real thing.
+`swctl up` runs it for people; the integration tests run it to get the real thing. `swctl up`
+also supervises it (`Platform.supervise`): a process that dies is started again after a delay
+that doubles with each quick death (`RestartPolicy`), and the state file says so for
+`swctl status`.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from singlewindow.virtual_card.issuing import DevCA
 from singlewindow.virtual_card.pcscd import Mode as PcscdMode
-from singlewindow.virtual_card.pcscd import Pcscd, PcscdUnavailable, start_pcscd
+from singlewindow.virtual_card.pcscd import (
+    Pcscd,
+    PcscdUnavailable,
+    free_port_pair,
+    listening,
+    start_pcscd,
+)
 
 DEFAULT_HTTP_PORT_BASE = 8100
 """Each service listens for health, metrics and docs on this base plus its own offset."""
@@ -31,6 +41,70 @@ SERVICES: dict[str, int] = {"registration": 8101, "review": 8102, "accounts": 81
 CARD_GATEWAY = "card-gateway"
 CARD_GATEWAY_PORT = 8104
 """card-gateway runs where the readers are: in the embedded platform with `cards`, on 8104."""
+EMULATOR_MODULE: Final = "singlewindow.virtual_card.vpcd"
+"""What a virtual card in a reader runs (`swctl card insert`)."""
+
+
+class Interrupted(Exception):
+    """The platform was asked to stop while it was starting."""
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How long a dead process waits before it is started again.
+
+    The delay doubles with each death that follows a short run (1, 2, 4, ... seconds, at most
+    `max_delay`); a process that had stayed up `stable_after` seconds starts over at `first_delay`.
+    """
+
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    stable_after: float = 60.0
+
+    def delay(self, quick_deaths: int) -> float:
+        """The wait before the next start after `quick_deaths` deaths in a row (1 or more)."""
+        return min(self.first_delay * 2.0 ** max(quick_deaths - 1, 0), self.max_delay)
+
+
+@dataclass
+class Supervision:
+    """What the platform knows of one process it keeps running: how to start it, how it went."""
+
+    command: list[str]
+    env: dict[str, str]
+    started_at: float
+    restarts: int = 0
+    quick_deaths: int = 0
+    last_exit: int | None = None
+    restart_at: float | None = None
+    """When (wall clock) it will be started again; None while it runs."""
+
+    def died(self, code: int, now: float, policy: RestartPolicy) -> float:
+        """Record its death; return the delay before it starts again."""
+        stable = now - self.started_at >= policy.stable_after
+        self.quick_deaths = 1 if stable else self.quick_deaths + 1
+        self.last_exit = code
+        delay = policy.delay(self.quick_deaths)
+        self.restart_at = now + delay
+        return delay
+
+    def state(self) -> dict[str, Any]:
+        """The part of the state file `swctl status` reads."""
+        return {
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "restart_at": self.restart_at,
+        }
+
+
+def describe_exit(code: int) -> str:
+    """An exit code in words: `code 1`, `killed by SIGKILL`."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"code {code}"
 
 
 @dataclass(frozen=True)
@@ -47,7 +121,11 @@ class PlatformConfig:
     """Also run pcscd with the virtual reader and card-gateway (in `service_ports`), and have
     accounts trust the development CA kept in `dev_ca_dir`."""
     pcscd_mode: PcscdMode = "system"
-    """The machine's pcscd (`swctl up`), or one of the platform's own (`private`, `auto`)."""
+    """The machine's pcscd, or one of the platform's own (`private`; `auto`: private where the
+    machine allows it)."""
+    vpcd_port: int | None = None
+    """A private pcscd's vpcd port (slot 00 01 on the next one); None: the one this data
+    directory used last if it is free, else a free pair."""
 
     @property
     def nats_url(self) -> str:
@@ -90,13 +168,26 @@ def nats_server_binary() -> str:
 class Platform:
     """Starts, watches and stops the embedded platform's processes."""
 
-    def __init__(self, config: PlatformConfig) -> None:
+    def __init__(
+        self,
+        config: PlatformConfig,
+        *,
+        policy: RestartPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
+        self.policy = policy or RestartPolicy()
+        self.clock = clock
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.supervision: dict[str, Supervision] = {}
         self._logs: dict[str, IO[bytes]] = {}
         self.pcscd: Pcscd | None = None
         self.pcscd_problem: str | None = None
         """Why there is no pcscd with the virtual reader (card-gateway then runs without it)."""
+        self.pcscd_note: str | None = None
+        """Why `auto` got the machine's pcscd rather than a private one."""
+        self.stop_requested = False
+        """Set (from a signal handler) to make a `start` under way give up with Interrupted."""
         self._card_environment: dict[str, dict[str, str]] = {}
         (config.data_dir / "log").mkdir(parents=True, exist_ok=True)
 
@@ -124,13 +215,39 @@ class Platform:
             "SW_ACCOUNTS_CARD_CRL": str(ca.crl_path),
         }
         self.config.cards_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run_dir = self.config.data_dir / "pcscd"
+        mode = self.config.pcscd_mode
+        self.pcscd_note = None
         try:
-            self.pcscd = start_pcscd(self.config.data_dir / "pcscd", self.config.pcscd_mode)
+            if mode == "system":
+                self.pcscd = start_pcscd(run_dir, "system")
+            else:
+                try:
+                    self.pcscd = start_pcscd(run_dir, "private", vpcd_port=self._vpcd_port(run_dir))
+                except (PcscdUnavailable, OSError) as exc:
+                    if mode == "private":
+                        raise
+                    self.pcscd_note = f"no private pcscd ({exc}); using the machine's pcscd"
+                    self.pcscd = start_pcscd(run_dir, "system")
         except (PcscdUnavailable, OSError) as exc:
             self.pcscd, self.pcscd_problem = None, str(exc)
             return
         self.pcscd_problem = None
+        if self.pcscd.mode == "private":
+            (run_dir / "vpcd-port").write_text(f"{self.pcscd.vpcd_port}\n")
         self._card_environment[CARD_GATEWAY] = self.pcscd.environment()
+
+    def _vpcd_port(self, run_dir: Path) -> int:
+        """The configured port, else the one this data directory had last if still free, so
+        that a card's port stays the same from one `swctl up` to the next."""
+        if self.config.vpcd_port is not None:
+            return self.config.vpcd_port
+        try:
+            port = int((run_dir / "vpcd-port").read_text())
+        except (OSError, ValueError):
+            return free_port_pair()
+        free = 0 < port < 65535 and not listening(port) and not listening(port + 1)
+        return port if free else free_port_pair()
 
     def start_nats(self, timeout: float = 20.0) -> None:
         """Start the JetStream nats-server with its data under the data directory."""
@@ -151,7 +268,7 @@ class Platform:
             )
             + "\n"
         )
-        self._spawn("nats-server", [nats_server_binary(), "-c", str(conf)], os.environ.copy())
+        self.spawn("nats-server", [nats_server_binary(), "-c", str(conf)], os.environ.copy())
         self._wait_http(
             f"http://127.0.0.1:{config.nats_monitor_port}/healthz?js-enabled-only=true",
             "nats-server",
@@ -170,7 +287,7 @@ class Platform:
             "PYTHONUNBUFFERED": "1",
         }
         module = f"singlewindow.{service.replace('-', '_')}"
-        self._spawn(service, [sys.executable, "-m", module], env)
+        self.spawn(service, [sys.executable, "-m", module], env)
         if wait:
             self.wait_ready(service, timeout)
 
@@ -180,7 +297,11 @@ class Platform:
         self._wait_http(f"http://127.0.0.1:{port}/readyz", service, timeout)
 
     def stop_process(self, name: str, *, kill: bool = False, timeout: float = 20.0) -> None:
-        """Stop one process: SIGTERM (or SIGKILL) and wait for it."""
+        """Stop one process: SIGTERM (or SIGKILL) and wait for it; it is not restarted."""
+        self.supervision.pop(name, None)
+        self._end(name, kill=kill, timeout=timeout)
+
+    def _end(self, name: str, *, kill: bool = False, timeout: float = 20.0) -> None:
         process = self.processes.pop(name, None)
         if process is None:
             return
@@ -196,7 +317,10 @@ class Platform:
             log.close()
 
     def stop(self) -> None:
-        """Stop every service, then pcscd and nats-server."""
+        """Stop the virtual cards in the readers, every service, then pcscd and nats-server."""
+        self.supervision.clear()
+        if self.config.cards:
+            stop_card_emulators(self.config.cards_dir)
         for name in [n for n in self.processes if n != "nats-server"]:
             self.stop_process(name)
         if self.pcscd is not None:
@@ -204,6 +328,37 @@ class Platform:
             self.pcscd = None
         self.stop_process("nats-server")
         self.config.state_file.unlink(missing_ok=True)
+
+    def supervise(self) -> list[str]:
+        """Note the processes that died and start again those whose delay is over; return what
+        happened, in words. The state file is rewritten when anything did."""
+        now = self.clock()
+        news: list[str] = []
+        for name, process in list(self.processes.items()):
+            code = process.poll()
+            watch = self.supervision.get(name)
+            if code is None or watch is None:
+                continue
+            self._end(name)
+            delay = watch.died(code, now, self.policy)
+            news.append(
+                f"{name} exited ({describe_exit(code)}; see {self.log_path(name)}); "
+                f"restarting in {delay:.0f}s"
+            )
+        for name, watch in self.supervision.items():
+            if watch.restart_at is None or watch.restart_at > now or self.stop_requested:
+                continue
+            try:
+                self.spawn(name, watch.command, watch.env)
+            except OSError as exc:
+                delay = watch.died(-1, now, self.policy)
+                news.append(f"{name} cannot start ({exc}); trying again in {delay:.0f}s")
+                continue
+            watch.restarts += 1
+            news.append(f"{name} started again (restart {watch.restarts})")
+        if news:
+            self.write_state()
+        return news
 
     def exited(self) -> dict[str, int]:
         """Processes that have exited, with their exit codes."""
@@ -226,15 +381,21 @@ class Platform:
                     "database": redact(self.config.database_url(name)),
                     "log": str(self.log_path(name)),
                 }
+                | self._supervision_state(name)
                 for name, port in self.config.service_ports.items()
             },
             "nats_pid": self.processes["nats-server"].pid
             if "nats-server" in self.processes
             else None,
+            "nats_supervision": self._supervision_state("nats-server"),
         }
         if self.config.cards:
             state["cards"] = self.cards_state()
         self.config.state_file.write_text(json.dumps(state, indent=2))
+
+    def _supervision_state(self, name: str) -> dict[str, Any]:
+        watch = self.supervision.get(name)
+        return watch.state() if watch else {"restarts": 0, "last_exit": None, "restart_at": None}
 
     def cards_state(self) -> dict[str, Any]:
         """Where the virtual cards go: pcscd, the vpcd reader's port, the CA, the card files."""
@@ -253,25 +414,40 @@ class Platform:
                 "log": str(pcscd.log) if pcscd.log else None,
             },
             "pcscd_problem": self.pcscd_problem,
+            "pcscd_note": self.pcscd_note,
         }
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
-        self.stop_process(name)
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        """Start `name` as its own process (output to its log), supervised from now on."""
+        self._end(name)
         log = self.log_path(name).open("ab")
+        try:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.config.data_dir,
+                start_new_session=True,
+            )
+        except OSError:
+            log.close()
+            raise
         self._logs[name] = log
-        self.processes[name] = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=self.config.data_dir,
-            start_new_session=True,
-        )
+        self.processes[name] = process
+        watch = self.supervision.get(name)
+        if watch is None:
+            self.supervision[name] = Supervision(command, env, started_at=self.clock())
+        else:
+            watch.command, watch.env = command, env
+            watch.started_at, watch.restart_at = self.clock(), None
 
     def _wait_http(self, url: str, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.stop_requested:
+                raise Interrupted(f"asked to stop while waiting for {name}")
             process = self.processes.get(name)
             if process is not None and process.poll() is not None:
                 raise RuntimeError(
@@ -281,6 +457,52 @@ class Platform:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{name} not ready within {timeout:.0f}s; see {self.log_path(name)}")
+
+
+def emulator_pid(state_file: Path) -> int | None:
+    """The pid of the virtual card recorded in `state_file` (`cards/reader-PORT.json`) if it
+    still runs."""
+    try:
+        pid = int(json.loads(state_file.read_text())["pid"])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if EMULATOR_MODULE.encode() in command and alive(pid) else None
+
+
+def take_out_card(state_file: Path, timeout: float = 10.0) -> dict[str, Any] | None:
+    """Stop the virtual card of `state_file` (it leaves the reader); what was inserted, or None
+    if no card was running there."""
+    pid = emulator_pid(state_file)
+    try:
+        inserted: dict[str, Any] | None = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        inserted = None
+    state_file.unlink(missing_ok=True)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return inserted
+
+
+def stop_card_emulators(cards_dir: Path) -> None:
+    """Take every virtual card `swctl card insert` put in this data directory's readers out."""
+    for state_file in sorted(cards_dir.glob("reader-*.json")):
+        take_out_card(state_file)
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie waiting for its parent does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.split(") ", 1)[-1][:1] not in ("Z", "X")
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:

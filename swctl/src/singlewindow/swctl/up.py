@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import signal
 import sys
 import time
@@ -16,8 +18,11 @@ from singlewindow.swctl.platform import (
     CARD_GATEWAY_PORT,
     DEFAULT_HTTP_PORT_BASE,
     SERVICES,
+    Interrupted,
     Platform,
     PlatformConfig,
+    alive,
+    describe_exit,
     http_json,
     http_ok,
 )
@@ -38,11 +43,34 @@ Next, try:
   uv run swctl card issue --type legal-person --uscc USCC --enterprise-name NAME \
       --holder-name NAME --holder-id ID      # a virtual E-Port card (PIN 88888888)
   uv run swctl card insert CARD && uv run swctl card readers
-Ctrl-C stops everything; the data stays in {data_dir} for the next `make up`."""
+Ctrl-C stops everything, the cards in the reader too; the data stays in {data_dir} for the next
+`make up`."""
+
+SUPERVISE_SECONDS = 0.5
+
+
+def add_up_options(parser: argparse.ArgumentParser) -> None:
+    """`swctl up`'s options for the card reader."""
+    parser.add_argument(
+        "--pcscd",
+        choices=["auto", "private", "system"],
+        default=os.environ.get("SW_PCSCD", "auto"),
+        help="the platform's own pcscd, where no other platform sees its reader (private; "
+        "needs unshare and root), the machine's (system, with the real readers), or private "
+        "where possible (auto, the default; env SW_PCSCD)",
+    )
+    parser.add_argument(
+        "--vpcd-port",
+        type=int,
+        default=None,
+        help="a private pcscd's virtual reader port, slot 00 01 on the next (default: the one "
+        "this data directory used last, if free, else two free ports)",
+    )
 
 
 def up(args: argparse.Namespace) -> int:
-    """Start the embedded platform, print its status, and stop it cleanly on Ctrl-C or SIGTERM."""
+    """Start the embedded platform, print its status, keep its processes running (one that dies
+    starts again after a growing delay), and stop it all on Ctrl-C or SIGTERM."""
     data_dir = Path(args.data_dir).resolve()
     ports = {name: args.http_port_base + offset for name, offset in SERVICE_PORT_OFFSETS.items()}
     platform = Platform(
@@ -52,70 +80,85 @@ def up(args: argparse.Namespace) -> int:
             nats_monitor_port=args.nats_port + 4000,
             service_ports=ports,
             cards=True,
+            pcscd_mode=args.pcscd,
+            vpcd_port=args.vpcd_port,
         )
     )
-    stopping = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+        platform.stop_requested = True
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     print(f"Starting the Single Window platform (data in {data_dir}) ...", flush=True)
     try:
-        platform.start()
-    # ValueError: a development CA that cannot be read (IssuingError).
-    except (RuntimeError, TimeoutError, FileNotFoundError, ValueError) as exc:
-        print(f"swctl up: {exc}", file=sys.stderr)
-        platform.stop()
-        return 1
-    report = collect_status(data_dir)
-    print_status(report)
-    print(NEXT_STEPS.format(data_dir=data_dir), flush=True)
-    try:
-        while not stopping:
-            exited = platform.exited()
-            if exited:
-                for name, code in exited.items():
-                    print(
-                        f"{name} exited with code {code}; see {platform.log_path(name)}",
-                        file=sys.stderr,
-                    )
-                break
-            time.sleep(0.5)
+        try:
+            platform.start()
+        except Interrupted:
+            return 0
+        # ValueError: a development CA that cannot be read (IssuingError).
+        except (RuntimeError, TimeoutError, FileNotFoundError, ValueError) as exc:
+            print(f"swctl up: {exc}", file=sys.stderr)
+            return 1
+        if platform.pcscd_note:
+            print(platform.pcscd_note, flush=True)
+        print_status(collect_status(data_dir))
+        print(NEXT_STEPS.format(data_dir=data_dir), flush=True)
+        while not platform.stop_requested:
+            for news in platform.supervise():
+                print(news, file=sys.stderr, flush=True)
+            time.sleep(SUPERVISE_SECONDS)
+        return 0
     finally:
         print("Stopping ...", flush=True)
         platform.stop()
         print("Stopped.", flush=True)
-    return 0 if stopping else 1
+
+
+def supervision(info: dict[str, Any], now: float) -> dict[str, Any]:
+    """How a process has fared under `swctl up`: restarts, last exit, when it starts again."""
+    last_exit = info.get("last_exit")
+    restart_at = info.get("restart_at")
+    return {
+        "restarts": info.get("restarts", 0),
+        "last_exit": describe_exit(last_exit) if last_exit is not None else None,
+        "restarting_in": None if restart_at is None else max(0, math.ceil(restart_at - now)),
+    }
 
 
 def collect_status(data_dir: Path) -> dict[str, Any]:
-    """What runs, where, and whether it is ready."""
+    """What runs, where, whether it is ready, and how often it had to be started again."""
     state_file = PlatformConfig(data_dir=data_dir).state_file
     try:
         state: dict[str, Any] = json.loads(state_file.read_text())
     except (OSError, ValueError):
         return {"running": False, "data_dir": str(data_dir), "nats_url": None, "services": {}}
+    now = time.time()
     nats_ok = http_ok(f"http://127.0.0.1:{state['nats_monitor_port']}/healthz?js-enabled-only=true")
     services = {}
     for name, info in state["services"].items():
         ready = http_json(f"http://127.0.0.1:{info['port']}/readyz")
+        supervised = supervision(info, now)
+        if supervised["restarting_in"] is not None:
+            service_state = "restarting"
+        elif ready and ready.get("status") == "ready":
+            service_state = "ready"
+        else:
+            running = info["pid"] is not None and alive(info["pid"])
+            service_state = "starting" if ready or running else "down"
         services[name] = {
-            "state": "ready"
-            if ready and ready.get("status") == "ready"
-            else ("starting" if ready else "down"),
+            "state": service_state,
             "http": f"http://127.0.0.1:{info['port']}",
             "pid": info["pid"],
             "database": info["database"],
             "log": info["log"],
-        }
+        } | supervised
     report = {
         "running": True,
         "data_dir": state["data_dir"],
         "nats_url": state["nats_url"],
         "nats": "ready" if nats_ok else "down",
+        "nats_supervision": supervision(state.get("nats_supervision", {}), now),
         "services": services,
     }
     if "cards" in state:
@@ -132,10 +175,26 @@ def print_status(report: dict[str, Any]) -> None:
             f"The platform is not running (no state in {report['data_dir']}); start it with `make up`."
         )
         return
-    print(f"NATS  {report['nats_url']}  {report['nats']}")
-    rows = [("SERVICE", "STATE", "HTTP", "DATABASE")]
-    rows += [(name, s["state"], s["http"], s["database"]) for name, s in report["services"].items()]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    nats = report.get("nats_supervision") or {}
+    nats_restarts = (
+        f"  {nats['restarts']} restarts, last exit {nats['last_exit']}"
+        if nats.get("last_exit")
+        else ""
+    )
+    print(f"NATS  {report['nats_url']}  {report['nats']}{nats_restarts}")
+    rows = [("SERVICE", "STATE", "RESTARTS", "LAST EXIT", "HTTP", "DATABASE")]
+    rows += [
+        (
+            name,
+            f"restarting in {s['restarting_in']}s" if s["state"] == "restarting" else s["state"],
+            str(s.get("restarts", 0)),
+            s.get("last_exit") or "-",
+            s["http"],
+            s["database"],
+        )
+        for name, s in report["services"].items()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -147,6 +206,8 @@ def print_status(report: dict[str, Any]) -> None:
 def print_cards(cards: dict[str, Any]) -> None:
     """pcscd, the virtual reader and what card-gateway sees in the readers."""
     pcscd = cards.get("pcscd")
+    if cards.get("pcscd_note"):
+        print(f"CARDS  {cards['pcscd_note']}")
     if pcscd is None:
         print(f"CARDS  no virtual card reader: {cards.get('pcscd_problem') or 'pcscd not started'}")
     elif pcscd["pid"] is None or not Path(f"/proc/{pcscd['pid']}").exists():

@@ -50,6 +50,7 @@ T = TypeVar("T")
 
 MIN_CHALLENGE: Final = 16
 MAX_CHALLENGE: Final = 64
+IDENTITY_WAIT: Final = 2.0
 
 
 def refusal(exc: CardError, reader: str | None) -> DomainError:
@@ -205,23 +206,60 @@ class CardGateway:
     def __init__(self, busy_wait: float) -> None:
         self.busy_wait = busy_wait
         self._locks: dict[str, asyncio.Lock] = {}
+        self._identities: dict[str, tuple[int, CardData | None]] = {}
+        """Per reader, the card read in it last, under pcsc-lite's insertion count then."""
 
     async def readers(self) -> ReaderList:
-        """Every reader and whether a card is in it."""
+        """Every reader, whether a card is in it, and which card."""
         try:
             states = await asyncio.to_thread(reader_states)
         except CardError as exc:
             raise refusal(exc, None) from None
-        return ReaderList(
-            readers=tuple(
+        views = []
+        for state in states:
+            card = await self._identity(state) if state.card_present else None
+            views.append(
                 ReaderView(
                     name=state.name,
                     card_present=state.card_present,
                     atr=state.atr.hex().upper() if state.atr else None,
+                    card_number=card.card_number if card else None,
+                    card_type=card.card_type if card else None,
+                    operator_level=card.operator_level if card else None,
+                    enterprise_uscc=card.enterprise_uscc if card else None,
+                    enterprise_name=card.enterprise_name if card else None,
                 )
-                for state in states
             )
-        )
+        return ReaderList(readers=tuple(views))
+
+    def _read_in(self, reader: str, result: object) -> None:
+        # A card swapped between two of pcscd's polls leaves the insertion count as it was; what
+        # an operation has just read is then the better word on which card is in.
+        card = result.card if isinstance(result, CardView | SignedChallenge) else result
+        known = self._identities.get(reader)
+        if known is not None and isinstance(card, CardData):
+            self._identities[reader] = (known[0], card)
+
+    async def _identity(self, state: ReaderStatus) -> CardData | None:
+        """The card in the reader: read once per insertion; None when a request holds the card
+        longer than ``IDENTITY_WAIT`` seconds or when it cannot be read."""
+        known = self._identities.get(state.name)
+        if known is not None and known[0] == state.insertions:
+            return known[1]
+        lock = self._locks.get(state.name)
+        # Held briefly by the monitor reading a card just put in; a long operation is not
+        # waited for.
+        deadline = asyncio.get_running_loop().time() + IDENTITY_WAIT
+        while lock is not None and lock.locked():
+            if asyncio.get_running_loop().time() > deadline:
+                return None
+            await asyncio.sleep(0.05)
+        try:
+            card = await self.run(state.name, read_identity)
+        except DomainError:
+            return None
+        self._identities[state.name] = (state.insertions, card)
+        return card
 
     async def run(
         self, reader: str | None, operation: Callable[[str], T], *, wait: bool = False
@@ -246,7 +284,9 @@ class CardGateway:
             ) from None
         work = asyncio.ensure_future(asyncio.to_thread(operation, name))
         try:
-            return await asyncio.shield(work)
+            result = await asyncio.shield(work)
+            self._read_in(name, result)
+            return result
         except CardError as exc:
             raise refusal(exc, name) from None
         finally:

@@ -90,6 +90,9 @@ class ReaderStatus:
     name: str
     card_present: bool
     atr: bytes | None
+    insertions: int = 0
+    """pcsc-lite's count of cards in and out of this reader (the event state's upper 16 bits):
+    the same count means the same card is still in."""
 
 
 @dataclass(frozen=True)
@@ -165,9 +168,9 @@ class PcscContext:
             return []
         states = self.status_change([(name, _STATE_UNAWARE) for name in names], 0) or []
         return [
-            ReaderStatus(name, True, atr or None)
+            ReaderStatus(name, True, atr or None, state >> 16)
             if _card_present(state)
-            else ReaderStatus(name, False, None)
+            else ReaderStatus(name, False, None, state >> 16)
             for name, state, atr in states
         ]
 

@@ -49,13 +49,19 @@ class ListReaders(Request):
 
 
 class ReaderView(BaseModel):
-    """A reader and whether a card is in it."""
+    """A reader, whether a card is in it, and which card (when it is an E-Port card the gateway
+    could read; the card fields are None otherwise)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     name: str
     card_present: bool
     atr: str | None
+    card_number: str | None = None
+    card_type: CardType | None = None
+    operator_level: OperatorLevel | None = None
+    enterprise_uscc: str | None = None
+    enterprise_name: str | None = None
 
 
 class ReaderList(BaseModel):
