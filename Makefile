@@ -41,7 +41,7 @@ format: ## apply ruff's formatting and fixes
 	@$(UV) run ruff check --fix .
 
 typecheck: ## mypy --strict over every package and the tests
-	@$(UV) run mypy shared/src services/*/src swctl/src virtual-card/src tests
+	@$(UV) run mypy shared/contracts/src shared/runtime/src shared/cardcrypto/src services/*/src swctl/src virtual-card/src tests
 
 clean: ## remove the embedded platform's data
 	rm -rf $(DATA_DIR)

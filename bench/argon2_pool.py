@@ -36,8 +36,8 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from singlewindow.shared.argon2pool import Argon2Hasher, Argon2Pool
-from singlewindow.shared.passwords import Argon2Parameters
+from singlewindow.runtime.argon2pool import Argon2Hasher, Argon2Pool
+from singlewindow.runtime.passwords import Argon2Parameters
 
 PASSWORD = "Chongqing-Trade-2026"
 OLD_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from singlewindow.shared.contracts import accounts, card_gateway
-from singlewindow.shared.rpc import decode_reply
+from singlewindow.contracts import accounts, card_gateway
+from singlewindow.contracts.wire import decode_reply
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -41,11 +41,11 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from singlewindow.shared.contracts import accounts as accounts_contract
-from singlewindow.shared.contracts import registration as registration_contract
-from singlewindow.shared.contracts import review as review_contract
-from singlewindow.shared.identifiers import organisation_code_check_digit
-from singlewindow.shared.passwords import Argon2Parameters
+from singlewindow.contracts import accounts as accounts_contract
+from singlewindow.contracts import registration as registration_contract
+from singlewindow.contracts import review as review_contract
+from singlewindow.contracts.identifiers import organisation_code_check_digit
+from singlewindow.runtime.passwords import Argon2Parameters
 from singlewindow.swctl.platform import Platform, PlatformConfig
 from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect

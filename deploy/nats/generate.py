@@ -31,18 +31,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import pkgutil
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from singlewindow.shared import contracts
-from singlewindow.shared.bus import DEAD_LETTER_STREAM, inbox_prefix
-from singlewindow.shared.endpoints import Audience, endpoints_of
-from singlewindow.shared.events import EventSpec, StreamSpec
-from singlewindow.shared.routes import Routes
+from singlewindow import contracts
+from singlewindow.contracts.bus import DEAD_LETTER_STREAM, inbox_prefix
+from singlewindow.contracts.endpoints import Audience, endpoints_of
+from singlewindow.contracts.events import EventSpec, StreamSpec
+from singlewindow.runtime.routes import Routes
 from singlewindow.swctl.events import PUBLIC_STREAMS
 
 HERE = Path(__file__).resolve().parent
@@ -206,10 +205,9 @@ def _covers(filters: Iterable[str], subject: str) -> bool:
     return False
 
 
-def contract_modules() -> Iterator[ModuleType]:
-    """Every module of shared/contracts."""
-    for info in pkgutil.iter_modules(contracts.__path__, f"{contracts.__name__}."):
-        yield importlib.import_module(info.name)
+def contract_modules() -> tuple[ModuleType, ...]:
+    """Every service's contract module."""
+    return contracts.service_contracts()
 
 
 def internal_subjects() -> tuple[str, ...]:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from singlewindow.accounts.domain import card_data_mismatch, card_data_problem, division_of
 from singlewindow.accounts.trust import TrustStore
-from singlewindow.shared.cardcrypto import (
+from singlewindow.cardcrypto import (
     CardIdentity,
     RevokedCertificate,
     certificate_from_pem,
     crl_from_pem,
 )
-from singlewindow.shared.contracts.card_gateway import CardData
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.contracts.card_gateway import CardData
+from singlewindow.contracts.errors import DomainError, ErrorCode
 
 from tests.support.cards import CardAuthority
 

@@ -12,7 +12,7 @@ from singlewindow.accounts.domain import (
     required_actions,
     token_digest,
 )
-from singlewindow.shared.contracts.accounts import RequiredAction, Role
+from singlewindow.contracts.accounts import RequiredAction, Role
 
 
 def test_throttle_delays_double_after_the_free_failures_and_are_capped() -> None:

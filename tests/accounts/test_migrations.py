@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from singlewindow.accounts.repository import enterprises
-from singlewindow.shared.db import Database
+from singlewindow.runtime.db import Database
 from sqlalchemy import Connection, insert, select, text
 
 MIGRATIONS = (

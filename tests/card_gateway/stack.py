@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from singlewindow.shared.contracts import card_gateway
+from singlewindow.contracts import card_gateway
 from singlewindow.swctl.platform import Platform
 from singlewindow.virtual_card.issuing import IssuedCard
 

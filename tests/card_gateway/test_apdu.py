@@ -20,7 +20,7 @@ from singlewindow.card_gateway.apdu import (
     select_ef,
     verify,
 )
-from singlewindow.shared.contracts.card_gateway import CardData
+from singlewindow.contracts.card_gateway import CardData
 from singlewindow.virtual_card.applet import EPortApplet, ForeignApplet, PinRecord
 from singlewindow.virtual_card.card import CardData as IssuedCardData
 

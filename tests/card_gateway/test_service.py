@@ -16,22 +16,22 @@ from typing import Any
 
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from singlewindow.shared.cardcrypto import (
+from singlewindow.cardcrypto import (
     card_certificate_fields,
     certificate_from_pem,
     crl_from_pem,
     verify_certificate,
     verify_challenge_signature,
 )
-from singlewindow.shared.contracts import card_gateway
-from singlewindow.shared.contracts.card_gateway import (
+from singlewindow.contracts import card_gateway
+from singlewindow.contracts.card_gateway import (
     CardType,
     OperatorLevel,
     PinVerified,
     SignedChallenge,
 )
-from singlewindow.shared.endpoints import Endpoint
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.swctl.platform import CARD_GATEWAY, Platform, PlatformConfig, http_json
 from singlewindow.virtual_card.applet import EPORT_ATR, FOREIGN_ATR
 from singlewindow.virtual_card.issuing import DevCA

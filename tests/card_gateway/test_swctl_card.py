@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from singlewindow.shared.cardcrypto import (
+from singlewindow.cardcrypto import (
     CertificateError,
     CertificateProblem,
     card_certificate_fields,
@@ -19,7 +19,7 @@ from singlewindow.shared.cardcrypto import (
     crl_from_pem,
     verify_certificate,
 )
-from singlewindow.shared.contracts import card_gateway
+from singlewindow.contracts import card_gateway
 from singlewindow.swctl.platform import Platform
 from singlewindow.virtual_card.card import load_card_file
 from singlewindow.virtual_card.issuing import DevCA

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from singlewindow.shared.argon2pool import Argon2Hasher, Argon2Pool
-from singlewindow.shared.passwords import Argon2Parameters, PasswordHashing
+from singlewindow.runtime.argon2pool import Argon2Hasher, Argon2Pool
+from singlewindow.runtime.passwords import Argon2Parameters, PasswordHashing
 
 PASSWORD = "correct horse battery"
 SALT = bytes(range(16))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from asn1crypto import crl, x509  # type: ignore[import-untyped]
 from gmssl import sm2 as gmssl_sm2  # type: ignore[import-untyped]
-from singlewindow.shared.cardcrypto import (
+from singlewindow.cardcrypto import (
     CardIdentity,
     CertificateError,
     CertificateProblem,
@@ -38,7 +38,7 @@ from singlewindow.shared.cardcrypto import (
     verify_certificate,
     verify_challenge_signature,
 )
-from singlewindow.shared.cardcrypto.sm2 import (
+from singlewindow.cardcrypto.sm2 import (
     PrivateKeyFormat,
     decode_signature,
     encode_signature,

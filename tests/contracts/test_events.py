@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.core.formats.json import JSONFormat
-from singlewindow.shared.contracts import accounts, card_gateway, registration, review
-from singlewindow.shared.contracts.common import EnterpriseInfo, MaskedEnterprise
-from singlewindow.shared.endpoints import endpoints_of
-from singlewindow.shared.events import CloudEvent, EventSpec
+from singlewindow.contracts import accounts, card_gateway, registration, review
+from singlewindow.contracts.common import EnterpriseInfo, MaskedEnterprise
+from singlewindow.contracts.endpoints import endpoints_of
+from singlewindow.contracts.events import CloudEvent, EventSpec
 
 ALL_EVENTS: list[EventSpec[Any]] = [
     registration.SUBMITTED,

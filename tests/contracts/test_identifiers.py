@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
-from singlewindow.shared.contracts.common import EnterpriseInfo
-from singlewindow.shared.contracts.registration import CardlessApplication
-from singlewindow.shared.identifiers import (
+from singlewindow.contracts.common import EnterpriseInfo
+from singlewindow.contracts.identifiers import (
     CardPin,
     CustomsDistrict,
     DivisionCode,
@@ -36,6 +35,7 @@ from singlewindow.shared.identifiers import (
     refuse_division_outside_uscc,
     visible_text,
 )
+from singlewindow.contracts.registration import CardlessApplication
 from stdnum.cn import ric
 from stdnum.cn import uscc as stdnum_uscc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from singlewindow.shared.passwords import Argon2Parameters, PasswordHashing, policy_problem
+from singlewindow.runtime.passwords import Argon2Parameters, PasswordHashing, policy_problem
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,10 @@ import json
 import pytest
 from faststream.nats import NatsBroker, NatsMessage, TestNatsBroker
 from pydantic import BaseModel
-from singlewindow.shared.endpoints import Audience, Endpoint
-from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
-from singlewindow.shared.rpc import MAX_REQUEST_BYTES, Request, parse_request, respond
+from singlewindow.contracts.endpoints import Audience, Endpoint
+from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
+from singlewindow.contracts.wire import MAX_REQUEST_BYTES, Request, parse_request
+from singlewindow.runtime.rpc import respond
 
 broker = NatsBroker()
 

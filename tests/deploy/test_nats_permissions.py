@@ -27,9 +27,9 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from singlewindow.shared.bus import DEAD_LETTER_STREAM, inbox_prefix
-from singlewindow.shared.contracts import accounts, registration, review
-from singlewindow.shared.messaging import consumer_config, ensure_streams
+from singlewindow.contracts import accounts, registration, review
+from singlewindow.contracts.bus import DEAD_LETTER_STREAM, inbox_prefix
+from singlewindow.runtime.messaging import consumer_config, ensure_streams
 from singlewindow.swctl.platform import nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from nats.errors import NoRespondersError
-from singlewindow.shared.contracts import accounts, registration, review
-from singlewindow.shared.endpoints import Endpoint, endpoints_of
+from singlewindow.contracts import accounts, registration, review
+from singlewindow.contracts.endpoints import Endpoint, endpoints_of
 from singlewindow.swctl.platform import Platform, http_json
 
 from tests.support.platform import Bus

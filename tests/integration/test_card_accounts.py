@@ -17,21 +17,21 @@ from typing import Any, TypeVar
 
 import pytest
 from pydantic import BaseModel
-from singlewindow.shared.cardcrypto import (
+from singlewindow.cardcrypto import (
     SM2PrivateKey,
     card_certificate_fields,
     issue_card_certificate,
 )
-from singlewindow.shared.contracts import accounts, registration
-from singlewindow.shared.contracts.accounts import (
+from singlewindow.contracts import accounts, registration
+from singlewindow.contracts.accounts import (
     CardChallenge,
     CardStatusView,
     OnboardingCheckView,
     OperatorView,
     SessionView,
 )
-from singlewindow.shared.endpoints import Endpoint
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.swctl.platform import Platform
 
 from tests.integration.test_exactly_once import events_of

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from singlewindow.shared.contracts import accounts, card_gateway
-from singlewindow.shared.contracts.accounts import CardChallenge, SessionView
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.contracts import accounts, card_gateway
+from singlewindow.contracts.accounts import CardChallenge, SessionView
+from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.swctl.platform import Platform
 
 from tests.support.cards import holder

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from singlewindow.shared.contracts import accounts, registration
-from singlewindow.shared.contracts.accounts import SessionView
+from singlewindow.contracts import accounts, registration
+from singlewindow.contracts.accounts import SessionView
 from singlewindow.swctl.platform import Platform
 
 from tests.integration.test_registration_rules import approve, submit

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from singlewindow.shared.contracts import accounts
-from singlewindow.shared.contracts.accounts import AccountView, SessionView
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.contracts import accounts
+from singlewindow.contracts.accounts import AccountView, SessionView
+from singlewindow.contracts.errors import DomainError, ErrorCode
 
 from tests.integration.test_exactly_once import approved_and_registered
 from tests.support.identifiers import application

@@ -8,11 +8,11 @@ import json
 from typing import Any
 
 import pytest
-from singlewindow.shared.contracts import accounts, registration, review
-from singlewindow.shared.contracts.accounts import OnboardingCheckView
-from singlewindow.shared.contracts.registration import ApplicationView
-from singlewindow.shared.contracts.review import TaskList
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.contracts import accounts, registration, review
+from singlewindow.contracts.accounts import OnboardingCheckView
+from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.contracts.registration import ApplicationView
+from singlewindow.contracts.review import TaskList
 
 from tests.support.identifiers import application, make_uscc
 from tests.support.platform import Bus, eventually

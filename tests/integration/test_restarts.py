@@ -10,10 +10,10 @@ from collections import Counter
 import nats
 from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from singlewindow.shared.contracts import registration, review
-from singlewindow.shared.contracts.registration import ApplicationView
-from singlewindow.shared.contracts.review import TaskList
-from singlewindow.shared.errors import DomainError
+from singlewindow.contracts import registration, review
+from singlewindow.contracts.errors import DomainError
+from singlewindow.contracts.registration import ApplicationView
+from singlewindow.contracts.review import TaskList
 from singlewindow.swctl.platform import Platform
 
 from tests.support.identifiers import application

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from singlewindow.shared.contracts import review
-from singlewindow.shared.contracts.review import TaskList
+from singlewindow.contracts import review
+from singlewindow.contracts.review import TaskList
 
 from tests.integration.test_registration_rules import submit
 from tests.support.identifiers import application

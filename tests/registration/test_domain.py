@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.contracts.registration import ApplicationState
+from singlewindow.contracts.review import Decision
 from singlewindow.registration.domain import check_resubmission, new_application_id, outcome_of
-from singlewindow.shared.contracts.registration import ApplicationState
-from singlewindow.shared.contracts.review import Decision
-from singlewindow.shared.errors import DomainError, ErrorCode
 
 USCC = "91500000MA5U7X1C69"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.contracts.review import Decision, TaskState
 from singlewindow.review.domain import add_working_days, check_decision
-from singlewindow.shared.contracts.review import Decision, TaskState
-from singlewindow.shared.errors import DomainError, ErrorCode
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from singlewindow.review.dependencies import Review
-from singlewindow.review.handlers import decide_task, list_tasks, open_task, show_task
-from singlewindow.review.repository import metadata
-from singlewindow.review.settings import Settings
-from singlewindow.shared.contracts import review
-from singlewindow.shared.contracts.review import (
+from singlewindow.contracts import review
+from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.contracts.review import (
     DecideTask,
     Decision,
     ListTasks,
@@ -19,7 +16,10 @@ from singlewindow.shared.contracts.review import (
     ShowTask,
     TaskState,
 )
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.review.dependencies import Review
+from singlewindow.review.handlers import decide_task, list_tasks, open_task, show_task
+from singlewindow.review.repository import metadata
+from singlewindow.review.settings import Settings
 
 from tests.support.handlers import local_service, staged
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from singlewindow.shared.cardcrypto import (
+from singlewindow.cardcrypto import (
     CardIdentity,
     RevokedCertificate,
     SM2PrivateKey,
@@ -25,8 +25,8 @@ from singlewindow.shared.cardcrypto import (
     issue_card_certificate,
     issue_crl,
 )
-from singlewindow.shared.contracts import accounts
-from singlewindow.shared.contracts.accounts import CardChallenge
+from singlewindow.contracts import accounts
+from singlewindow.contracts.accounts import CardChallenge
 
 from tests.support.platform import Bus
 

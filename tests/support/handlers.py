@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from singlewindow.shared.clock import Clock, ManualClock
-from singlewindow.shared.endpoints import Endpoint
-from singlewindow.shared.events import CloudEvent
-from singlewindow.shared.service import Service, ServiceSettings
+from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.events import CloudEvent
+from singlewindow.runtime.clock import Clock, ManualClock
+from singlewindow.runtime.service import Service, ServiceSettings
 from sqlalchemy import MetaData, select
 
 ReplyT = TypeVar("ReplyT", bound=BaseModel | None)

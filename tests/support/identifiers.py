@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from singlewindow.shared.identifiers import organisation_code_check_digit
+from singlewindow.contracts.identifiers import organisation_code_check_digit
 from stdnum.cn import uscc as stdnum_uscc
 
 _DIGITS = "0123456789"

@@ -17,8 +17,8 @@ import asyncpg
 import nats
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
-from singlewindow.shared.endpoints import Endpoint
-from singlewindow.shared.rpc import decode_result
+from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.wire import decode_result
 from singlewindow.swctl.platform import CARD_GATEWAY, SERVICES, Platform, PlatformConfig
 
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from singlewindow.shared.cardcrypto import (
+from singlewindow.cardcrypto import (
     CardIdentity,
     CertificateError,
     CertificateProblem,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from singlewindow.shared.contracts import card_gateway
+from singlewindow.contracts import card_gateway
 from singlewindow.swctl.client import Client
 from singlewindow.swctl.platform import EMULATOR_MODULE, PlatformConfig, take_out_card
 from singlewindow.virtual_card.issuing import DEFAULT_PIN, DEFAULT_TRIES, DevCA, IssuingError

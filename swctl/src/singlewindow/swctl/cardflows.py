@@ -15,18 +15,18 @@ from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from singlewindow.shared.contracts import accounts, card_gateway
-from singlewindow.shared.contracts.accounts import (
+from singlewindow.contracts import accounts, card_gateway
+from singlewindow.contracts.accounts import (
     CardChallenge,
     OperatorInfo,
     OperatorView,
     SessionView,
 )
-from singlewindow.shared.contracts.card_gateway import CardType, CardView, SignedChallenge
-from singlewindow.shared.contracts.common import AccountHolder, IdType
-from singlewindow.shared.endpoints import Endpoint
-from singlewindow.shared.errors import DomainError, ErrorCode, invalid
-from singlewindow.shared.identifiers import InvalidIdentifier, normalise_card_pin
+from singlewindow.contracts.card_gateway import CardType, CardView, SignedChallenge
+from singlewindow.contracts.common import AccountHolder, IdType
+from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.errors import DomainError, ErrorCode, invalid
+from singlewindow.contracts.identifiers import InvalidIdentifier, normalise_card_pin
 from singlewindow.swctl.client import Client
 
 HolderT = TypeVar("HolderT", bound=AccountHolder)

@@ -15,9 +15,9 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
-from singlewindow.shared.bus import inbox_prefix
-from singlewindow.shared.endpoints import Endpoint
-from singlewindow.shared.rpc import decode_result
+from singlewindow.contracts.bus import inbox_prefix
+from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.wire import decode_result
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ConfigDict
-from singlewindow.shared.bus import DEAD_LETTER_STREAM
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.contracts.bus import DEAD_LETTER_STREAM
+from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.swctl.client import Client
 
 

@@ -9,7 +9,7 @@ import sys
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import BaseModel
-from singlewindow.shared.contracts import accounts, registration, review
+from singlewindow.contracts import accounts, registration, review
 from singlewindow.swctl.client import Client
 
 PUBLIC_STREAMS = (registration.STREAM, review.STREAM, accounts.STREAM)

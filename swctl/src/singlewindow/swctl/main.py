@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from singlewindow.shared.contracts import accounts, registration, review
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.contracts import accounts, registration, review
+from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.swctl import card, cardflows, deadletter, events, up
 from singlewindow.swctl.client import (
     DEFAULT_NATS_URL,

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from singlewindow.shared.cardcrypto import (
+from singlewindow.cardcrypto import (
     CardIdentity,
     RevokedCertificate,
     SM2PrivateKey,
@@ -40,7 +40,7 @@ from singlewindow.shared.cardcrypto import (
     issue_card_certificate,
     issue_crl,
 )
-from singlewindow.shared.identifiers import (
+from singlewindow.contracts.identifiers import (
     InvalidIdentifier,
     normalise_resident_id,
     normalise_uscc,

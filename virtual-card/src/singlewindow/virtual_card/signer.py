@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from singlewindow.shared.cardcrypto import SM2Error, SM2PrivateKey
+from singlewindow.cardcrypto import SM2Error, SM2PrivateKey
 from singlewindow.virtual_card.card import CardFileError
 
 KEY_TYPE: Final = "sm2"

@@ -10,9 +10,9 @@ from singlewindow.accounts.handlers import routes
 from singlewindow.accounts.repository import metadata
 from singlewindow.accounts.settings import Settings
 from singlewindow.accounts.trust import TrustStore
-from singlewindow.shared.contracts import accounts, registration
-from singlewindow.shared.passwords import PasswordHashing
-from singlewindow.shared.service import Service
+from singlewindow.contracts import accounts, registration
+from singlewindow.runtime.passwords import PasswordHashing
+from singlewindow.runtime.service import Service
 
 settings = Settings()
 service = Service(accounts.SERVICE, settings, metadata)

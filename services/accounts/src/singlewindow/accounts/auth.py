@@ -16,13 +16,13 @@ from singlewindow.accounts.domain import (
     token_digest,
 )
 from singlewindow.accounts.repository import Account, Accounts, Session
-from singlewindow.shared.contracts import accounts as contract
-from singlewindow.shared.contracts.accounts import (
+from singlewindow.contracts import accounts as contract
+from singlewindow.contracts.accounts import (
     AuthenticationAttempted,
     RequiredAction,
     SessionView,
 )
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.contracts.errors import DomainError, ErrorCode
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.accounts.auth")

@@ -30,15 +30,15 @@ from singlewindow.accounts.domain import (
 )
 from singlewindow.accounts.repository import Account, Accounts, NewAccount, StoredChallenge
 from singlewindow.accounts.trust import Trust
-from singlewindow.shared.cardcrypto import (
+from singlewindow.cardcrypto import (
     CardCertificateFields,
     CertificateError,
     certificate_from_pem,
     verify_certificate,
     verify_challenge_signature,
 )
-from singlewindow.shared.contracts import accounts as contract
-from singlewindow.shared.contracts.accounts import (
+from singlewindow.contracts import accounts as contract
+from singlewindow.contracts.accounts import (
     AddCardOperator,
     AuthenticationAttempted,
     CardChallenge,
@@ -53,12 +53,12 @@ from singlewindow.shared.contracts.accounts import (
     Role,
     SessionView,
 )
-from singlewindow.shared.contracts.card_gateway import CardData, CardType
-from singlewindow.shared.contracts.common import AccountHolder
-from singlewindow.shared.db import IntegrityError
-from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
-from singlewindow.shared.identifiers import mask_id_number, mask_mobile
-from singlewindow.shared.passwords import policy_problem
+from singlewindow.contracts.card_gateway import CardData, CardType
+from singlewindow.contracts.common import AccountHolder
+from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
+from singlewindow.contracts.identifiers import mask_id_number, mask_mobile
+from singlewindow.runtime.db import IntegrityError
+from singlewindow.runtime.passwords import policy_problem
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.accounts.cards")

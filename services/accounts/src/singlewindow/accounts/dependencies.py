@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
 from singlewindow.accounts.settings import Settings
 from singlewindow.accounts.trust import TrustStore
-from singlewindow.shared.passwords import PasswordHashing
-from singlewindow.shared.service import Service
+from singlewindow.runtime.passwords import PasswordHashing
+from singlewindow.runtime.service import Service
 
 
 @dataclass(frozen=True)

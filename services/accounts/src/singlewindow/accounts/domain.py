@@ -8,10 +8,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from singlewindow.shared.cardcrypto import CardIdentity
-from singlewindow.shared.contracts.accounts import RequiredAction, Role
-from singlewindow.shared.contracts.card_gateway import CardData
-from singlewindow.shared.identifiers import InvalidIdentifier, normalise_uscc
+from singlewindow.cardcrypto import CardIdentity
+from singlewindow.contracts.accounts import RequiredAction, Role
+from singlewindow.contracts.card_gateway import CardData
+from singlewindow.contracts.identifiers import InvalidIdentifier, normalise_uscc
 
 INCORRECT_CREDENTIALS = "account name or password is incorrect"
 """One message for an unknown account and a wrong password, so neither can be told apart."""

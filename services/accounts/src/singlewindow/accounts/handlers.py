@@ -15,9 +15,9 @@ from singlewindow.accounts.cards import (
 )
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.repository import Accounts
-from singlewindow.shared.contracts import accounts as contract
-from singlewindow.shared.contracts import registration
-from singlewindow.shared.contracts.accounts import (
+from singlewindow.contracts import accounts as contract
+from singlewindow.contracts import registration
+from singlewindow.contracts.accounts import (
     SCOPE_LABELS,
     AccountView,
     AddCardOperator,
@@ -45,15 +45,15 @@ from singlewindow.shared.contracts.accounts import (
     ShowAccount,
     ShowSession,
 )
-from singlewindow.shared.contracts.registration import (
+from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.contracts.events import CloudEvent
+from singlewindow.contracts.identifiers import mask_id_number, mask_mobile
+from singlewindow.contracts.registration import (
     ApplicationDecided,
     Onboarding,
     OnboardingDetails,
 )
-from singlewindow.shared.errors import DomainError, ErrorCode
-from singlewindow.shared.events import CloudEvent
-from singlewindow.shared.identifiers import mask_id_number, mask_mobile
-from singlewindow.shared.routes import Routes
+from singlewindow.runtime.routes import Routes
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.accounts")

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from singlewindow.accounts.domain import account_key, division_of
-from singlewindow.shared.cardcrypto import CardCertificateFields
-from singlewindow.shared.contracts.accounts import BusinessScope, Role
-from singlewindow.shared.contracts.card_gateway import CardData, CardType, OperatorLevel
-from singlewindow.shared.contracts.common import AccountHolder
-from singlewindow.shared.contracts.registration import Onboarding
-from singlewindow.shared.db import as_utc
+from singlewindow.cardcrypto import CardCertificateFields
+from singlewindow.contracts.accounts import BusinessScope, Role
+from singlewindow.contracts.card_gateway import CardData, CardType, OperatorLevel
+from singlewindow.contracts.common import AccountHolder
+from singlewindow.contracts.registration import Onboarding
+from singlewindow.runtime.db import as_utc
 from sqlalchemy import (
     Boolean,
     Column,

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from pydantic_settings import SettingsConfigDict
-from singlewindow.shared.service import ServiceSettings
+from singlewindow.runtime.service import ServiceSettings
 
 
 class Settings(ServiceSettings):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from singlewindow.shared.cardcrypto import certificate_from_pem, crl_from_pem
-from singlewindow.shared.errors import DomainError, ErrorCode
+from singlewindow.cardcrypto import certificate_from_pem, crl_from_pem
+from singlewindow.contracts.errors import DomainError, ErrorCode
 
 log = structlog.get_logger("singlewindow.accounts.trust")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final, NoReturn, Protocol
 
 from pydantic import ValidationError
-from singlewindow.shared.contracts.card_gateway import CardData
+from singlewindow.contracts.card_gateway import CardData
 
 EPORT_AID: Final = bytes.fromhex("F0535745504F525401")
 EF_CARD_DATA: Final = 0x0101

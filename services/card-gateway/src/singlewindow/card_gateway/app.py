@@ -12,8 +12,8 @@ from singlewindow.card_gateway.handlers import routes
 from singlewindow.card_gateway.monitor import ReaderWatch
 from singlewindow.card_gateway.repository import metadata
 from singlewindow.card_gateway.settings import Settings
-from singlewindow.shared.contracts import card_gateway
-from singlewindow.shared.service import Service
+from singlewindow.contracts import card_gateway
+from singlewindow.runtime.service import Service
 
 PCSC_PROBE_SECONDS = 1.0
 

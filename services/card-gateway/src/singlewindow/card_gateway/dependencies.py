@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from singlewindow.card_gateway.gateway import CardGateway
 from singlewindow.card_gateway.settings import Settings
-from singlewindow.shared.service import Service
+from singlewindow.runtime.service import Service
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from singlewindow.card_gateway.apdu import (
     PinIncorrect,
 )
 from singlewindow.card_gateway.pcsc import PcscContext, ReaderStatus
-from singlewindow.shared.cardcrypto import certificate_to_pem
-from singlewindow.shared.contracts.card_gateway import (
+from singlewindow.cardcrypto import certificate_to_pem
+from singlewindow.contracts.card_gateway import (
     CardData,
     CardView,
     PinVerified,
@@ -44,7 +44,7 @@ from singlewindow.shared.contracts.card_gateway import (
     ReaderView,
     SignedChallenge,
 )
-from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
+from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 
 T = TypeVar("T")
 

@@ -7,8 +7,8 @@ from functools import partial
 
 from singlewindow.card_gateway import gateway
 from singlewindow.card_gateway.dependencies import Gateway
-from singlewindow.shared.contracts import card_gateway as contract
-from singlewindow.shared.contracts.card_gateway import (
+from singlewindow.contracts import card_gateway as contract
+from singlewindow.contracts.card_gateway import (
     CardView,
     ListReaders,
     PinVerified,
@@ -18,7 +18,7 @@ from singlewindow.shared.contracts.card_gateway import (
     SignedChallenge,
     VerifyPin,
 )
-from singlewindow.shared.routes import Routes
+from singlewindow.runtime.routes import Routes
 
 routes = Routes[Gateway](contract.SERVICE)
 

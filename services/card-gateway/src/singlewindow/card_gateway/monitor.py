@@ -18,9 +18,9 @@ import structlog
 from singlewindow.card_gateway.apdu import PcscUnavailable
 from singlewindow.card_gateway.gateway import CardGateway, read_identity
 from singlewindow.card_gateway.pcsc import CardEvent, CardMonitor
-from singlewindow.shared.contracts import card_gateway as contract
-from singlewindow.shared.errors import DomainError
-from singlewindow.shared.service import Service
+from singlewindow.contracts import card_gateway as contract
+from singlewindow.contracts.errors import DomainError
+from singlewindow.runtime.service import Service
 
 log = structlog.get_logger("singlewindow.card_gateway.monitor")
 

@@ -4,7 +4,7 @@ Which pcscd it talks to is PC/SC's business: the client library reads `PCSCLITE_
 """
 
 from pydantic_settings import SettingsConfigDict
-from singlewindow.shared.service import ServiceSettings
+from singlewindow.runtime.service import ServiceSettings
 
 
 class Settings(ServiceSettings):

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
+from singlewindow.contracts import registration, review
 from singlewindow.registration.dependencies import Registration
 from singlewindow.registration.handlers import routes
 from singlewindow.registration.repository import metadata
 from singlewindow.registration.settings import Settings
-from singlewindow.shared.contracts import registration, review
-from singlewindow.shared.passwords import PasswordHashing
-from singlewindow.shared.service import Service
+from singlewindow.runtime.passwords import PasswordHashing
+from singlewindow.runtime.service import Service
 
 settings = Settings()
 service = Service(registration.SERVICE, settings, metadata)

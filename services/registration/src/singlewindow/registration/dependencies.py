@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from singlewindow.registration.settings import Settings
-from singlewindow.shared.passwords import PasswordHashing
-from singlewindow.shared.service import Service
+from singlewindow.runtime.passwords import PasswordHashing
+from singlewindow.runtime.service import Service
 
 
 @dataclass(frozen=True)

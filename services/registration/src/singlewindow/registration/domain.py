@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from singlewindow.shared.contracts.registration import ApplicationState
-from singlewindow.shared.contracts.review import Decision
-from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
+from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
+from singlewindow.contracts.registration import ApplicationState
+from singlewindow.contracts.review import Decision
 
 CARDLESS = "registration.cardless"
 """The review kind of a cardless registration."""

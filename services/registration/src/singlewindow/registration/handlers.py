@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import json
 
-from singlewindow.registration.dependencies import Registration
-from singlewindow.registration.domain import (
-    CARDLESS,
-    check_resubmission,
-    new_application_id,
-    outcome_of,
-)
-from singlewindow.registration.repository import Applications
-from singlewindow.shared.contracts import accounts, review
-from singlewindow.shared.contracts import registration as contract
-from singlewindow.shared.contracts.common import MaskedEnterprise, MaskedPerson
-from singlewindow.shared.contracts.registration import (
+from singlewindow.contracts import accounts, review
+from singlewindow.contracts import registration as contract
+from singlewindow.contracts.common import MaskedEnterprise, MaskedPerson
+from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
+from singlewindow.contracts.events import CloudEvent, EventSpec
+from singlewindow.contracts.registration import (
     ApplicationState,
     ApplicationSubmitted,
     ApplicationView,
@@ -26,12 +20,18 @@ from singlewindow.shared.contracts.registration import (
     ResubmitCardless,
     ShowApplication,
 )
-from singlewindow.shared.contracts.review import ReviewDecided, ReviewRequested
-from singlewindow.shared.db import IntegrityError
-from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
-from singlewindow.shared.events import CloudEvent, EventSpec
-from singlewindow.shared.passwords import policy_problem
-from singlewindow.shared.routes import Routes
+from singlewindow.contracts.review import ReviewDecided, ReviewRequested
+from singlewindow.registration.dependencies import Registration
+from singlewindow.registration.domain import (
+    CARDLESS,
+    check_resubmission,
+    new_application_id,
+    outcome_of,
+)
+from singlewindow.registration.repository import Applications
+from singlewindow.runtime.db import IntegrityError
+from singlewindow.runtime.passwords import policy_problem
+from singlewindow.runtime.routes import Routes
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 routes = Routes[Registration](

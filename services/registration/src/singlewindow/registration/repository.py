@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from singlewindow.registration.domain import OPEN_STATES
-from singlewindow.shared.contracts.registration import (
+from singlewindow.contracts.registration import (
     ApplicationState,
     ApplicationView,
     CardlessApplication,
 )
-from singlewindow.shared.db import as_utc
+from singlewindow.registration.domain import OPEN_STATES
+from singlewindow.runtime.db import as_utc
 from sqlalchemy import (
     Column,
     DateTime,

@@ -1,7 +1,7 @@
 """Registration service settings, from `SW_REGISTRATION_*` environment variables."""
 
 from pydantic_settings import SettingsConfigDict
-from singlewindow.shared.service import ServiceSettings
+from singlewindow.runtime.service import ServiceSettings
 
 
 class Settings(ServiceSettings):

@@ -1,4 +1,4 @@
 from singlewindow.review.app import app, settings
-from singlewindow.shared.service import run
+from singlewindow.runtime.service import run
 
 run(app, settings)

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
+from singlewindow.contracts import review
 from singlewindow.review.dependencies import Review
 from singlewindow.review.handlers import routes
 from singlewindow.review.repository import metadata
 from singlewindow.review.settings import Settings
-from singlewindow.shared.contracts import review
-from singlewindow.shared.service import Service
+from singlewindow.runtime.service import Service
 
 settings = Settings()
 service = Service(review.SERVICE, settings, metadata)

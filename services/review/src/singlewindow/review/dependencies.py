@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from singlewindow.review.settings import Settings
-from singlewindow.shared.service import Service
+from singlewindow.runtime.service import Service
 
 
 @dataclass(frozen=True)

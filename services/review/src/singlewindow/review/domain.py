@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from singlewindow.shared.contracts.review import Decision, TaskState
-from singlewindow.shared.errors import DomainError, ErrorCode, FieldError
+from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
+from singlewindow.contracts.review import Decision, TaskState
 
 
 def new_task_id() -> str:

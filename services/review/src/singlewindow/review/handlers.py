@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from singlewindow.review.dependencies import Review
-from singlewindow.review.domain import add_working_days, check_decision, new_task_id
-from singlewindow.review.repository import Tasks
-from singlewindow.shared.contracts import review as contract
-from singlewindow.shared.contracts.review import (
+from singlewindow.contracts import review as contract
+from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.contracts.events import CloudEvent
+from singlewindow.contracts.review import (
     DecideTask,
     ListTasks,
     ReviewDecided,
@@ -15,10 +14,11 @@ from singlewindow.shared.contracts.review import (
     TaskList,
     TaskView,
 )
-from singlewindow.shared.db import as_utc
-from singlewindow.shared.errors import DomainError, ErrorCode
-from singlewindow.shared.events import CloudEvent
-from singlewindow.shared.routes import Routes
+from singlewindow.review.dependencies import Review
+from singlewindow.review.domain import add_working_days, check_decision, new_task_id
+from singlewindow.review.repository import Tasks
+from singlewindow.runtime.db import as_utc
+from singlewindow.runtime.routes import Routes
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 routes = Routes[Review](contract.SERVICE)

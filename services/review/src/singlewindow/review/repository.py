@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from singlewindow.shared.contracts.review import Decision, TaskState, TaskView
-from singlewindow.shared.db import as_utc
+from singlewindow.contracts.review import Decision, TaskState, TaskView
+from singlewindow.runtime.db import as_utc
 from sqlalchemy import (
     Column,
     DateTime,

@@ -1,7 +1,7 @@
 """Review service settings, from `SW_REVIEW_*` environment variables."""
 
 from pydantic_settings import SettingsConfigDict
-from singlewindow.shared.service import ServiceSettings
+from singlewindow.runtime.service import ServiceSettings
 
 
 class Settings(ServiceSettings):

@@ -1,3 +1,3 @@
-from singlewindow.shared.migrations import run_migrations
+from singlewindow.runtime.migrations import run_migrations
 
 run_migrations()

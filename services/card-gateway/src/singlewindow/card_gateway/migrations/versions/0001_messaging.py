@@ -5,7 +5,7 @@ Revises:
 """
 
 from alembic import op
-from singlewindow.shared.messaging import create_messaging_tables
+from singlewindow.runtime.messaging import create_messaging_tables
 
 revision = "0001"
 down_revision = None

@@ -6,7 +6,7 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
-from singlewindow.shared.messaging import create_messaging_tables
+from singlewindow.runtime.messaging import create_messaging_tables
 
 revision = "0001"
 down_revision = None

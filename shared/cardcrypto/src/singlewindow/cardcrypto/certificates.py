@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from asn1crypto import crl, x509  # type: ignore[import-untyped]
-from singlewindow.shared.cardcrypto._pem import pem_decode, pem_encode
-from singlewindow.shared.cardcrypto._x509 import (
+from singlewindow.cardcrypto._pem import pem_decode, pem_encode
+from singlewindow.cardcrypto._x509 import (
     certificate_public_key,
     encode_time,
     key_identifier,
@@ -35,8 +35,8 @@ from singlewindow.shared.cardcrypto._x509 import (
     sm2_with_sm3,
     validity,
 )
-from singlewindow.shared.cardcrypto.errors import CertificateError, CertificateProblem
-from singlewindow.shared.cardcrypto.sm2 import SM2PrivateKey, SM2PublicKey, public_key_info, sm3
+from singlewindow.cardcrypto.errors import CertificateError, CertificateProblem
+from singlewindow.cardcrypto.sm2 import SM2PrivateKey, SM2PublicKey, public_key_info, sm3
 
 CA_VALIDITY: Final = timedelta(days=3650)
 CARD_VALIDITY: Final = timedelta(days=730)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from singlewindow.shared.events import EventSpec, StreamSpec
+from singlewindow.contracts.events import EventSpec, StreamSpec
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 ReplyT = TypeVar("ReplyT", bound=BaseModel | None)

@@ -7,13 +7,13 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from singlewindow.shared.contracts import registration
-from singlewindow.shared.contracts.card_gateway import CardData, OperatorLevel
-from singlewindow.shared.contracts.common import AccountHolder, Password
-from singlewindow.shared.endpoints import Audience, Endpoint, Subscription
-from singlewindow.shared.events import EventData, EventSpec, StreamSpec
-from singlewindow.shared.identifiers import Uscc
-from singlewindow.shared.rpc import AuthenticatedRequest, Request
+from singlewindow.contracts import registration
+from singlewindow.contracts.card_gateway import CardData, OperatorLevel
+from singlewindow.contracts.common import AccountHolder, Password
+from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
+from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.identifiers import Uscc
+from singlewindow.contracts.wire import AuthenticatedRequest, Request
 
 SERVICE = "accounts"
 QUEUE = "accounts"

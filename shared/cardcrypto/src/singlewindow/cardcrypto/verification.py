@@ -6,19 +6,19 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from asn1crypto import x509  # type: ignore[import-untyped]
-from singlewindow.shared.cardcrypto._x509 import (
+from singlewindow.cardcrypto._x509 import (
     certificate_public_key,
     load_certificate,
     load_crl,
     signature_is_valid,
     validity,
 )
-from singlewindow.shared.cardcrypto.certificates import (
+from singlewindow.cardcrypto.certificates import (
     CardCertificateFields,
     card_certificate_fields,
 )
-from singlewindow.shared.cardcrypto.errors import CertificateError, CertificateProblem
-from singlewindow.shared.cardcrypto.sm2 import SM2PublicKey
+from singlewindow.cardcrypto.errors import CertificateError, CertificateProblem
+from singlewindow.cardcrypto.sm2 import SM2PublicKey
 
 _UNDERSTOOD_CARD_EXTENSIONS: Final = frozenset({"basic_constraints", "key_usage"})
 _UNDERSTOOD_CRL_EXTENSIONS: Final = frozenset({"crl_number", "authority_key_identifier"})

@@ -7,8 +7,8 @@ import secrets
 from typing import Final, Literal
 
 from asn1crypto import algos, core, keys  # type: ignore[import-untyped]
-from singlewindow.shared.cardcrypto import _curve
-from singlewindow.shared.cardcrypto._pem import pem_decode, pem_encode
+from singlewindow.cardcrypto import _curve
+from singlewindow.cardcrypto._pem import pem_decode, pem_encode
 
 SM2_CURVE_OID: Final = "1.2.156.10197.1.301"
 SM2_WITH_SM3_OID: Final = "1.2.156.10197.1.501"

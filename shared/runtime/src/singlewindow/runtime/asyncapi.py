@@ -7,17 +7,16 @@ payload is the JSON schema of the declared pydantic model. Nothing reads handler
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
-from singlewindow.shared.endpoints import Endpoint, Subscription
-from singlewindow.shared.errors import ErrorBody
-from singlewindow.shared.events import CloudEvent, EventSpec, StreamSpec
-from singlewindow.shared.routes import Routes
+from singlewindow import contracts
+from singlewindow.contracts.endpoints import Endpoint, Subscription
+from singlewindow.contracts.errors import ErrorBody
+from singlewindow.contracts.events import CloudEvent, EventSpec, StreamSpec
+from singlewindow.runtime.routes import Routes
 
 JSON = dict[str, Any]
 SCHEMAS = "#/components/schemas/"
@@ -26,12 +25,9 @@ NATS_HOST = "nats.nats:4222"
 """Where the platform's NATS is on Kubernetes (deploy/nats): the server the documents name."""
 
 
-def contract_modules() -> Iterator[Any]:
-    """Every module of `singlewindow.shared.contracts`."""
-    from singlewindow.shared import contracts
-
-    for info in pkgutil.iter_modules(contracts.__path__, f"{contracts.__name__}."):
-        yield importlib.import_module(info.name)
+def contract_modules() -> tuple[ModuleType, ...]:
+    """Every service's contract module."""
+    return contracts.service_contracts()
 
 
 def event_specs() -> list[EventSpec[Any]]:

@@ -11,10 +11,10 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
-from singlewindow.shared.endpoints import Audience, Endpoint
-from singlewindow.shared.events import EventData, EventSpec, StreamSpec
-from singlewindow.shared.identifiers import CardPin
-from singlewindow.shared.rpc import Request
+from singlewindow.contracts.endpoints import Audience, Endpoint
+from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.identifiers import CardPin
+from singlewindow.contracts.wire import Request
 
 SERVICE = "card-gateway"
 QUEUE = "card-gateway"

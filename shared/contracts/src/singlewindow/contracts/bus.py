@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from singlewindow.shared.events import StreamSpec
+from singlewindow.contracts.events import StreamSpec
 
 DEAD_LETTER_STREAM = StreamSpec(
     name="SW_DEADLETTER",

@@ -21,13 +21,14 @@ from nats.js.client import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from singlewindow.shared.bus import inbox_prefix
-from singlewindow.shared.clock import Clock, SystemClock
-from singlewindow.shared.db import Database
-from singlewindow.shared.endpoints import Endpoint
-from singlewindow.shared.errors import DomainError, ErrorCode
-from singlewindow.shared.events import CloudEvent, EventSpec, StreamSpec
-from singlewindow.shared.messaging import (
+from singlewindow.contracts.bus import inbox_prefix
+from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.contracts.events import CloudEvent, EventSpec, StreamSpec
+from singlewindow.contracts.wire import decode_result
+from singlewindow.runtime.clock import Clock, SystemClock
+from singlewindow.runtime.db import Database
+from singlewindow.runtime.messaging import (
     REDELIVERY_DELAYS,
     Inbox,
     Outbox,
@@ -37,9 +38,9 @@ from singlewindow.shared.messaging import (
     inbox_table,
     outbox_table,
 )
-from singlewindow.shared.observability import configure_logging, current_correlation_id
-from singlewindow.shared.routes import Consumed, RequestHandler, Routes
-from singlewindow.shared.rpc import decode_result, respond
+from singlewindow.runtime.observability import configure_logging, current_correlation_id
+from singlewindow.runtime.routes import Consumed, RequestHandler, Routes
+from singlewindow.runtime.rpc import respond
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -288,7 +289,7 @@ class Service:
         @get(include_in_schema=False)
         async def asyncapi(scope: Scope) -> AsgiResponse:
             if service._asyncapi is None:
-                from singlewindow.shared.asyncapi import document
+                from singlewindow.runtime.asyncapi import document
 
                 [routes] = service._routes
                 service._asyncapi = json_bytes(document(routes, title=title))

@@ -13,9 +13,9 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from singlewindow.shared.endpoints import Audience, Endpoint, Subscription
-from singlewindow.shared.events import EventData, EventSpec, StreamSpec
-from singlewindow.shared.rpc import Request
+from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
+from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.wire import Request
 
 SERVICE = "review"
 QUEUE = "review"

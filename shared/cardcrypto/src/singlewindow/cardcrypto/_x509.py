@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from asn1crypto import crl, x509  # type: ignore[import-untyped]
-from singlewindow.shared.cardcrypto.errors import CertificateError, CertificateProblem
-from singlewindow.shared.cardcrypto.sm2 import (
+from singlewindow.cardcrypto.errors import CertificateError, CertificateProblem
+from singlewindow.cardcrypto.sm2 import (
     SM2_WITH_SM3_OID,
     SM2Error,
     SM2PrivateKey,

@@ -21,11 +21,11 @@ from nats.js.api import ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageT
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
-from singlewindow.shared.bus import DEAD_LETTER_STREAM
-from singlewindow.shared.clock import Clock
-from singlewindow.shared.db import Database, IntegrityError
-from singlewindow.shared.events import CONTENT_TYPE, CloudEvent, StreamSpec
-from singlewindow.shared.observability import (
+from singlewindow.contracts.bus import DEAD_LETTER_STREAM
+from singlewindow.contracts.events import CONTENT_TYPE, CloudEvent, StreamSpec
+from singlewindow.runtime.clock import Clock
+from singlewindow.runtime.db import Database, IntegrityError
+from singlewindow.runtime.observability import (
     EVENTS_CONSUMED,
     OUTBOX_PENDING,
     OUTBOX_PUBLISHED,

@@ -6,7 +6,7 @@ an empty ID instead: pass it `-pkeyopt distid:1234567812345678` (pkeyutl),
 `-sigopt distid:1234567812345678` (dgst) or `-vfyopt distid:1234567812345678` (verify).
 """
 
-from singlewindow.shared.cardcrypto.certificates import (
+from singlewindow.cardcrypto.certificates import (
     CardCertificateFields,
     CardIdentity,
     RevokedCertificate,
@@ -20,8 +20,8 @@ from singlewindow.shared.cardcrypto.certificates import (
     issue_crl,
     random_serial_number,
 )
-from singlewindow.shared.cardcrypto.errors import CertificateError, CertificateProblem
-from singlewindow.shared.cardcrypto.sm2 import (
+from singlewindow.cardcrypto.errors import CertificateError, CertificateProblem
+from singlewindow.cardcrypto.sm2 import (
     DEFAULT_USER_ID,
     SM2_CURVE_OID,
     SM2_WITH_SM3_OID,
@@ -30,7 +30,7 @@ from singlewindow.shared.cardcrypto.sm2 import (
     SM2PublicKey,
     sm3,
 )
-from singlewindow.shared.cardcrypto.verification import (
+from singlewindow.cardcrypto.verification import (
     verify_certificate,
     verify_challenge_signature,
 )

@@ -1,22 +1,17 @@
-"""Request/reply plumbing: every request gets exactly one JSON reply, a result or a typed error."""
+"""The reply envelope and request bodies every client and service shares: a request is a JSON
+object of its endpoint's model; its reply is `{"result": ...}` or `{"error": ErrorBody}`."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast, overload
 
-import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
-from singlewindow.shared.endpoints import Endpoint
-from singlewindow.shared.errors import DomainError, ErrorBody, ErrorCode, invalid
-from singlewindow.shared.observability import REQUEST_SECONDS, REQUESTS, bind_correlation_id
+from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.errors import DomainError, ErrorBody, ErrorCode, invalid
 
 MAX_REQUEST_BYTES = 64 * 1024
 """No command of the platform needs more; anything larger is refused unread."""
-
-log = structlog.get_logger("singlewindow.rpc")
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -68,37 +63,6 @@ def parse_request(body: bytes, model: type[RequestT]) -> RequestT:
         if first["type"] == "model_type" and not first["loc"]:
             raise DomainError(ErrorCode.MALFORMED, "request must be a JSON object") from exc
         raise invalid(exc) from exc
-
-
-async def respond(
-    endpoint: Endpoint[RequestT, Any],
-    body: bytes,
-    correlation_id: str | None,
-    handle: Callable[[RequestT], Awaitable[BaseModel | None]],
-) -> bytes:
-    """Parse `body` as the endpoint's request, run `handle`, and encode its result or refusal."""
-    bind_correlation_id(correlation_id)
-    started = time.perf_counter()
-    outcome = "ok"
-    subject = endpoint.subject
-    try:
-        request = parse_request(body, endpoint.request)
-        return encode_result(await handle(request))
-    except DomainError as exc:
-        outcome = exc.code.value
-        log.info("request refused", subject=subject, code=exc.code.value, reason=exc.message)
-        return encode_error(exc.body())
-    except Exception:
-        outcome = ErrorCode.INTERNAL.value
-        log.exception("request failed", subject=subject)
-        return encode_error(
-            ErrorBody(
-                code=ErrorCode.INTERNAL, message="internal error; the request was not applied"
-            )
-        )
-    finally:
-        REQUESTS.labels(subject=subject, outcome=outcome).inc()
-        REQUEST_SECONDS.labels(subject=subject).observe(time.perf_counter() - started)
 
 
 @overload

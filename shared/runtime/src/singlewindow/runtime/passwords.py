@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from singlewindow.shared.argon2pool import Argon2Hasher, Argon2Pool
+from singlewindow.runtime.argon2pool import Argon2Hasher, Argon2Pool
 
 MAX_LENGTH = 256
 
@@ -52,7 +52,7 @@ def normalise(password: str) -> str:
 @cache
 def common_passwords() -> frozenset[str]:
     """The blocklist of passwords attackers try first."""
-    text = files("singlewindow.shared").joinpath("common-passwords.txt").read_text("utf-8")
+    text = files("singlewindow.runtime").joinpath("common-passwords.txt").read_text("utf-8")
     return frozenset(line.strip().casefold() for line in text.splitlines() if line.strip())
 
 

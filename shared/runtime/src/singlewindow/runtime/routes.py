@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from singlewindow.shared.endpoints import Endpoint, Subscription
-from singlewindow.shared.events import CloudEvent, EventSpec
+from singlewindow.contracts.endpoints import Endpoint, Subscription
+from singlewindow.contracts.events import CloudEvent, EventSpec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 DepsT = TypeVar("DepsT")

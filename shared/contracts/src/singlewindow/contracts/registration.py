@@ -7,16 +7,16 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
-from singlewindow.shared.contracts import review
-from singlewindow.shared.contracts.common import (
+from singlewindow.contracts import review
+from singlewindow.contracts.common import (
     AccountHolder,
     EnterpriseInfo,
     MaskedEnterprise,
     MaskedPerson,
 )
-from singlewindow.shared.endpoints import Audience, Endpoint, Subscription
-from singlewindow.shared.events import EventData, EventSpec, StreamSpec
-from singlewindow.shared.rpc import Request
+from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
+from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.wire import Request
 
 SERVICE = "registration"
 QUEUE = "registration"

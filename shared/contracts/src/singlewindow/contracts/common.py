@@ -15,7 +15,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from singlewindow.shared.identifiers import (
+from singlewindow.contracts.identifiers import (
     DivisionCode,
     MobileNumber,
     Uscc,
@@ -25,7 +25,7 @@ from singlewindow.shared.identifiers import (
     refuse_division_outside_uscc,
     visible_text,
 )
-from singlewindow.shared.rpc import Request
+from singlewindow.contracts.wire import Request
 
 _Trimmed = Annotated[
     str, Field(strict=True), StringConstraints(strip_whitespace=True, min_length=1)

@@ -1,0 +1,1 @@
+"""The service runtime: bus, outbox and inbox, database, passwords, observability, clock."""

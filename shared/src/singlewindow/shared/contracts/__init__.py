@@ -1,1 +1,0 @@
-"""The platform's contracts: per owning service, its subjects, request and event models."""

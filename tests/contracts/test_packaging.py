@@ -1,0 +1,33 @@
+"""The contracts install and import without the server stack, as an integrating system needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_STACK = ("faststream", "sqlalchemy", "structlog", "prometheus_client", "uvicorn", "argon2")
+
+
+def test_every_contract_imports_without_the_server_stack() -> None:
+    probe = (
+        "import sys\n"
+        "from singlewindow import contracts\n"
+        "from singlewindow.contracts import wire, bus\n"
+        "contracts.service_contracts()\n"
+        f"print(sorted(m for m in {SERVER_STACK!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_contracts_and_swctl_declare_no_server_dependency() -> None:
+    for member in ("shared/contracts", "swctl"):
+        project = tomllib.loads((ROOT / member / "pyproject.toml").read_text())["project"]
+        declared = " ".join(project["dependencies"])
+        for package in ("faststream", "sqlalchemy", "singlewindow-runtime", "structlog"):
+            assert package not in declared, (member, package)
