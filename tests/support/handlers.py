@@ -176,3 +176,16 @@ def statements(*services: Service) -> Iterator[list[str]]:
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
+
+
+def kind_of(statement: str) -> str:
+    """A statement as a count reads it: `BEGIN IMMEDIATE`, `SELECT applications`, …"""
+    words = statement.split()
+    verb = words[0].upper()
+    if verb == "BEGIN":
+        return " ".join(words[:2])
+    if verb == "SELECT":
+        return f"SELECT {words[[w.upper() for w in words].index('FROM') + 1]}"
+    if verb == "UPDATE":
+        return f"UPDATE {words[1]}"
+    return f"{verb} {words[2]}"  # INSERT INTO t, DELETE FROM t
