@@ -3,7 +3,7 @@ refused and why, and how review decisions are applied (accounts answered by the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -252,18 +252,17 @@ async def test_accounts_not_answering_is_unavailable_and_nothing_is_stored(
     assert (await submit_cardless(submitted, registering.deps)).state is ApplicationState.PENDING
 
 
-class Racing(PasswordHashing):
-    """While this application's password is hashed, a rival for its USCC is submitted."""
+class Meanwhile(PasswordHashing):
+    """While the first password is hashed, something else happens (a rival's submission)."""
 
-    def __init__(self, registering: Registering, rival: CardlessApplication) -> None:
+    def __init__(self, meanwhile: Callable[[], Awaitable[object]]) -> None:
         super().__init__(PASSWORDS.parameters, max_concurrent=1)
-        self.registering = registering
-        self.rival: CardlessApplication | None = rival
+        self.meanwhile: Callable[[], Awaitable[object]] | None = meanwhile
 
     async def hash(self, password: str) -> str:
-        rival, self.rival = self.rival, None
-        if rival is not None:
-            await submit_cardless(rival, self.registering.deps)
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            await meanwhile()
         return await super().hash(password)
 
 
@@ -271,13 +270,31 @@ async def test_a_race_lost_at_the_unique_index_is_refused_on_the_field_it_lost(
     registering: Registering,
 ) -> None:
     uscc = make_uscc()
-    racing = Racing(registering, cardless(uscc=uscc))
+    rival = cardless(uscc=uscc)
+    racing = Meanwhile(lambda: submit_cardless(rival, registering.deps))
     deps = Registration(registering.service, registering.deps.settings, racing)
     with pytest.raises(DomainError) as raised:
         await submit_cardless(cardless(uscc=uscc), deps)
     assert raised.value.code is ErrorCode.CONFLICT
     assert [f.path for f in raised.value.fields] == ["enterprise.uscc"]
     assert await stored(registering) == 1
+
+
+async def test_of_two_resubmissions_at_once_the_second_is_refused(
+    registering: Registering,
+) -> None:
+    submitted, view = await returned(registering)
+    request = resubmission(view, submitted)
+    racing = Meanwhile(lambda: resubmit_cardless(request, registering.deps))
+    deps = Registration(registering.service, registering.deps.settings, racing)
+    with pytest.raises(DomainError) as raised:
+        await resubmit_cardless(request, deps)
+    assert raised.value.code is ErrorCode.CONFLICT
+    assert "pending" in raised.value.message
+    shown = await show_application(
+        ShowApplication(application_id=view.application_id), registering.deps
+    )
+    assert (shown.state, shown.attempt) == (ApplicationState.PENDING, 2)
 
 
 async def test_only_a_returned_application_can_be_resubmitted(registering: Registering) -> None:
@@ -436,6 +453,22 @@ async def test_a_submission_takes_eight_statements_in_five_transactions(
         "BEGIN IMMEDIATE",
         "INSERT inbox",
         "INSERT tasks",
+    ]
+
+
+async def test_a_resubmission_takes_four_statements_in_two_transactions(
+    registering: Registering,
+) -> None:
+    submitted, view = await returned(registering)
+    with statements(registering.service) as executed:
+        await resubmit_cardless(resubmission(view, submitted), registering.deps)
+    assert [kind_of(s) for s in executed] == [
+        "BEGIN DEFERRED",
+        "SELECT applications",
+        "BEGIN IMMEDIATE",
+        "UPDATE applications",
+        "INSERT outbox",
+        "INSERT outbox",
     ]
 
 
