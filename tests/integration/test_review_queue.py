@@ -1,8 +1,10 @@
-"""The review queue: oldest first, a page at a time, each task with its SLA due time."""
+"""The review queue over the real bus: oldest first, a page at a time.
+
+The SLA (due three working days later, overdue once past it) is pinned with a moved clock in
+tests/review/test_handlers.py; here the machine's clock runs, so no duration is asserted.
+"""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from singlewindow.contracts import review
 from singlewindow.contracts.review import TaskList
@@ -12,7 +14,7 @@ from tests.support.identifiers import application
 from tests.support.platform import Bus, eventually
 
 
-async def test_tasks_come_oldest_first_a_page_at_a_time_with_their_due_time(nats_bus: Bus) -> None:
+async def test_tasks_come_oldest_first_a_page_at_a_time(nats_bus: Bus) -> None:
     mine = [(await submit(nats_bus, application())).application_id for _ in range(3)]
 
     async def everything() -> TaskList | None:
@@ -27,6 +29,4 @@ async def test_tasks_come_oldest_first_a_page_at_a_time_with_their_due_time(nats
     assert [t.task_id for t in first.tasks + second.tasks] == [
         t.task_id for t in all_open.tasks[:4]
     ]
-    for task in all_open.tasks:
-        assert not task.overdue
-        assert timedelta(days=3) <= task.due_by - task.created_at <= timedelta(days=5)
+    assert all(task.due_by > task.created_at for task in all_open.tasks)

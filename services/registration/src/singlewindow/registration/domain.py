@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
-from singlewindow.contracts.registration import ApplicationState
+from singlewindow.contracts.registration import ApplicationState, ApplicationView
 from singlewindow.contracts.review import Decision
 
 CARDLESS = "registration.cardless"
@@ -45,3 +46,33 @@ def check_resubmission(state: ApplicationState, uscc: str, new_uscc: str) -> Non
 def outcome_of(decision: Decision) -> ApplicationState:
     """The application state a review decision leads to."""
     return OUTCOMES[decision]
+
+
+def check_unclaimed(
+    applications: Iterable[ApplicationView], uscc: str, account: str, *, holder: str | None
+) -> None:
+    """Refuse an application whose USCC or account name (in any case) an open application holds,
+    other than `holder`, the one being resubmitted."""
+    others = [a for a in applications if a.state in OPEN_STATES and a.application_id != holder]
+    if any(a.uscc == uscc for a in others):
+        raise uscc_taken(uscc)
+    if any(a.admin_account.casefold() == account.casefold() for a in others):
+        raise account_taken(account)
+
+
+def account_taken(account: str) -> DomainError:
+    """The refusal of an account name in use, or asked for by an open application."""
+    return DomainError(
+        ErrorCode.CONFLICT,
+        f"account name {account} is taken; choose another",
+        (FieldError(path="admin.account", message="is taken"),),
+    )
+
+
+def uscc_taken(uscc: str) -> DomainError:
+    """The refusal of a USCC an open application holds."""
+    return DomainError(
+        ErrorCode.CONFLICT,
+        f"enterprise {uscc} already has a pending application; wait for its review",
+        (FieldError(path="enterprise.uscc", message="already has a pending application"),),
+    )

@@ -24,7 +24,9 @@ from singlewindow.contracts.review import ReviewDecided, ReviewRequested
 from singlewindow.registration.dependencies import Registration
 from singlewindow.registration.domain import (
     CARDLESS,
+    account_taken,
     check_resubmission,
+    check_unclaimed,
     new_application_id,
     outcome_of,
 )
@@ -42,15 +44,20 @@ routes = Routes[Registration](
 @routes.serve(contract.SUBMIT_CARDLESS)
 async def submit_cardless(application: CardlessApplication, deps: Registration) -> ApplicationView:
     """Submit a cardless application (enterprise information and administrator) for review."""
-    password_hash = await _vet(deps, application, holder=None)
+    _check_password(deps, application)
+    uscc, account = application.enterprise.uscc, application.admin.account
+    async with deps.service.db.reading() as connection:
+        holders = await Applications(connection, deps.service.clock).holders_of(uscc, account)
+    check_unclaimed(holders, uscc, account, holder=None)
+    password_hash = await _cleared(deps, application)
     try:
         async with deps.service.db.transaction() as connection:
-            view = await Applications(connection).add(
+            view = await Applications(connection, deps.service.clock).add(
                 new_application_id(), CARDLESS, application, password_hash
             )
             await _announce(deps, connection, contract.SUBMITTED, view, application)
     except IntegrityError as exc:
-        raise await _lost_race(deps, application) from exc
+        raise await _lost_race(deps, application, holder=None) from exc
     return view
 
 
@@ -58,19 +65,31 @@ async def submit_cardless(application: CardlessApplication, deps: Registration) 
 async def resubmit_cardless(request: ResubmitCardless, deps: Registration) -> ApplicationView:
     """Resubmit an application that was returned for correction."""
     application = CardlessApplication(enterprise=request.enterprise, admin=request.admin)
-    current = await _application(deps, request.application_id)
-    check_resubmission(current.state, current.uscc, application.enterprise.uscc)
-    password_hash = await _vet(deps, application, holder=request.application_id)
+    application_id = request.application_id
+    uscc, account = application.enterprise.uscc, application.admin.account
+    async with deps.service.db.reading() as connection:
+        holders = await Applications(connection, deps.service.clock).holders_of(
+            uscc, account, including=application_id
+        )
+    current = next((a for a in holders if a.application_id == application_id), None)
+    if current is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no application {application_id}")
+    check_resubmission(current.state, current.uscc, uscc)
+    _check_password(deps, application)
+    check_unclaimed(holders, uscc, account, holder=application_id)
+    password_hash = await _cleared(deps, application)
     try:
         async with deps.service.db.transaction() as connection:
-            applications = Applications(connection)
-            latest = await applications.get(request.application_id)
-            assert latest is not None
-            check_resubmission(latest.state, latest.uscc, application.enterprise.uscc)
-            view = await applications.resubmit(request.application_id, application, password_hash)
+            applications = Applications(connection, deps.service.clock)
+            view = await applications.resubmit(application_id, application, password_hash)
+            if view is None:  # decided or resubmitted meanwhile: say what it is now
+                latest = await applications.get(application_id)
+                assert latest is not None
+                check_resubmission(latest.state, latest.uscc, uscc)
+                raise DomainError(ErrorCode.CONFLICT, "application changed; show it and retry")
             await _announce(deps, connection, contract.RESUBMITTED, view, application)
     except IntegrityError as exc:
-        raise await _lost_race(deps, application) from exc
+        raise await _lost_race(deps, application, holder=application_id) from exc
     return view
 
 
@@ -84,7 +103,7 @@ async def show_application(request: ShowApplication, deps: Registration) -> Appl
 async def onboarding_details(request: OnboardingDetails, deps: Registration) -> Onboarding:
     """Hand an approved application's full details and credential to the accounts service."""
     async with deps.service.db.reading() as connection:
-        found = await Applications(connection).details(request.application_id)
+        found = await Applications(connection, deps.service.clock).details(request.application_id)
     if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"no application {request.application_id}")
     view, details, password_hash = found
@@ -112,7 +131,7 @@ async def apply_review_decision(
     """Record a reviewer's decision on a cardless application and announce the outcome."""
     if decided.kind != CARDLESS:
         return
-    view = await Applications(connection).decide(
+    view = await Applications(connection, deps.service.clock).decide(
         decided.reference, decided.attempt, outcome_of(decided.decision), decided.reason
     )
     if view is None:
@@ -138,14 +157,13 @@ async def apply_review_decision(
 
 async def _application(deps: Registration, application_id: str) -> ApplicationView:
     async with deps.service.db.reading() as connection:
-        view = await Applications(connection).get(application_id)
+        view = await Applications(connection, deps.service.clock).get(application_id)
     if view is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"no application {application_id}")
     return view
 
 
-async def _vet(deps: Registration, application: CardlessApplication, *, holder: str | None) -> str:
-    """Refuse an application that cannot succeed; return its password hash."""
+def _check_password(deps: Registration, application: CardlessApplication) -> None:
     admin = application.admin
     problem = policy_problem(
         admin.password, account=admin.account, min_length=deps.settings.password_min_length
@@ -156,14 +174,11 @@ async def _vet(deps: Registration, application: CardlessApplication, *, holder: 
             f"invalid fields: admin.password {problem}",
             (FieldError(path="admin.password", message=f"password {problem}"),),
         )
-    uscc = application.enterprise.uscc
-    async with deps.service.db.reading() as connection:
-        holding_uscc = await Applications(connection).open_for(uscc)
-        holding_account = await Applications(connection).open_for_account(admin.account)
-    if holding_uscc is not None and holding_uscc.application_id != holder:
-        raise _uscc_taken(uscc)
-    if holding_account is not None and holding_account.application_id != holder:
-        raise _account_taken(admin.account)
+
+
+async def _cleared(deps: Registration, application: CardlessApplication) -> str:
+    """Refuse an application accounts would refuse at onboarding; return its password hash."""
+    uscc, admin = application.enterprise.uscc, application.admin
     check = await _onboarding_check(deps, uscc, admin.account)
     if check.uscc_registered:
         raise DomainError(
@@ -172,7 +187,7 @@ async def _vet(deps: Registration, application: CardlessApplication, *, holder: 
             (FieldError(path="enterprise.uscc", message="already has an administrator"),),
         )
     if check.account_taken:
-        raise _account_taken(admin.account)
+        raise account_taken(admin.account)
     return await deps.passwords.hash(admin.password)
 
 
@@ -191,29 +206,18 @@ async def _onboarding_check(
         ) from exc
 
 
-async def _lost_race(deps: Registration, application: CardlessApplication) -> DomainError:
+async def _lost_race(
+    deps: Registration, application: CardlessApplication, *, holder: str | None
+) -> DomainError:
     """Which unique rule a concurrent application won: its USCC, or its account name."""
+    uscc, account = application.enterprise.uscc, application.admin.account
     async with deps.service.db.reading() as connection:
-        holding_uscc = await Applications(connection).open_for(application.enterprise.uscc)
-    if holding_uscc is not None:
-        return _uscc_taken(application.enterprise.uscc)
-    return _account_taken(application.admin.account)
-
-
-def _account_taken(account: str) -> DomainError:
-    return DomainError(
-        ErrorCode.CONFLICT,
-        f"account name {account} is taken; choose another",
-        (FieldError(path="admin.account", message="is taken"),),
-    )
-
-
-def _uscc_taken(uscc: str) -> DomainError:
-    return DomainError(
-        ErrorCode.CONFLICT,
-        f"enterprise {uscc} already has a pending application; wait for its review",
-        (FieldError(path="enterprise.uscc", message="already has a pending application"),),
-    )
+        holders = await Applications(connection, deps.service.clock).holders_of(uscc, account)
+    try:
+        check_unclaimed(holders, uscc, account, holder=holder)
+    except DomainError as refusal:
+        return refusal
+    return account_taken(account)
 
 
 async def _announce(

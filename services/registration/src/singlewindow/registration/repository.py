@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from typing import Any
 
 from singlewindow.contracts.registration import (
     ApplicationState,
@@ -10,6 +11,7 @@ from singlewindow.contracts.registration import (
     CardlessApplication,
 )
 from singlewindow.registration.domain import OPEN_STATES
+from singlewindow.runtime.clock import Clock
 from singlewindow.runtime.db import as_utc
 from sqlalchemy import (
     Column,
@@ -20,14 +22,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     insert,
     literal,
+    or_,
     select,
     update,
 )
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement
 
 metadata = MetaData()
 
@@ -49,6 +51,10 @@ applications = Table(
     Column("decided_at", DateTime(timezone=True)),
 )
 OPEN = applications.c.state.in_([s.value for s in OPEN_STATES])
+VIEW = tuple(
+    c for c in applications.c if c.name not in {"admin_account_key", "details", "password_hash"}
+)
+"""The columns an applicant's view of an application shows."""
 Index(
     "one_open_application_per_account",
     applications.c.admin_account_key,
@@ -66,10 +72,11 @@ Index(
 
 
 class Applications:
-    """Applications, read and written inside the caller's transaction."""
+    """Applications, read and written inside the caller's transaction, at `clock`'s time."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
         self.connection = connection
+        self.clock = clock
 
     async def add(
         self,
@@ -79,56 +86,66 @@ class Applications:
         password_hash: str,
     ) -> ApplicationView:
         """Store a new pending application."""
-        now = datetime.now(UTC)
-        await self.connection.execute(
-            insert(applications).values(
-                application_id=application_id,
-                kind=kind,
-                uscc=application.enterprise.uscc,
-                enterprise_name=application.enterprise.name,
-                admin_account=application.admin.account,
-                admin_account_key=application.admin.account.casefold(),
-                state=ApplicationState.PENDING.value,
-                attempt=1,
-                details=_details_json(application),
-                password_hash=password_hash,
-                submitted_at=now,
-            )
-        )
-        found = await self.get(application_id)
-        assert found is not None
-        return found
+        values: dict[str, Any] = {
+            "application_id": application_id,
+            "kind": kind,
+            "uscc": application.enterprise.uscc,
+            "enterprise_name": application.enterprise.name,
+            "admin_account": application.admin.account,
+            "admin_account_key": application.admin.account.casefold(),
+            "state": ApplicationState.PENDING.value,
+            "reason": None,
+            "attempt": 1,
+            "details": _details_json(application),
+            "password_hash": password_hash,
+            "submitted_at": self.clock.now(),
+            "decided_at": None,
+        }
+        await self.connection.execute(insert(applications).values(values))
+        return _view(values)
 
     async def get(self, application_id: str) -> ApplicationView | None:
         """An application by id."""
-        row = await self._row(application_id)
+        result = await self.connection.execute(
+            select(*VIEW).where(applications.c.application_id == application_id)
+        )
+        row = result.mappings().first()
         return None if row is None else _view(row)
 
     async def details(self, application_id: str) -> tuple[ApplicationView, str, str] | None:
         """An application with its full details (JSON, no password) and its password hash."""
-        row = await self._row(application_id)
+        result = await self.connection.execute(
+            select(applications).where(applications.c.application_id == application_id)
+        )
+        row = result.mappings().first()
         return None if row is None else (_view(row), row["details"], row["password_hash"])
 
-    async def open_for(self, uscc: str) -> ApplicationView | None:
-        """The open application holding `uscc`, if any."""
-        return await self._open_where(applications.c.uscc == uscc)
-
-    async def open_for_account(self, account: str) -> ApplicationView | None:
-        """The open application asking for account name `account` (in any case), if any."""
-        return await self._open_where(applications.c.admin_account_key == account.casefold())
-
-    async def _open_where(self, condition: ColumnElement[bool]) -> ApplicationView | None:
-        result = await self.connection.execute(select(applications).where(condition, OPEN))
-        row = result.mappings().first()
-        return None if row is None else _view(row)
+    async def holders_of(
+        self, uscc: str, account: str, *, including: str | None = None
+    ) -> tuple[ApplicationView, ...]:
+        """In one query: the open applications holding `uscc` or asking for the account name
+        `account` (in any case), and the application `including`, whatever its state."""
+        holding = [
+            and_(applications.c.uscc == uscc, OPEN),
+            and_(applications.c.admin_account_key == account.casefold(), OPEN),
+        ]
+        if including is not None:
+            holding.append(applications.c.application_id == including)
+        result = await self.connection.execute(select(*VIEW).where(or_(*holding)))
+        return tuple(_view(row) for row in result.mappings())
 
     async def resubmit(
         self, application_id: str, application: CardlessApplication, password_hash: str
-    ) -> ApplicationView:
-        """Put a corrected application back in the queue."""
-        await self.connection.execute(
+    ) -> ApplicationView | None:
+        """Put a corrected application back in the queue; None unless it is returned and keeps
+        its USCC."""
+        result = await self.connection.execute(
             update(applications)
-            .where(applications.c.application_id == application_id)
+            .where(
+                applications.c.application_id == application_id,
+                applications.c.state == ApplicationState.RETURNED.value,
+                applications.c.uscc == application.enterprise.uscc,
+            )
             .values(
                 enterprise_name=application.enterprise.name,
                 admin_account=application.admin.account,
@@ -138,13 +155,13 @@ class Applications:
                 attempt=applications.c.attempt + literal(1),
                 details=_details_json(application),
                 password_hash=password_hash,
-                submitted_at=datetime.now(UTC),
+                submitted_at=self.clock.now(),
                 decided_at=None,
             )
+            .returning(*VIEW)
         )
-        found = await self.get(application_id)
-        assert found is not None
-        return found
+        row = result.mappings().first()
+        return None if row is None else _view(row)
 
     async def decide(
         self, application_id: str, attempt: int, state: ApplicationState, reason: str | None
@@ -157,24 +174,18 @@ class Applications:
                 applications.c.attempt == attempt,
                 applications.c.state == ApplicationState.PENDING.value,
             )
-            .values(state=state.value, reason=reason, decided_at=datetime.now(UTC))
+            .values(state=state.value, reason=reason, decided_at=self.clock.now())
+            .returning(*VIEW)
         )
-        if result.rowcount != 1:
-            return None
-        return await self.get(application_id)
-
-    async def _row(self, application_id: str) -> RowMapping | None:
-        result = await self.connection.execute(
-            select(applications).where(applications.c.application_id == application_id)
-        )
-        return result.mappings().first()
+        row = result.mappings().first()
+        return None if row is None else _view(row)
 
 
 def _details_json(application: CardlessApplication) -> str:
     return application.model_dump_json(exclude={"admin": {"password"}})
 
 
-def _view(row: RowMapping) -> ApplicationView:
+def _view(row: Mapping[Any, Any]) -> ApplicationView:
     return ApplicationView(
         application_id=row["application_id"],
         kind=row["kind"],

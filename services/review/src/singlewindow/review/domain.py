@@ -29,9 +29,14 @@ def check_decision(state: TaskState, decision: Decision, reason: str | None) -> 
     """Refuse a decision on a decided task, or a rejection or return without a reason."""
     if state is not TaskState.OPEN:
         raise DomainError(ErrorCode.CONFLICT, "task is already decided")
-    if decision is not Decision.APPROVE and not reason:
+    if lacks_reason(decision, reason):
         raise DomainError(
             ErrorCode.INVALID,
             f"a decision to {decision.value} needs a reason the applicant will read",
             (FieldError(path="reason", message="is required to reject or return"),),
         )
+
+
+def lacks_reason(decision: Decision, reason: str | None) -> bool:
+    """Whether a decision lacks the reason it needs: only an approval needs none."""
+    return decision is not Decision.APPROVE and not reason

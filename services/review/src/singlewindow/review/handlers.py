@@ -15,7 +15,12 @@ from singlewindow.contracts.review import (
     TaskView,
 )
 from singlewindow.review.dependencies import Review
-from singlewindow.review.domain import add_working_days, check_decision, new_task_id
+from singlewindow.review.domain import (
+    add_working_days,
+    check_decision,
+    lacks_reason,
+    new_task_id,
+)
 from singlewindow.review.repository import Tasks
 from singlewindow.runtime.db import as_utc
 from singlewindow.runtime.routes import Routes
@@ -30,7 +35,7 @@ async def open_task(
 ) -> None:
     """Open a review task, due within the SLA's working days of the request."""
     created_at = as_utc(event.time)
-    await Tasks(connection).add(
+    await Tasks(connection, deps.service.clock).add(
         task_id=new_task_id(),
         kind=requested.kind,
         reference=requested.reference,
@@ -48,7 +53,9 @@ async def list_tasks(request: ListTasks, deps: Review) -> TaskList:
     """List review tasks (open ones by default), oldest first, with their SLA due time."""
     async with deps.service.db.reading() as connection:
         return TaskList(
-            tasks=await Tasks(connection).list(request.state, request.limit, request.offset)
+            tasks=await Tasks(connection, deps.service.clock).list(
+                request.state, request.limit, request.offset
+            )
         )
 
 
@@ -56,20 +63,24 @@ async def list_tasks(request: ListTasks, deps: Review) -> TaskList:
 async def show_task(request: ShowTask, deps: Review) -> TaskView:
     """Show one task with what the reviewer must see."""
     async with deps.service.db.reading() as connection:
-        return await _task(Tasks(connection), request.task_id)
+        return await _task(Tasks(connection, deps.service.clock), request.task_id)
 
 
 @routes.serve(contract.DECIDE_TASK)
 async def decide_task(request: DecideTask, deps: Review) -> TaskView:
     """Approve, reject or return a task, and announce the decision."""
     async with deps.service.db.transaction() as connection:
-        tasks = Tasks(connection)
-        task = await _task(tasks, request.task_id)
-        check_decision(task.state, request.decision, request.reason)
-        decided = await tasks.decide(
-            request.task_id, request.decision, request.reason, request.reviewer
+        tasks = Tasks(connection, deps.service.clock)
+        decided = (
+            None
+            if lacks_reason(request.decision, request.reason)
+            else await tasks.decide(
+                request.task_id, request.decision, request.reason, request.reviewer
+            )
         )
-        if decided is None:
+        if decided is None:  # not decided now: say why
+            task = await _task(tasks, request.task_id)
+            check_decision(task.state, request.decision, request.reason)
             raise DomainError(ErrorCode.CONFLICT, "task is already decided")
         assert decided.decided_at is not None
         await deps.service.emit(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from singlewindow.contracts.review import Decision, TaskState, TaskView
+from singlewindow.runtime.clock import Clock
 from singlewindow.runtime.db import as_utc
 from sqlalchemy import (
     Column,
@@ -48,10 +49,11 @@ tasks = Table(
 
 
 class Tasks:
-    """Review tasks, inside the caller's transaction."""
+    """Review tasks, inside the caller's transaction; overdue and decided by `clock`'s time."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
         self.connection = connection
+        self.clock = clock
 
     async def add(
         self,
@@ -89,7 +91,7 @@ class Tasks:
             .mappings()
             .first()
         )
-        return None if row is None else _view(row)
+        return None if row is None else _view(row, self.clock.now())
 
     async def list(self, state: TaskState | None, limit: int, offset: int) -> tuple[TaskView, ...]:
         """A page of tasks in `state` (all if None), oldest first."""
@@ -99,7 +101,8 @@ class Tasks:
         if state is not None:
             query = query.where(tasks.c.state == state.value)
         rows = (await self.connection.execute(query)).mappings().all()
-        return tuple(_view(row) for row in rows)
+        now = self.clock.now()
+        return tuple(_view(row, now) for row in rows)
 
     async def decide(
         self, task_id: str, decision: Decision, reason: str | None, reviewer: str
@@ -113,15 +116,15 @@ class Tasks:
                 decision=decision.value,
                 reason=reason,
                 reviewer=reviewer,
-                decided_at=datetime.now(UTC),
+                decided_at=self.clock.now(),
             )
+            .returning(tasks)
         )
-        if result.rowcount != 1:
-            return None
-        return await self.get(task_id)
+        row = result.mappings().first()
+        return None if row is None else _view(row, self.clock.now())
 
 
-def _view(row: RowMapping) -> TaskView:
+def _view(row: RowMapping, now: datetime) -> TaskView:
     due_by = as_utc(row["due_by"])
     state = TaskState(row["state"])
     return TaskView(
@@ -135,7 +138,7 @@ def _view(row: RowMapping) -> TaskView:
         state=state,
         created_at=as_utc(row["created_at"]),
         due_by=due_by,
-        overdue=state is TaskState.OPEN and datetime.now(UTC) > due_by,
+        overdue=state is TaskState.OPEN and now > due_by,
         decision=None if row["decision"] is None else Decision(row["decision"]),
         reason=row["reason"],
         reviewer=row["reviewer"],

@@ -330,21 +330,17 @@ class Inbox:
     async def _apply_once(self, consumer: str, event: CloudEvent, effect: Effect) -> bool:
         try:
             async with self.db.transaction() as connection:
-                seen = await connection.scalar(
-                    select(func.count())
-                    .select_from(self.table)
-                    .where(self.table.c.consumer == consumer, self.table.c.event_id == event.id)
-                )
-                if seen:
-                    return False
-                await effect(connection, event)
+                # Recorded first, so an event already applied fails here on the primary key,
+                # before its effect runs again, without a look-up for every event.
                 await connection.execute(
                     insert(self.table).values(
                         consumer=consumer, event_id=event.id, processed_at=self.clock.now()
                     )
                 )
+                await effect(connection, event)
         except IntegrityError:
-            # Another replica applied the same event concurrently and committed first.
+            # The event was applied before (a redelivery, or another replica that committed
+            # first), or the effect broke a constraint of its own: the inbox tells which.
             async with self.db.reading() as connection:
                 seen = await connection.scalar(
                     select(func.count())
