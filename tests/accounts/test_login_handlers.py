@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from singlewindow.accounts.dependencies import AccountsRuntime
@@ -26,7 +27,7 @@ from singlewindow.shared.contracts.accounts import (
 )
 from singlewindow.shared.errors import DomainError, ErrorCode
 from singlewindow.shared.passwords import Argon2Parameters, PasswordHashing
-from sqlalchemy import select, update
+from sqlalchemy import Connection, event, select, update
 
 from tests.support.accounts import CHEAP_ARGON2, PASSWORD, cardless_admin, statements
 from tests.support.handlers import staged
@@ -270,6 +271,29 @@ async def test_a_password_login_is_one_select_then_one_write_of_the_session_and_
     ]
 
 
+async def test_a_wrong_password_is_one_select_then_the_counted_failure_and_its_audit(
+    deps: AccountsRuntime,
+) -> None:
+    account = await cardless_admin(deps)
+    with statements(deps) as seen:
+        await refused(deps, account, "wrong-password")
+    assert seen == [
+        "BEGIN DEFERRED",
+        "SELECT",
+        "BEGIN IMMEDIATE",
+        "INSERT login_throttle",  # or count one more, atomically
+        "INSERT outbox",
+    ]
+
+
+async def test_a_session_request_is_authorized_in_one_select(deps: AccountsRuntime) -> None:
+    account = await cardless_admin(deps)
+    session = await login(deps, account)
+    with statements(deps) as seen:
+        await show_session(ShowSession(token=session.token), deps)
+    assert seen == ["BEGIN IMMEDIATE", "SELECT", "UPDATE sessions"]
+
+
 async def test_a_login_after_failures_also_forgets_them(
     deps: AccountsRuntime, clock: ManualClock
 ) -> None:
@@ -303,3 +327,27 @@ async def test_a_hash_of_other_parameters_is_replaced_at_the_next_login(
     assert stored != older
     assert not deps.passwords.needs_rehash(stored)
     assert (await login(deps, account)).account == account
+
+
+async def test_a_password_login_finds_its_rows_by_index_without_scanning_a_table(
+    deps: AccountsRuntime,
+) -> None:
+    account = await cardless_admin(deps)
+    selects: list[tuple[str, Any]] = []
+
+    def record(_c: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append((statement, parameters))
+
+    engine = deps.service.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await login(deps, account)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    [(statement, parameters)] = selects
+    async with deps.service.db.reading() as connection:
+        plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        steps = [str(row[-1]) for row in plan]
+    scans = [step for step in steps if step.startswith("SCAN")]
+    assert scans == ["SCAN CONSTANT ROW", "SCAN probe"], steps  # the one-row name, no table

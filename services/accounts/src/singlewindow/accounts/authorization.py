@@ -17,10 +17,10 @@ from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import Account, AccountStatus, token_digest
 from singlewindow.accounts.tables import (
     ACCOUNT_COLUMNS,
-    WITH_ENTERPRISE,
     account_from_row,
     accounts,
     card_bindings,
+    enterprises,
     sessions,
 )
 from singlewindow.shared.contracts.accounts import RequiredAction, Role
@@ -187,9 +187,9 @@ _CALLER = (
         card_bindings.c.account_id.label("bound_account_id"),
     )
     .select_from(
-        sessions.join(WITH_ENTERPRISE, accounts.c.account_id == sessions.c.account_id).outerjoin(
-            card_bindings, card_bindings.c.card_number == sessions.c.card_number
-        )
+        sessions.join(accounts, accounts.c.account_id == sessions.c.account_id)
+        .outerjoin(enterprises, enterprises.c.uscc == accounts.c.uscc)
+        .outerjoin(card_bindings, card_bindings.c.card_number == sessions.c.card_number)
     )
     .where(sessions.c.token_digest == bindparam("digest"))
 )

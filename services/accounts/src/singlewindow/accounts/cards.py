@@ -30,7 +30,6 @@ from singlewindow.accounts.login import Logins, open_session
 from singlewindow.accounts.routes import routes
 from singlewindow.accounts.tables import (
     ACCOUNT_COLUMNS,
-    WITH_ENTERPRISE,
     account_from_row,
     accounts,
     card_bindings,
@@ -193,7 +192,9 @@ _IS_BOUND = select(exists().where(card_bindings.c.card_number == bindparam("card
 _BOUND_ACCOUNT = (
     select(*ACCOUNT_COLUMNS)
     .select_from(
-        card_bindings.join(WITH_ENTERPRISE, accounts.c.account_id == card_bindings.c.account_id)
+        card_bindings.join(accounts, accounts.c.account_id == card_bindings.c.account_id).outerjoin(
+            enterprises, enterprises.c.uscc == accounts.c.uscc
+        )
     )
     .where(card_bindings.c.card_number == bindparam("card_number"))
 )

@@ -26,9 +26,9 @@ from singlewindow.accounts.routes import routes
 from singlewindow.accounts.scope import Scopes
 from singlewindow.accounts.tables import (
     ACCOUNT_COLUMNS,
-    WITH_ENTERPRISE,
     account_from_row,
     accounts,
+    enterprises,
     login_throttle,
     sessions,
 )
@@ -79,7 +79,7 @@ class Logins:
 
     async def record_failure(self, key: str, now: datetime) -> int:
         """Count one more consecutive failure for `key`, atomically; return the new count."""
-        statement = _RECORD_FAILURE[self.connection.dialect.name == "sqlite"]
+        statement = _RECORD_FAILURE[self.connection.dialect.name]
         failures: int = (
             await self.connection.execute(statement, {"key": key, "now": now})
         ).scalar_one()
@@ -96,7 +96,7 @@ class Logins:
     async def set_password_hash(self, account_id: str, password_hash: str) -> None:
         """Replace an account's password hash (a rehash at stronger parameters)."""
         await self.connection.execute(
-            _SET_PASSWORD_HASH, {"id": account_id, "password_hash": password_hash}
+            _SET_PASSWORD_HASH, {"id": account_id, "new_hash": password_hash}
         )
 
     async def open_session(
@@ -127,45 +127,51 @@ class Logins:
 
     async def revoke_session(self, digest: str, now: datetime) -> None:
         """End a session."""
-        await self.connection.execute(
-            update(sessions)
-            .where(sessions.c.token_digest == digest, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        await self.connection.execute(_REVOKE, {"digest": digest, "now": now})
 
 
 _probe = select(bindparam("key", type_=String).label("key")).subquery("probe")
 _LOGIN_STATE = select(
     *ACCOUNT_COLUMNS, login_throttle.c.failures, login_throttle.c.blocked_until
 ).select_from(
-    _probe.outerjoin(WITH_ENTERPRISE, accounts.c.account_key == _probe.c.key).outerjoin(
-        login_throttle, login_throttle.c.account_key == _probe.c.key
-    )
+    _probe.outerjoin(accounts, accounts.c.account_key == _probe.c.key)
+    .outerjoin(enterprises, enterprises.c.uscc == accounts.c.uscc)
+    .outerjoin(login_throttle, login_throttle.c.account_key == _probe.c.key)
 )
-"""One row whether or not the account exists: an unknown name is throttled like a known one."""
+"""One row whether or not the account exists: an unknown name is throttled like a known one.
+The joins stay flat: a nested one would make SQLite materialise (scan) the accounts."""
 
 
 _COUNT_FAILURE = {"failures": login_throttle.c.failures + literal(1)}
 _NEW_FAILURE = {"account_key": bindparam("key"), "failures": 1, "blocked_until": bindparam("now")}
 _RECORD_FAILURE = {
-    True: sqlite.insert(login_throttle)
+    "sqlite": sqlite.insert(login_throttle)
     .values(_NEW_FAILURE)
     .on_conflict_do_update(index_elements=[login_throttle.c.account_key], set_=_COUNT_FAILURE)
     .returning(login_throttle.c.failures),
-    False: postgresql.insert(login_throttle)
+    "postgresql": postgresql.insert(login_throttle)
     .values(_NEW_FAILURE)
     .on_conflict_do_update(index_elements=[login_throttle.c.account_key], set_=_COUNT_FAILURE)
     .returning(login_throttle.c.failures),
 }
-"""Keyed by whether the database is SQLite; PostgreSQL otherwise."""
+"""By dialect: insert the first failure or count one more, in one atomic statement."""
 _BLOCK = (
     update(login_throttle)
     .where(login_throttle.c.account_key == bindparam("key"))
     .values(blocked_until=bindparam("until"))
 )
 _CLEAR_FAILURES = login_throttle.delete().where(login_throttle.c.account_key == bindparam("key"))
-_SET_PASSWORD_HASH = update(accounts).where(accounts.c.account_id == bindparam("id"))
+_SET_PASSWORD_HASH = (
+    update(accounts)
+    .where(accounts.c.account_id == bindparam("id"))
+    .values(password_hash=bindparam("new_hash"))
+)
 _OPEN_SESSION = insert(sessions)
+_REVOKE = (
+    update(sessions)
+    .where(sessions.c.token_digest == bindparam("digest"), sessions.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
 
 
 @routes.serve(contract.LOGIN_PASSWORD)
