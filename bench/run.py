@@ -500,7 +500,7 @@ def seed_rows(platform: Platform, start: int, stop: int, password_hash: str) -> 
     match what the migrations created) and written with sqlite3's executemany for speed. Returns
     the seconds it took.
     """
-    from singlewindow.accounts.repository import accounts, enterprises
+    from singlewindow.accounts.tables import accounts, enterprises
     from singlewindow.registration.repository import applications
 
     started = time.perf_counter()

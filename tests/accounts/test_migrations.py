@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from singlewindow.accounts.repository import enterprises
+from singlewindow.accounts.tables import enterprises
 from singlewindow.runtime.db import Database
 from sqlalchemy import Connection, insert, select, text
 

@@ -26,9 +26,11 @@ ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Tests drive throttling and redelivery in seconds, not minutes.
+# Redelivery in fractions of a second, not minutes. Throttle delays are timed in the fast tier
+# (tests/accounts) with a clock the test moves; here the first delay outlasts any test, so the
+# throttle's refusal is seen without racing it.
 FAST_TEST_SETTINGS = {
-    "SW_ACCOUNTS_THROTTLE_BASE_SECONDS": "1",
+    "SW_ACCOUNTS_THROTTLE_BASE_SECONDS": "600",
     "SW_ACCOUNTS_THROTTLE_FREE_FAILURES": "3",
 } | {f"SW_{service.upper()}_REDELIVERY_DELAYS": "[0.1, 0.2, 0.2, 0.2, 0.2]" for service in SERVICES}
 

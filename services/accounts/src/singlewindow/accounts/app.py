@@ -7,8 +7,8 @@ from pathlib import Path
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
 from singlewindow.accounts.handlers import routes
-from singlewindow.accounts.repository import metadata
 from singlewindow.accounts.settings import Settings
+from singlewindow.accounts.tables import metadata
 from singlewindow.accounts.trust import TrustStore
 from singlewindow.contracts import accounts, registration
 from singlewindow.runtime.passwords import PasswordHashing

@@ -1,4 +1,4 @@
-"""Card requests at the unit-of-work level: challenges, card proofs, card login, card registration.
+"""Cards: challenges, card proofs, card login and card status.
 
 Every card request carries a card's answer to a challenge the accounts service issued. Before
 anything else the service checks that answer: the challenge is one it issued, unused and
@@ -15,20 +15,27 @@ import base64
 import binascii
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 import structlog
-from singlewindow.accounts.auth import authenticate, pending_actions, session_view
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import (
+    Account,
+    AccountStatus,
     card_data_mismatch,
     card_data_problem,
-    new_session_token,
-    token_digest,
 )
-from singlewindow.accounts.repository import Account, Accounts, NewAccount, StoredChallenge
+from singlewindow.accounts.login import Logins, open_session
+from singlewindow.accounts.routes import routes
+from singlewindow.accounts.tables import (
+    ACCOUNT_COLUMNS,
+    account_from_row,
+    accounts,
+    card_bindings,
+    card_challenges,
+    enterprises,
+)
 from singlewindow.accounts.trust import Trust
 from singlewindow.cardcrypto import (
     CardCertificateFields,
@@ -39,34 +46,29 @@ from singlewindow.cardcrypto import (
 )
 from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import (
-    AddCardOperator,
     AuthenticationAttempted,
     CardChallenge,
     CardProof,
     CardStatus,
     CardStatusView,
-    EnterpriseRegistered,
     LoginWithCard,
-    OperatorAdded,
-    OperatorView,
-    RegisterCardAdmin,
+    RequestCardChallenge,
     Role,
     SessionView,
 )
 from singlewindow.contracts.card_gateway import CardData, CardType
-from singlewindow.contracts.common import AccountHolder
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
-from singlewindow.contracts.identifiers import mask_id_number, mask_mobile
-from singlewindow.runtime.db import IntegrityError
-from singlewindow.runtime.passwords import policy_problem
+from singlewindow.runtime.db import as_utc
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.accounts.cards")
 
 CHALLENGE_BYTES = 32
+CHALLENGE_MEMORY = timedelta(minutes=10)
+"""How long a spent or expired challenge is remembered, to tell "already used" from "unknown"."""
 SIGNATURE_MISMATCH = "signature does not match the certificate"
 NOT_BOUND = "this card is not bound to an account; register with it or bind it under My IC card"
-ADMIN_EXISTS = "enterprise already has an administrator; log in instead"
 OTHER_ENTERPRISE = "this card belongs to another enterprise"
 
 
@@ -78,37 +80,195 @@ class ProvenCard:
     certificate: CardCertificateFields
 
 
-# Challenges and status
+@dataclass(frozen=True)
+class StoredChallenge:
+    """A card challenge as stored."""
+
+    challenge_id: str
+    challenge: str
+    expires_at: datetime
+    used_at: datetime | None
 
 
-async def issue_challenge(deps: AccountsRuntime) -> CardChallenge:
-    """A fresh random challenge, single use, valid for a short while."""
+class Cards:
+    """Challenges and card bindings, inside the caller's transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def store_challenge(
+        self, challenge_id: str, challenge: str, now: datetime, expires_at: datetime
+    ) -> None:
+        """Keep a new challenge until it is used or expires; forget long-expired ones."""
+        await self.connection.execute(_FORGET_CHALLENGES, {"before": now - CHALLENGE_MEMORY})
+        await self.connection.execute(
+            _STORE_CHALLENGE,
+            {
+                "challenge_id": challenge_id,
+                "challenge": challenge,
+                "created_at": now,
+                "expires_at": expires_at,
+            },
+        )
+
+    async def use_challenge(self, challenge_id: str, now: datetime) -> str | None:
+        """Mark an unused, unexpired challenge used, atomically; return it (None: not usable)."""
+        result = await self.connection.execute(_USE_CHALLENGE, {"id": challenge_id, "now": now})
+        challenge: str | None = result.scalar_one_or_none()
+        return challenge
+
+    async def challenge(self, challenge_id: str) -> StoredChallenge | None:
+        """A challenge by id, used or not."""
+        result = await self.connection.execute(_CHALLENGE, {"id": challenge_id})
+        row = result.mappings().first()
+        if row is None:
+            return None
+        return StoredChallenge(
+            challenge_id=row["challenge_id"],
+            challenge=row["challenge"],
+            expires_at=as_utc(row["expires_at"]),
+            used_at=None if row["used_at"] is None else as_utc(row["used_at"]),
+        )
+
+    async def bind(
+        self,
+        card_number: str,
+        account_id: str,
+        card_type: CardType,
+        certificate: CardCertificateFields,
+        now: datetime,
+    ) -> None:
+        """Bind a card to an account: that card logs in to that account only."""
+        await self.connection.execute(
+            insert(card_bindings).values(
+                card_number=card_number,
+                account_id=account_id,
+                card_type=card_type.value,
+                certificate_serial=str(certificate.serial_number),
+                certificate_fingerprint=certificate.fingerprint,
+                bound_at=now,
+            )
+        )
+
+    async def is_bound(self, card_number: str) -> bool:
+        """Whether a card is bound to an account."""
+        return bool(await self.connection.scalar(_IS_BOUND, {"card_number": card_number}))
+
+    async def bound_account(self, card_number: str) -> Account | None:
+        """The account a card is bound to, if it is bound."""
+        result = await self.connection.execute(_BOUND_ACCOUNT, {"card_number": card_number})
+        row = result.mappings().first()
+        return None if row is None else account_from_row(row)
+
+    async def status(self, uscc: str, card_number: str | None) -> CardStatusView:
+        """Whether an enterprise is registered and has an administrator, and a card is bound."""
+        row = (
+            await self.connection.execute(_STATUS, {"uscc": uscc, "card_number": card_number or ""})
+        ).one()
+        return CardStatusView(
+            uscc=uscc,
+            enterprise_registered=bool(row.registered),
+            has_administrator=bool(row.has_administrator),
+            card_bound=card_number is not None and bool(row.card_bound),
+        )
+
+
+_FORGET_CHALLENGES = card_challenges.delete().where(
+    card_challenges.c.expires_at < bindparam("before")
+)
+_STORE_CHALLENGE = insert(card_challenges)
+_USE_CHALLENGE = (
+    update(card_challenges)
+    .where(
+        card_challenges.c.challenge_id == bindparam("id"),
+        card_challenges.c.used_at.is_(None),
+        card_challenges.c.expires_at > bindparam("now"),
+    )
+    .values(used_at=bindparam("now"))
+    .returning(card_challenges.c.challenge)
+)
+_CHALLENGE = select(card_challenges).where(card_challenges.c.challenge_id == bindparam("id"))
+_IS_BOUND = select(exists().where(card_bindings.c.card_number == bindparam("card_number")))
+_BOUND_ACCOUNT = (
+    select(*ACCOUNT_COLUMNS)
+    .select_from(
+        card_bindings.join(accounts, accounts.c.account_id == card_bindings.c.account_id).outerjoin(
+            enterprises, enterprises.c.uscc == accounts.c.uscc
+        )
+    )
+    .where(card_bindings.c.card_number == bindparam("card_number"))
+)
+_STATUS = select(
+    exists().where(enterprises.c.uscc == bindparam("uscc")).label("registered"),
+    exists()
+    .where(
+        accounts.c.uscc == bindparam("uscc"),
+        accounts.c.role == Role.ADMIN.value,
+        accounts.c.status == AccountStatus.ACTIVE.value,
+    )
+    .label("has_administrator"),
+    exists().where(card_bindings.c.card_number == bindparam("card_number")).label("card_bound"),
+)
+
+
+@routes.serve(contract.CARD_CHALLENGE)
+async def card_challenge(request: RequestCardChallenge, deps: AccountsRuntime) -> CardChallenge:
+    """Issue a fresh random challenge for a card to sign (single use, short expiry)."""
     deps.trust.current()  # no challenge when no card could be accepted anyway
-    now = datetime.now(UTC)
+    now = deps.service.clock.now()
     expires_at = now + timedelta(seconds=deps.settings.card_challenge_seconds)
     challenge_id = f"chl_{secrets.token_urlsafe(24)}"
     challenge = base64.b64encode(secrets.token_bytes(CHALLENGE_BYTES)).decode("ascii")
     async with deps.service.db.transaction() as connection:
-        await Accounts(connection).store_challenge(challenge_id, challenge, now, expires_at)
+        await Cards(connection).store_challenge(challenge_id, challenge, now, expires_at)
     return CardChallenge(challenge_id=challenge_id, challenge=challenge, expires_at=expires_at)
 
 
-async def card_status(deps: AccountsRuntime, request: CardStatus) -> CardStatusView:
-    """Whether an enterprise has an administrator already, and whether a card is bound."""
+@routes.serve(contract.CARD_STATUS)
+async def card_status(request: CardStatus, deps: AccountsRuntime) -> CardStatusView:
+    """Tell whether an enterprise already has an administrator and whether a card is bound."""
+    async with deps.service.db.reading() as connection:
+        return await Cards(connection).status(request.uscc, request.card_number)
+
+
+@routes.serve(contract.LOGIN_CARD)
+async def login_card(request: LoginWithCard, deps: AccountsRuntime) -> SessionView:
+    """Log in with a card bound to an account: its signature over a challenge, and certificate."""
+    proven = await prove_card(deps, request, "login")
+    card = proven.card
+    async with deps.service.db.reading() as connection:
+        found = await Cards(connection).bound_account(card.card_number)
+    if found is None:
+        await refuse(deps, NOT_BOUND, card=card, purpose="login")
+    if found.uscc != card.enterprise_uscc:
+        await refuse(deps, OTHER_ENTERPRISE, card=card, purpose="login", account=found.account)
+    if found.status is not AccountStatus.ACTIVE:
+        await refuse(
+            deps,
+            f"account is {found.status}; ask your administrator",
+            card=card,
+            purpose="login",
+            account=found.account,
+            code=ErrorCode.FORBIDDEN,
+        )
     async with deps.service.db.transaction() as connection:
-        repository = Accounts(connection)
-        bound = request.card_number is not None and (
-            await repository.card_binding(request.card_number) is not None
-        )
-        return CardStatusView(
-            uscc=request.uscc,
-            enterprise_registered=await repository.enterprise_exists(request.uscc),
-            has_administrator=await repository.enterprise_has_admin(request.uscc),
-            card_bound=bound,
-        )
+        session = await open_card_session(deps, connection, found, proven)
+        await audit(deps, connection, card, "login", "succeeded", None, account=found.account)
+    return session
 
 
-# Proofs
+async def open_card_session(
+    deps: AccountsRuntime, connection: AsyncConnection, account: Account, proven: ProvenCard
+) -> SessionView:
+    """Open a session of `account` that lives as long as the proven card stays bound to it."""
+    return await open_session(
+        deps,
+        Logins(connection),
+        account,
+        "card",
+        card_number=proven.card.card_number,
+        card_fingerprint=proven.certificate.fingerprint,
+    )
 
 
 async def prove_card(deps: AccountsRuntime, proof: CardProof, purpose: str) -> ProvenCard:
@@ -121,11 +281,11 @@ async def prove_card(deps: AccountsRuntime, proof: CardProof, purpose: str) -> P
         trust = deps.trust.current()
     except DomainError as exc:
         await refused(exc.message)
-    now = datetime.now(UTC)
+    now = deps.service.clock.now()
     async with deps.service.db.transaction() as connection:
-        repository = Accounts(connection)
-        challenge = await repository.use_challenge(proof.challenge_id, now)
-        stored = None if challenge is not None else await repository.challenge(proof.challenge_id)
+        cards = Cards(connection)
+        challenge = await cards.use_challenge(proof.challenge_id, now)
+        stored = None if challenge is not None else await cards.challenge(proof.challenge_id)
     if challenge is None:
         await refused(_challenge_problem(stored, now))
     try:
@@ -219,269 +379,3 @@ async def audit(
         ),
         subject=card.enterprise_uscc[:18],
     )
-
-
-# Card login
-
-
-async def login_with_card(deps: AccountsRuntime, request: LoginWithCard) -> SessionView:
-    """Open a card session for the account the card is bound to."""
-    proven = await prove_card(deps, request, "login")
-    card = proven.card
-    async with deps.service.db.transaction() as connection:
-        repository = Accounts(connection)
-        binding = await repository.card_binding(card.card_number)
-        found = None if binding is None else await repository.account_by_id(binding.account_id)
-    if found is None:
-        await refuse(deps, NOT_BOUND, card=card, purpose="login")
-    if found.uscc != card.enterprise_uscc:
-        await refuse(deps, OTHER_ENTERPRISE, card=card, purpose="login", account=found.account)
-    if found.status != "active":
-        await refuse(
-            deps,
-            f"account is {found.status}; ask your administrator",
-            card=card,
-            purpose="login",
-            account=found.account,
-            code=ErrorCode.FORBIDDEN,
-        )
-    async with deps.service.db.transaction() as connection:
-        session = await _open_card_session(deps, Accounts(connection), found, proven)
-        await audit(deps, connection, card, "login", "succeeded", None, account=found.account)
-    return session
-
-
-async def _open_card_session(
-    deps: AccountsRuntime, repository: Accounts, account: Account, proven: ProvenCard
-) -> SessionView:
-    now = datetime.now(UTC)
-    token = new_session_token()
-    expires_at = now + deps.sessions.absolute
-    await repository.open_session(
-        token_digest(token),
-        account.account_id,
-        "card",
-        now,
-        expires_at,
-        card_number=proven.card.card_number,
-        card_fingerprint=proven.certificate.fingerprint,
-    )
-    actions = await pending_actions(repository, account)
-    return session_view(
-        deps,
-        account,
-        token,
-        actions,
-        now,
-        expires_at,
-        method="card",
-        card_number=proven.card.card_number,
-    )
-
-
-# Card administrator registration
-
-
-async def register_card_admin(deps: AccountsRuntime, request: RegisterCardAdmin) -> SessionView:
-    """Create the enterprise on a legal-person card and its active administrator, bound to it."""
-    _check_password(deps, request.admin, "admin")
-    proven = await prove_card(deps, request, "register-admin")
-    card = proven.card
-    uscc = card.enterprise_uscc
-    admin = request.admin
-
-    refused = partial(refuse, deps, card=card, purpose="register-admin", account=admin.account)
-
-    if card.card_type is not CardType.LEGAL_PERSON:
-        await refused(
-            "only a legal-person card registers an enterprise administrator; "
-            "this is an operator card",
-            ErrorCode.CARD_REFUSED,
-        )
-    async with deps.service.db.transaction() as connection:
-        conflict = await _conflict(Accounts(connection), card, admin, "admin", admin_rule=True)
-    if conflict is not None:
-        await refused(conflict.message, conflict.code, conflict.fields)
-    password_hash = await deps.passwords.hash(admin.password)
-    now = datetime.now(UTC)
-    try:
-        async with deps.service.db.transaction() as connection:
-            repository = Accounts(connection)
-            if not await repository.enterprise_exists(uscc):
-                await repository.create_enterprise_from_card(card, now)
-            account = await repository.create_account(
-                NewAccount(
-                    holder=admin,
-                    role=Role.ADMIN,
-                    uscc=uscc,
-                    password_hash=password_hash,
-                    # The administrator chose this password: nothing to change at first login.
-                    password_must_change=False,
-                ),
-                now,
-            )
-            await repository.bind_card(
-                card.card_number, account.account_id, card.card_type, proven.certificate, now
-            )
-            session = await _open_card_session(deps, repository, account, proven)
-            await deps.service.emit(
-                connection,
-                contract.ENTERPRISE_REGISTERED,
-                EnterpriseRegistered(
-                    uscc=uscc,
-                    name=card.enterprise_name,
-                    admin_account=account.account,
-                    admin_name=account.name,
-                    via="card",
-                    application_id=None,
-                ),
-                subject=uscc,
-            )
-            await audit(
-                deps, connection, card, "register-admin", "succeeded", None, account=account.account
-            )
-    except IntegrityError:
-        # Another registration committed between the check above and this one: say which rule.
-        async with deps.service.db.transaction() as connection:
-            conflict = await _conflict(Accounts(connection), card, admin, "admin", admin_rule=True)
-        if conflict is None:
-            raise
-        await refused(conflict.message, conflict.code, conflict.fields)
-    log.info("enterprise registered by card", uscc=uscc, admin=account.account)
-    return session
-
-
-# Card operators
-
-
-async def add_card_operator(deps: AccountsRuntime, request: AddCardOperator) -> OperatorView:
-    """Add an operator of the administrator's enterprise, bound to their operator card."""
-    async with deps.service.db.transaction() as connection:
-        caller = (await authenticate(deps, connection, request.token)).account
-    if caller.role is not Role.ADMIN or caller.uscc is None:
-        raise DomainError(ErrorCode.FORBIDDEN, "only the enterprise administrator adds operators")
-    operator = request.operator
-    _check_password(deps, operator, "operator")
-    proven = await prove_card(deps, request, "add-operator")
-    card = proven.card
-
-    refused = partial(refuse, deps, card=card, purpose="add-operator", account=operator.account)
-
-    if card.enterprise_uscc != caller.uscc:
-        await refused(OTHER_ENTERPRISE, ErrorCode.CARD_REFUSED)
-    if card.card_type is not CardType.OPERATOR or card.operator_level is None:
-        await refused(
-            "this is a legal-person card; an operator is added with their own operator card",
-            ErrorCode.CARD_REFUSED,
-        )
-    level = card.operator_level
-    if operator.level is not None and operator.level is not level:
-        await refused(
-            f"invalid fields: operator.level the card is a {level.value} card",
-            ErrorCode.INVALID,
-            (FieldError(path="operator.level", message=f"the card says {level.value}"),),
-        )
-    async with deps.service.db.transaction() as connection:
-        conflict = await _conflict(Accounts(connection), card, operator, "operator")
-    if conflict is not None:
-        await refused(conflict.message, conflict.code, conflict.fields)
-    password_hash = await deps.passwords.hash(operator.password)
-    now = datetime.now(UTC)
-    try:
-        async with deps.service.db.transaction() as connection:
-            repository = Accounts(connection)
-            account = await repository.create_account(
-                NewAccount(
-                    holder=operator,
-                    role=Role.OPERATOR,
-                    uscc=caller.uscc,
-                    password_hash=password_hash,
-                    # The operator is at the card reader to type the PIN, and types this
-                    # password too: it is theirs, not an initial one the administrator knows.
-                    password_must_change=False,
-                    operator_level=level,
-                ),
-                now,
-            )
-            await repository.bind_card(
-                card.card_number, account.account_id, card.card_type, proven.certificate, now
-            )
-            await deps.service.emit(
-                connection,
-                contract.OPERATOR_ADDED,
-                OperatorAdded(
-                    uscc=caller.uscc,
-                    account=account.account,
-                    name=account.name,
-                    level=level.value,
-                    via="card",
-                    card_number=card.card_number,
-                    added_by=caller.account,
-                ),
-                subject=caller.uscc,
-            )
-            await audit(
-                deps, connection, card, "add-operator", "succeeded", None, account=account.account
-            )
-    except IntegrityError:
-        async with deps.service.db.transaction() as connection:
-            conflict = await _conflict(Accounts(connection), card, operator, "operator")
-        if conflict is None:
-            raise
-        await refused(conflict.message, conflict.code, conflict.fields)
-    return OperatorView(
-        account=account.account,
-        role=account.role,
-        operator_level=account.operator_level,
-        name=account.name,
-        id_number_masked=mask_id_number(account.id_number),
-        mobile_masked=mask_mobile(account.mobile),
-        email=account.email,
-        uscc=account.uscc,
-        enterprise_name=account.enterprise_name,
-        status=account.status,
-        card_number=card.card_number,
-        created_at=account.created_at,
-    )
-
-
-def _check_password(deps: AccountsRuntime, holder: AccountHolder, path: str) -> None:
-    problem = policy_problem(
-        holder.password, account=holder.account, min_length=deps.settings.password_min_length
-    )
-    if problem:
-        raise DomainError(
-            ErrorCode.INVALID,
-            f"invalid fields: {path}.password {problem}",
-            (FieldError(path=f"{path}.password", message=f"password {problem}"),),
-        )
-
-
-async def _conflict(
-    repository: Accounts,
-    card: CardData,
-    holder: AccountHolder,
-    path: str,
-    *,
-    admin_rule: bool = False,
-) -> DomainError | None:
-    """Which uniqueness rule a new card account would break, if any."""
-    if admin_rule and await repository.enterprise_has_admin(card.enterprise_uscc):
-        return DomainError(
-            ErrorCode.CONFLICT,
-            ADMIN_EXISTS,
-            (FieldError(path="card.enterprise_uscc", message="already has an administrator"),),
-        )
-    if await repository.card_binding(card.card_number) is not None:
-        return DomainError(
-            ErrorCode.CONFLICT,
-            "this card is already bound to an account; log in with it instead",
-            (FieldError(path="card.card_number", message="already bound"),),
-        )
-    if await repository.account_taken(holder.account):
-        return DomainError(
-            ErrorCode.CONFLICT,
-            f"account name {holder.account} is taken; choose another",
-            (FieldError(path=f"{path}.account", message="is taken"),),
-        )
-    return None

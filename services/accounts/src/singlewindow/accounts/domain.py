@@ -1,4 +1,4 @@
-"""Accounts rules, pure: throttling, sessions, required actions, tokens, card data."""
+"""Accounts rules, pure: accounts, throttling, sessions, required actions, tokens, card data."""
 
 from __future__ import annotations
 
@@ -7,14 +7,65 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from singlewindow.cardcrypto import CardIdentity
 from singlewindow.contracts.accounts import RequiredAction, Role
-from singlewindow.contracts.card_gateway import CardData
+from singlewindow.contracts.card_gateway import CardData, OperatorLevel
+from singlewindow.contracts.common import AccountHolder
 from singlewindow.contracts.identifiers import InvalidIdentifier, normalise_uscc
 
 INCORRECT_CREDENTIALS = "account name or password is incorrect"
 """One message for an unknown account and a wrong password, so neither can be told apart."""
+
+
+class AccountStatus(StrEnum):
+    """Whether an account may log in."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account, with its enterprise's name and whether that enterprise declared its scope."""
+
+    account_id: str
+    account: str
+    role: Role
+    uscc: str | None
+    enterprise_name: str | None
+    name: str
+    id_number: str
+    mobile: str
+    email: str | None
+    password_hash: str
+    password_must_change: bool
+    status: AccountStatus
+    created_at: datetime
+    operator_level: OperatorLevel | None = None
+    scope_declared: bool = False
+
+    @property
+    def required_actions(self) -> tuple[RequiredAction, ...]:
+        """What a session of this account must do first."""
+        return required_actions(
+            role=self.role,
+            password_must_change=self.password_must_change,
+            scope_declared=self.scope_declared,
+        )
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """An account to create: who holds it, what it may do, and its credential."""
+
+    holder: AccountHolder
+    role: Role
+    uscc: str | None
+    password_hash: str
+    password_must_change: bool
+    operator_level: OperatorLevel | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +100,11 @@ class SessionPolicy:
 def new_session_token() -> str:
     """A session token: 256 random bits."""
     return secrets.token_urlsafe(32)
+
+
+def new_account_id() -> str:
+    """An account's id: random, so it tells nothing of the account or when it was made."""
+    return f"acc_{secrets.token_urlsafe(12)}"
 
 
 def token_digest(token: str) -> str:

@@ -1,0 +1,202 @@
+"""Who is calling, what they may do, and on what: the one check every session request goes through.
+
+    caller = await authorize(deps, connection, request.token, Action.SET_SCOPE)
+
+`PERMISSIONS` says which roles take each action, which of a session's required actions it may be
+taken before, and whether it acts on the caller's own enterprise only (tenant isolation). Rules
+for operators' levels, qualifications and per-account permissions belong in this table too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from singlewindow.accounts.dependencies import AccountsRuntime
+from singlewindow.accounts.domain import Account, AccountStatus, token_digest
+from singlewindow.accounts.tables import (
+    ACCOUNT_COLUMNS,
+    account_from_row,
+    accounts,
+    card_bindings,
+    enterprises,
+    sessions,
+)
+from singlewindow.contracts.accounts import RequiredAction, Role
+from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.runtime.db import as_utc
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+class Action(StrEnum):
+    """What a session asks to do."""
+
+    SHOW_SESSION = "show_session"
+    LOGOUT = "logout"
+    SHOW_ACCOUNT = "show_account"
+    LIST_SCOPE_OPTIONS = "list_scope_options"
+    SET_SCOPE = "set_scope"
+    ADD_OPERATOR = "add_operator"
+
+
+@dataclass(frozen=True)
+class Permission:
+    """Who may take an action, and when."""
+
+    roles: frozenset[Role]
+    before: frozenset[RequiredAction] = frozenset()
+    """The required actions a session may still owe when it takes this action."""
+    own_enterprise: bool = False
+    """The action acts on an enterprise: the caller's own, and only that one."""
+    forbidden: str = "this account may not do that"
+    """What a caller of another role is told."""
+
+
+ANY_ROLE = frozenset(Role)
+ADMIN = frozenset({Role.ADMIN})
+ANY_TIME = frozenset(RequiredAction)
+SCOPE_FIRST = frozenset({RequiredAction.BUSINESS_SCOPE})
+
+PERMISSIONS: dict[Action, Permission] = {
+    Action.SHOW_SESSION: Permission(ANY_ROLE, before=ANY_TIME),
+    Action.LOGOUT: Permission(ANY_ROLE, before=ANY_TIME),
+    Action.SHOW_ACCOUNT: Permission(ANY_ROLE),
+    Action.LIST_SCOPE_OPTIONS: Permission(ANY_ROLE, before=SCOPE_FIRST),
+    Action.SET_SCOPE: Permission(
+        ADMIN,
+        before=SCOPE_FIRST,
+        own_enterprise=True,
+        forbidden="only the enterprise administrator declares business scope",
+    ),
+    Action.ADD_OPERATOR: Permission(
+        ADMIN, own_enterprise=True, forbidden="only the enterprise administrator adds operators"
+    ),
+}
+
+ENDED = "session has expired or was ended; log in again"
+OTHER_ENTERPRISE = "an account acts on its own enterprise only"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A stored session, as the caller's request finds it."""
+
+    digest: str
+    method: str
+    last_seen_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    card_number: str | None
+    card_still_bound: bool
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a live session's account and what it must do first."""
+
+    account: Account
+    session: SessionRecord
+    required_actions: tuple[RequiredAction, ...]
+
+    def refusal(self, action: Action, *, on: str | None = None) -> DomainError | None:
+        """Why this caller may not take `action` (on the enterprise `on`), or None if it may."""
+        return refusal(self.account, self.required_actions, action, on=on)
+
+
+def refusal(
+    account: Account,
+    required_actions: tuple[RequiredAction, ...],
+    action: Action,
+    *,
+    on: str | None = None,
+) -> DomainError | None:
+    """Why `account`, owing `required_actions`, may not take `action` on `on`, if it may not."""
+    permission = PERMISSIONS[action]
+    if account.role not in permission.roles:
+        return DomainError(ErrorCode.FORBIDDEN, permission.forbidden)
+    owed = [required for required in required_actions if required not in permission.before]
+    if owed:
+        return DomainError(
+            ErrorCode.ACTION_REQUIRED,
+            f"first complete the required action: {owed[0].value.replace('_', ' ')}",
+        )
+    if permission.own_enterprise and (account.uscc is None or on not in (None, account.uscc)):
+        message = permission.forbidden if account.uscc is None else OTHER_ENTERPRISE
+        return DomainError(ErrorCode.FORBIDDEN, message)
+    return None
+
+
+def session_lapsed(deps: AccountsRuntime, session: SessionRecord, now: datetime) -> bool:
+    """Whether a session has ended: logged out, past its limits, or its card unbound."""
+    return (
+        session.revoked_at is not None
+        or now >= deps.sessions.idle_expiry(session.last_seen_at, session.expires_at)
+        or (session.method == "card" and not session.card_still_bound)
+    )
+
+
+async def authorize(
+    deps: AccountsRuntime,
+    connection: AsyncConnection,
+    token: str,
+    action: Action,
+    *,
+    on: str | None = None,
+) -> Caller:
+    """The caller behind `token`, if its session is live and it may take `action` (on `on`).
+
+    Refuses an ended session (UNAUTHENTICATED), another role (FORBIDDEN), a session owing a
+    required action first (ACTION_REQUIRED) and another enterprise (FORBIDDEN). The session's
+    idle clock restarts with each request it may make.
+    """
+    digest = token_digest(token)
+    row = (await connection.execute(_CALLER, {"digest": digest})).mappings().first()
+    now = deps.service.clock.now()
+    if row is None:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, ENDED)
+    account = account_from_row(row)
+    session = SessionRecord(
+        digest=digest,
+        method=row["session_method"],
+        last_seen_at=as_utc(row["session_last_seen_at"]),
+        expires_at=as_utc(row["session_expires_at"]),
+        revoked_at=None if row["session_revoked_at"] is None else as_utc(row["session_revoked_at"]),
+        card_number=row["session_card_number"],
+        card_still_bound=row["bound_account_id"] == account.account_id,
+    )
+    if session_lapsed(deps, session, now) or account.status is not AccountStatus.ACTIVE:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, ENDED)
+    caller = Caller(account=account, session=session, required_actions=account.required_actions)
+    refused = caller.refusal(action, on=on)
+    if refused is not None:
+        raise refused
+    await connection.execute(_TOUCH, {"digest": digest, "now": now})
+    return caller
+
+
+_CALLER = (
+    select(
+        *ACCOUNT_COLUMNS,
+        sessions.c.method.label("session_method"),
+        sessions.c.last_seen_at.label("session_last_seen_at"),
+        sessions.c.expires_at.label("session_expires_at"),
+        sessions.c.revoked_at.label("session_revoked_at"),
+        sessions.c.card_number.label("session_card_number"),
+        card_bindings.c.account_id.label("bound_account_id"),
+    )
+    .select_from(
+        sessions.join(accounts, accounts.c.account_id == sessions.c.account_id)
+        .outerjoin(enterprises, enterprises.c.uscc == accounts.c.uscc)
+        .outerjoin(card_bindings, card_bindings.c.card_number == sessions.c.card_number)
+    )
+    .where(sessions.c.token_digest == bindparam("digest"))
+)
+"""The session, its account and its card's binding, in one statement."""
+
+_TOUCH = (
+    update(sessions)
+    .where(sessions.c.token_digest == bindparam("digest"))
+    .values(last_seen_at=bindparam("now"))
+)

@@ -1,0 +1,341 @@
+"""Logging in with a password, and the sessions it opens: show, account, logout.
+
+A password login costs one read (the account, its throttling and whether its enterprise declared
+its business scope, in one statement) and one write (the session and the audit event); a refusal
+costs the read and the write that records it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from singlewindow.accounts.authorization import Action, authorize
+from singlewindow.accounts.dependencies import AccountsRuntime
+from singlewindow.accounts.domain import (
+    INCORRECT_CREDENTIALS,
+    Account,
+    AccountStatus,
+    account_key,
+    new_session_token,
+    token_digest,
+)
+from singlewindow.accounts.routes import routes
+from singlewindow.accounts.scope import Scopes
+from singlewindow.accounts.tables import (
+    ACCOUNT_COLUMNS,
+    account_from_row,
+    accounts,
+    enterprises,
+    login_throttle,
+    sessions,
+)
+from singlewindow.contracts import accounts as contract
+from singlewindow.contracts.accounts import (
+    AccountView,
+    AuthenticationAttempted,
+    BusinessScope,
+    LoginWithPassword,
+    Logout,
+    SessionView,
+    ShowAccount,
+    ShowSession,
+)
+from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.contracts.identifiers import mask_id_number, mask_mobile
+from singlewindow.runtime.db import as_utc
+from sqlalchemy import String, bindparam, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+log = structlog.get_logger("singlewindow.accounts.login")
+
+
+@dataclass(frozen=True)
+class LoginState:
+    """What a login attempt needs to know first: the account, if any, and its throttling."""
+
+    account: Account | None
+    failures: int
+    blocked_until: datetime | None
+
+
+class Logins:
+    """Throttling, sessions and password hashes, inside the caller's transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def state(self, key: str) -> LoginState:
+        """The account named `key` (if there is one) and the throttling of that name."""
+        row = (await self.connection.execute(_LOGIN_STATE, {"key": key})).mappings().one()
+        return LoginState(
+            account=None if row["account_id"] is None else account_from_row(row),
+            failures=row["failures"] or 0,
+            blocked_until=None if row["blocked_until"] is None else as_utc(row["blocked_until"]),
+        )
+
+    async def record_failure(self, key: str, now: datetime) -> int:
+        """Count one more consecutive failure for `key`, atomically; return the new count."""
+        statement = _RECORD_FAILURE[self.connection.dialect.name]
+        failures: int = (
+            await self.connection.execute(statement, {"key": key, "now": now})
+        ).scalar_one()
+        return failures
+
+    async def block_until(self, key: str, until: datetime) -> None:
+        """Refuse logins for `key` until `until`."""
+        await self.connection.execute(_BLOCK, {"key": key, "until": until})
+
+    async def clear_failures(self, key: str) -> None:
+        """Forget failures after a successful login."""
+        await self.connection.execute(_CLEAR_FAILURES, {"key": key})
+
+    async def set_password_hash(self, account_id: str, password_hash: str) -> None:
+        """Replace an account's password hash (a rehash at stronger parameters)."""
+        await self.connection.execute(
+            _SET_PASSWORD_HASH, {"id": account_id, "new_hash": password_hash}
+        )
+
+    async def open_session(
+        self,
+        digest: str,
+        account_id: str,
+        method: str,
+        now: datetime,
+        expires_at: datetime,
+        *,
+        card_number: str | None = None,
+        card_fingerprint: str | None = None,
+    ) -> None:
+        """Store a new session under its token digest (a card session with its card)."""
+        await self.connection.execute(
+            _OPEN_SESSION,
+            {
+                "token_digest": digest,
+                "account_id": account_id,
+                "method": method,
+                "created_at": now,
+                "last_seen_at": now,
+                "expires_at": expires_at,
+                "card_number": card_number,
+                "card_fingerprint": card_fingerprint,
+            },
+        )
+
+    async def revoke_session(self, digest: str, now: datetime) -> None:
+        """End a session."""
+        await self.connection.execute(_REVOKE, {"digest": digest, "now": now})
+
+
+_probe = select(bindparam("key", type_=String).label("key")).subquery("probe")
+_LOGIN_STATE = select(
+    *ACCOUNT_COLUMNS, login_throttle.c.failures, login_throttle.c.blocked_until
+).select_from(
+    _probe.outerjoin(accounts, accounts.c.account_key == _probe.c.key)
+    .outerjoin(enterprises, enterprises.c.uscc == accounts.c.uscc)
+    .outerjoin(login_throttle, login_throttle.c.account_key == _probe.c.key)
+)
+"""One row whether or not the account exists: an unknown name is throttled like a known one.
+The joins stay flat: a nested one would make SQLite materialise (scan) the accounts."""
+
+
+_COUNT_FAILURE = {"failures": login_throttle.c.failures + literal(1)}
+_NEW_FAILURE = {"account_key": bindparam("key"), "failures": 1, "blocked_until": bindparam("now")}
+_RECORD_FAILURE = {
+    "sqlite": sqlite.insert(login_throttle)
+    .values(_NEW_FAILURE)
+    .on_conflict_do_update(index_elements=[login_throttle.c.account_key], set_=_COUNT_FAILURE)
+    .returning(login_throttle.c.failures),
+    "postgresql": postgresql.insert(login_throttle)
+    .values(_NEW_FAILURE)
+    .on_conflict_do_update(index_elements=[login_throttle.c.account_key], set_=_COUNT_FAILURE)
+    .returning(login_throttle.c.failures),
+}
+"""By dialect: insert the first failure or count one more, in one atomic statement."""
+_BLOCK = (
+    update(login_throttle)
+    .where(login_throttle.c.account_key == bindparam("key"))
+    .values(blocked_until=bindparam("until"))
+)
+_CLEAR_FAILURES = login_throttle.delete().where(login_throttle.c.account_key == bindparam("key"))
+_SET_PASSWORD_HASH = (
+    update(accounts)
+    .where(accounts.c.account_id == bindparam("id"))
+    .values(password_hash=bindparam("new_hash"))
+)
+_OPEN_SESSION = insert(sessions)
+_REVOKE = (
+    update(sessions)
+    .where(sessions.c.token_digest == bindparam("digest"), sessions.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
+
+
+@routes.serve(contract.LOGIN_PASSWORD)
+async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> SessionView:
+    """Log in with account name and password; the session lists its required actions."""
+    name = request.account
+    key = account_key(name)
+    now = deps.service.clock.now()
+    async with deps.service.db.reading() as connection:
+        state = await Logins(connection).state(key)
+    found = state.account
+    if state.blocked_until is not None and state.blocked_until > now:
+        wait = math.ceil((state.blocked_until - now).total_seconds())
+        async with deps.service.db.transaction() as connection:
+            await _audit(deps, connection, name, found, "throttled", "too many failed attempts")
+        raise DomainError(
+            ErrorCode.THROTTLED, f"too many failed attempts; try again in {wait} seconds"
+        )
+    # An unknown account is verified against a decoy hash: both refusals take as long.
+    stored_hash = found.password_hash if found else deps.decoy_hash
+    matches = await deps.passwords.verify(stored_hash, request.password)
+    if found is None or not matches:
+        async with deps.service.db.transaction() as connection:
+            logins = Logins(connection)
+            failures = await logins.record_failure(key, now)
+            delay = deps.throttle.delay_after(failures)
+            if delay:
+                await logins.block_until(key, now + timedelta(seconds=delay))
+            await _audit(deps, connection, name, found, "failed", "incorrect credentials")
+        raise DomainError(ErrorCode.UNAUTHENTICATED, INCORRECT_CREDENTIALS)
+    if found.status is not AccountStatus.ACTIVE:
+        async with deps.service.db.transaction() as connection:
+            await _audit(deps, connection, name, found, "failed", f"account {found.status}")
+        raise DomainError(ErrorCode.FORBIDDEN, f"account is {found.status}; ask your administrator")
+    rehash = (
+        await deps.passwords.hash(request.password)
+        if deps.passwords.needs_rehash(found.password_hash)
+        else None
+    )
+    async with deps.service.db.transaction() as connection:
+        logins = Logins(connection)
+        if state.failures:
+            await logins.clear_failures(key)
+        if rehash:
+            await logins.set_password_hash(found.account_id, rehash)
+        session = await open_session(deps, logins, found, "password")
+        await _audit(deps, connection, name, found, "succeeded", None)
+    return session
+
+
+@routes.serve(contract.LOGOUT)
+async def logout(request: Logout, deps: AccountsRuntime) -> None:
+    """End the session; its token stops working at once."""
+    async with deps.service.db.transaction() as connection:
+        caller = await authorize(deps, connection, request.token, Action.LOGOUT)
+        await Logins(connection).revoke_session(caller.session.digest, deps.service.clock.now())
+
+
+@routes.serve(contract.SHOW_SESSION)
+async def show_session(request: ShowSession, deps: AccountsRuntime) -> SessionView:
+    """Show the current session and its required actions."""
+    async with deps.service.db.transaction() as connection:
+        caller = await authorize(deps, connection, request.token, Action.SHOW_SESSION)
+    session = caller.session
+    return session_view(
+        deps,
+        caller.account,
+        request.token,
+        deps.service.clock.now(),
+        session.expires_at,
+        method=session.method,
+        card_number=session.card_number,
+    )
+
+
+@routes.serve(contract.SHOW_ACCOUNT)
+async def show_account(request: ShowAccount, deps: AccountsRuntime) -> AccountView:
+    """Show the caller's own account."""
+    async with deps.service.db.transaction() as connection:
+        account = (await authorize(deps, connection, request.token, Action.SHOW_ACCOUNT)).account
+        scope: tuple[BusinessScope, ...] = ()
+        if account.uscc:
+            scope, _version = await Scopes(connection).current(account.uscc)
+    return AccountView(
+        account=account.account,
+        role=account.role,
+        name=account.name,
+        id_number_masked=mask_id_number(account.id_number),
+        mobile_masked=mask_mobile(account.mobile),
+        email=account.email,
+        uscc=account.uscc,
+        enterprise_name=account.enterprise_name,
+        business_scope=scope,
+        created_at=account.created_at,
+    )
+
+
+async def open_session(
+    deps: AccountsRuntime,
+    logins: Logins,
+    account: Account,
+    method: str,
+    *,
+    card_number: str | None = None,
+    card_fingerprint: str | None = None,
+) -> SessionView:
+    """Open a session of `account` (a card session bound to its card) and describe it."""
+    now = deps.service.clock.now()
+    token = new_session_token()
+    expires_at = now + deps.sessions.absolute
+    await logins.open_session(
+        token_digest(token),
+        account.account_id,
+        method,
+        now,
+        expires_at,
+        card_number=card_number,
+        card_fingerprint=card_fingerprint,
+    )
+    return session_view(
+        deps, account, token, now, expires_at, method=method, card_number=card_number
+    )
+
+
+def session_view(
+    deps: AccountsRuntime,
+    account: Account,
+    token: str,
+    last_seen: datetime,
+    expires_at: datetime,
+    *,
+    method: str,
+    card_number: str | None = None,
+) -> SessionView:
+    """What the client is told of a session."""
+    return SessionView(
+        token=token,
+        account=account.account,
+        role=account.role,
+        uscc=account.uscc,
+        enterprise_name=account.enterprise_name,
+        required_actions=account.required_actions,
+        expires_at=expires_at,
+        idle_expires_at=deps.sessions.idle_expiry(last_seen, expires_at),
+        method=method,
+        card_number=card_number,
+        operator_level=account.operator_level,
+    )
+
+
+async def _audit(
+    deps: AccountsRuntime,
+    connection: AsyncConnection,
+    account: str,
+    found: Account | None,
+    outcome: str,
+    reason: str | None,
+) -> None:
+    log.info("authentication attempt", account=account, outcome=outcome, reason=reason)
+    await deps.service.emit(
+        connection,
+        contract.AUTHENTICATION_ATTEMPTED,
+        AuthenticationAttempted(
+            account=account[:64], method="password", outcome=outcome, reason=reason
+        ),
+        subject=found.uscc if found else None,
+    )
