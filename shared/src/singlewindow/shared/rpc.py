@@ -5,43 +5,35 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from typing import TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 from singlewindow.shared.errors import DomainError, ErrorBody, ErrorCode, invalid
 from singlewindow.shared.observability import REQUEST_SECONDS, REQUESTS, bind_correlation_id
+from singlewindow.shared.wire import (
+    MAX_REQUEST_BYTES,
+    AuthenticatedRequest,
+    Request,
+    decode_reply,
+    encode_error,
+    encode_result,
+)
 
-MAX_REQUEST_BYTES = 64 * 1024
-"""No command of the platform needs more; anything larger is refused unread."""
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "AuthenticatedRequest",
+    "Request",
+    "decode_reply",
+    "encode_error",
+    "encode_result",
+    "parse_request",
+    "respond",
+]
 
 log = structlog.get_logger("singlewindow.rpc")
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class Request(BaseModel):
-    """Base of request bodies: frozen, unknown fields refused."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
-
-class AuthenticatedRequest(Request):
-    """A request made inside a session."""
-
-    token: str
-
-
-def encode_result(result: BaseModel | None) -> bytes:
-    """The JSON reply of a request that succeeded."""
-    payload = None if result is None else result.model_dump(mode="json")
-    return json.dumps({"result": payload}, ensure_ascii=False).encode()
-
-
-def encode_error(error: ErrorBody) -> bytes:
-    """The JSON reply of a request that was refused."""
-    return json.dumps({"error": error.model_dump(mode="json")}, ensure_ascii=False).encode()
 
 
 def parse_request(body: bytes, model: type[RequestT]) -> RequestT:
@@ -92,16 +84,3 @@ async def respond(
     finally:
         REQUESTS.labels(subject=subject, outcome=outcome).inc()
         REQUEST_SECONDS.labels(subject=subject).observe(time.perf_counter() - started)
-
-
-@overload
-def decode_reply(data: bytes, model: type[ModelT]) -> ModelT: ...
-@overload
-def decode_reply(data: bytes, model: None) -> None: ...
-def decode_reply(data: bytes, model: type[ModelT] | None) -> ModelT | None:
-    """Read a reply made by `encode_result`, raising DomainError for an error reply."""
-    reply: dict[str, Any] = json.loads(data)
-    if "error" in reply:
-        error = ErrorBody.model_validate(reply["error"])
-        raise DomainError(error.code, error.message, error.fields)
-    return None if model is None else model.model_validate(reply["result"])

@@ -11,7 +11,7 @@ from singlewindow.shared.contracts.card_gateway import CardData, OperatorLevel
 from singlewindow.shared.contracts.common import AccountHolder, Password
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.identifiers import Uscc
-from singlewindow.shared.rpc import AuthenticatedRequest, Request
+from singlewindow.shared.wire import AuthenticatedRequest, Request
 
 SERVICE = "accounts"
 QUEUE = "accounts"

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
 from singlewindow.shared.identifiers import CardPin
-from singlewindow.shared.rpc import Request
+from singlewindow.shared.wire import Request
 
 SERVICE = "card-gateway"
 QUEUE = "card-gateway"

@@ -22,7 +22,7 @@ from singlewindow.shared.identifiers import (
     mask_mobile,
     normalise_resident_id,
 )
-from singlewindow.shared.rpc import Request
+from singlewindow.shared.wire import Request
 
 Text = Annotated[str, Field(strict=True), StringConstraints(strip_whitespace=True, min_length=1)]
 PersonName = Annotated[Text, StringConstraints(max_length=50)]

@@ -14,7 +14,7 @@ from singlewindow.shared.contracts.common import (
     MaskedPerson,
 )
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
-from singlewindow.shared.rpc import Request
+from singlewindow.shared.wire import Request
 
 SERVICE = "registration"
 QUEUE = "registration"

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from singlewindow.shared.events import EventData, EventSpec, StreamSpec
-from singlewindow.shared.rpc import Request
+from singlewindow.shared.wire import Request
 
 SERVICE = "review"
 QUEUE = "review"
