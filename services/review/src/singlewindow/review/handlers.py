@@ -60,8 +60,10 @@ async def list_tasks(msg: NatsMessage, deps: Deps) -> bytes:
 
     async def handle(request: ListTasks) -> TaskList:
         async with deps.service.db.reading() as connection:
+            tasks = Tasks(connection)
             return TaskList(
-                tasks=await Tasks(connection).list(request.state, request.limit, request.offset)
+                tasks=await tasks.list(request.state, request.limit, request.offset),
+                total=await tasks.count(request.state),
             )
 
     return await deps.service.answer(msg, ListTasks, handle)
