@@ -54,7 +54,8 @@ def wait_ready(swctl: Swctl, data_dir: Path, within: float = 2 * WITHIN) -> dict
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         status = swctl("status", "--data-dir", str(data_dir), "--json")
-        if status.code == 0:
+        # Before the platform writes its state, status asks NATS instead (and says so in a note).
+        if status.code == 0 and "note" not in status.json():
             report: dict[str, Any] = status.json()
             return report
         time.sleep(0.2)

@@ -30,13 +30,20 @@ class Swctl:
     nats_url: str
     config_dir: Path
 
-    def __call__(self, *args: str, stdin: str | None = None, timeout: float = 60) -> Result:
-        """Run `swctl ARGS...`."""
+    def __call__(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        timeout: float = 60,
+        cwd: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> Result:
+        """Run `swctl ARGS...` (in `cwd`, with `extra_env` over swctl's own variables)."""
         env = {
             "SW_NATS_URL": self.nats_url,
             "SWCTL_CONFIG_DIR": str(self.config_dir),
             "PATH": "/usr/bin:/bin",
-        }
+        } | (extra_env or {})
         completed = subprocess.run(
             [sys.executable, "-m", "singlewindow.swctl", *args],
             input=stdin if stdin is not None else "",
@@ -44,6 +51,7 @@ class Swctl:
             text=True,
             env=env,
             timeout=timeout,
+            cwd=cwd,
             check=False,
         )
         return Result(completed.returncode, completed.stdout, completed.stderr)

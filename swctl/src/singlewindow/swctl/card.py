@@ -20,20 +20,23 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-from singlewindow.contracts import card_gateway
-from singlewindow.swctl.client import Client
-from singlewindow.swctl.platform import EMULATOR_MODULE, PlatformConfig, take_out_card
-from singlewindow.virtual_card.issuing import DEFAULT_PIN, DEFAULT_TRIES, DevCA, IssuingError
-from singlewindow.virtual_card.pcscd import DEFAULT_VPCD_PORT
-from singlewindow.virtual_card.vpcd import CARD_SEEN
+from singlewindow.swctl.errors import EXIT_OK, EXIT_REFUSED, UsageError
+from singlewindow.virtual_card.defaults import DEFAULT_PIN, DEFAULT_TRIES
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from singlewindow.swctl.client import Client
+    from singlewindow.swctl.platform import PlatformConfig
+
+# The card's cryptography, the platform and the contracts are imported by the commands that use
+# them: swctl's parser imports this module, and `swctl --help` should not wait for them.
 
 
 def _config(args: argparse.Namespace) -> PlatformConfig:
+    from singlewindow.swctl.platform import PlatformConfig
+
     return PlatformConfig(data_dir=Path(args.data_dir).resolve())
 
 
@@ -53,13 +56,13 @@ def _print(args: argparse.Namespace, document: dict[str, Any], plain: list[str])
 
 def issue(args: argparse.Namespace) -> int:
     """`swctl card issue`: a new virtual card from the development CA."""
+    from singlewindow.virtual_card.issuing import DevCA, IssuingError
+
     config = _config(args)
     if args.type == "operator" and args.level is None:
-        print("swctl: an operator card needs --level entry|declaration", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("an operator card needs --level entry|declaration")
     if args.type == "legal-person" and args.level is not None:
-        print("swctl: --level is for operator cards only", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("--level is for operator cards only")
     try:
         ca = DevCA.open(config.dev_ca_dir)
         issued = ca.issue_card(
@@ -125,6 +128,8 @@ def issue(args: argparse.Namespace) -> int:
 
 def show_ca(args: argparse.Namespace) -> int:
     """`swctl card ca`: the development CA certificate (PEM), the platform's trust anchor."""
+    from singlewindow.virtual_card.issuing import DevCA, IssuingError
+
     try:
         ca = DevCA.open(_config(args).dev_ca_dir)
     except IssuingError as exc:
@@ -146,6 +151,8 @@ def show_ca(args: argparse.Namespace) -> int:
 
 def revoke(args: argparse.Namespace) -> int:
     """`swctl card revoke CARD`: put a card's certificate on the CRL."""
+    from singlewindow.virtual_card.issuing import DevCA, IssuingError
+
     try:
         ca = DevCA.open(_config(args).dev_ca_dir)
         revocation = ca.revoke(args.card)
@@ -170,6 +177,8 @@ def revoke(args: argparse.Namespace) -> int:
 
 def _default_reader_port(config: PlatformConfig) -> int:
     """The running platform's vpcd port, else $SW_VPCD_PORT, else Debian's 35963."""
+    from singlewindow.virtual_card.pcscd import DEFAULT_VPCD_PORT
+
     try:
         state = json.loads(config.state_file.read_text())
         port: int = state["cards"]["pcscd"]["vpcd_port"]
@@ -185,18 +194,18 @@ def _slot_files(config: PlatformConfig, port: int) -> tuple[Path, Path]:
 def insert(args: argparse.Namespace) -> int:
     """`swctl card insert CARD`: put a virtual card into the vpcd reader (replacing one that is
     there) until `swctl card remove`."""
+    from singlewindow.swctl.platform import EMULATOR_MODULE, take_out_card
+
     config = _config(args)
     port = args.reader_port or _default_reader_port(config)
     if args.not_eport:
         if args.card is not None:
-            print("swctl: give a CARD or --not-eport, not both", file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError("give a CARD or --not-eport, not both")
         card_args, label = ["--not-eport"], "a card that is not an E-Port card"
         card_number = None
     else:
         if args.card is None:
-            print("swctl: which card? give its number or card file", file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError("which card? give its number or card file")
         path = Path(args.card)
         if path.suffix != ".json":
             path = config.cards_dir / f"{args.card}.json"
@@ -251,6 +260,8 @@ def insert(args: argparse.Namespace) -> int:
 def _wait_inserted(
     process: subprocess.Popen[bytes], log_path: Path, start: int, timeout: float
 ) -> bool:
+    from singlewindow.virtual_card.vpcd import CARD_SEEN
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # Connected is not enough: pcscd polls the reader, and clients see the card only once
@@ -265,6 +276,8 @@ def _wait_inserted(
 
 def remove(args: argparse.Namespace) -> int:
     """`swctl card remove`: take the virtual card out of the reader."""
+    from singlewindow.swctl.platform import take_out_card
+
     config = _config(args)
     port = args.reader_port or _default_reader_port(config)
     state_file, _ = _slot_files(config, port)
@@ -287,6 +300,8 @@ def remove(args: argparse.Namespace) -> int:
 
 async def readers(args: argparse.Namespace, client: Client) -> BaseModel:
     """`swctl card readers`: card-gateway's readers and what is in them."""
+    from singlewindow.contracts import card_gateway
+
     return await client.call(card_gateway.LIST_READERS, {})
 
 
@@ -306,7 +321,8 @@ def register(group: Any, command: Callable[..., argparse.ArgumentParser]) -> Non
     def data_dir(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument(
             "--data-dir",
-            default=os.environ.get("SW_DATA_DIR", "var"),
+            # swctl's own --data-dir (before the command) holds the default.
+            default=argparse.SUPPRESS,
             help="the embedded platform's data directory, with dev-ca/ and cards/ (env SW_DATA_DIR)",
         )
         return sub

@@ -18,8 +18,7 @@ from pydantic import BaseModel
 from singlewindow.contracts.bus import inbox_prefix
 from singlewindow.contracts.endpoints import Endpoint
 from singlewindow.contracts.wire import decode_result
-
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+from singlewindow.swctl.errors import SessionFileError
 
 ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
 
@@ -54,12 +53,15 @@ class Client:
                         connect_timeout=2,
                         allow_reconnect=False,
                         max_reconnect_attempts=1,
+                        # Else nats-py waits its 2 s between attempts before saying it failed.
+                        reconnect_time_wait=0,
                         error_cb=_quiet,
                         inbox_prefix=inbox_prefix(urlsplit(self.url).username or "swctl"),
                     ),
                     timeout=CONNECT_SECONDS,
                 )
-            except (NoServersError, OSError, TimeoutError) as exc:
+            except (NoServersError, OSError, TimeoutError, ValueError) as exc:
+                # ValueError: a URL nats-py cannot parse (e.g. a port that is not a number).
                 raise Unreachable(f"cannot reach NATS at {self.url}") from exc
         return self._nc
 
@@ -112,22 +114,38 @@ def session_file() -> Path:
 def save_session(session: dict[str, object]) -> None:
     """Keep a session, readable by its owner only."""
     path = session_file()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(session, handle, ensure_ascii=False, default=str)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(session, handle, ensure_ascii=False, default=str)
+    except OSError as exc:
+        raise SessionFileError(f"cannot save the session in {path}: {exc.strerror}") from exc
 
 
 def load_token() -> str | None:
-    """The saved session's token, if any."""
+    """The saved session's token; None without a session file, SessionFileError if damaged."""
+    path = session_file()
     try:
-        data = json.loads(session_file().read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
-    token = data.get("token")
-    return token if isinstance(token, str) else None
+    except OSError as exc:
+        raise SessionFileError(f"cannot read the session file {path}: {exc.strerror}") from exc
+    except ValueError:  # not UTF-8, or not JSON
+        data = None
+    token = data.get("token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise SessionFileError(
+            f"the session file {path} is damaged; `swctl logout` removes it, then log in again"
+        )
+    return token
 
 
 def forget_session() -> None:
     """Remove the saved session."""
-    session_file().unlink(missing_ok=True)
+    path = session_file()
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise SessionFileError(f"cannot remove the session file {path}: {exc.strerror}") from exc

@@ -1,97 +1,189 @@
 """swctl: the command line of the Single Window platform.
 
-Exit codes: 0 done; 1 refused (validation, conflict, not found, wrong password); 2 usage error;
-3 platform unreachable.
+Exit codes: 0 done; 1 refused (validation, conflict, not found, wrong password, not logged in);
+2 usage error; 3 platform unreachable; 4 swctl failed unexpectedly; 130 interrupted (Ctrl-C);
+141 stdout closed early (`swctl ... | head -1`).
+
+Start-up stays short: this module imports only the standard library's lighter parts, and each
+command imports what it needs (pydantic, nats, the contracts) when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import getpass
-import json
 import os
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from pydantic import BaseModel
-from singlewindow.contracts import accounts, registration, review
-from singlewindow.contracts.errors import DomainError, ErrorCode
-from singlewindow.swctl import card, cardflows, deadletter, events, up
-from singlewindow.swctl.client import (
-    DEFAULT_NATS_URL,
-    Client,
-    Unreachable,
-    forget_session,
-    load_token,
-    save_session,
+from singlewindow.swctl import card
+from singlewindow.swctl.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PIPE_CLOSED,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    SessionFileError,
+    UsageError,
 )
-from singlewindow.swctl.platform import DEFAULT_HTTP_PORT_BASE
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from singlewindow.contracts import review
+    from singlewindow.swctl.cardflows import Flows
+    from singlewindow.swctl.client import Client
 
-Command = Callable[[argparse.Namespace, Client], Awaitable[BaseModel | None]]
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_TIMEOUT = 10.0
+DEBUG_VARIABLE = "SWCTL_DEBUG"
+"""Set to 1 to see the traceback behind an unexpected failure."""
+
+Command = Callable[[argparse.Namespace, "Client"], Awaitable["BaseModel | dict[str, Any] | None"]]
+LocalCommand = Callable[[argparse.Namespace], int]
 
 
-class UsageError(Exception):
-    """The command line itself is wrong (exit code 2)."""
-
-
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run swctl and exit with its exit code."""
-    sys.exit(run(argv))
+    try:
+        code = run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing more, as the Python docs advise.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_PIPE_CLOSED
+    sys.exit(code)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the command; return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "command"):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    if args.command in LOCAL_COMMANDS:
-        return int(LOCAL_COMMANDS[args.command](args))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = _asks_for_json(arguments)
     try:
+        args = parse(arguments)
+        if args is None:
+            return EXIT_OK  # --help
+        as_json = args.json
+        if args.command in LOCAL_COMMANDS:
+            return LOCAL_COMMANDS[args.command](args)
+        import asyncio
+
         return asyncio.run(_run_remote(args))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise
+    except Exception as exc:  # the last resort: one plain line, never a traceback
+        return report_failure(exc, as_json=as_json)
+
+
+def parse(arguments: list[str]) -> argparse.Namespace | None:
+    """The parsed command line, its global options resolved; None after `--help`."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(arguments)
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            return None
+        raise
+    if not hasattr(args, "command"):
+        raise UsageError("which command? `swctl --help` lists them", parser.format_usage())
+    given = args.nats_url or os.environ.get("SW_NATS_URL")
+    args.nats_url_given = bool(given)
+    args.nats_url = given or DEFAULT_NATS_URL
+    if getattr(args, "jsonl", False) and args.json:
+        raise UsageError("--json and --jsonl: give one of them")
+    return args
+
+
+def _asks_for_json(arguments: list[str]) -> bool:
+    """Whether --json is on the command line, for errors found before it is parsed."""
+    before_end = arguments[: arguments.index("--")] if "--" in arguments else arguments
+    return "--json" in before_end
 
 
 async def _run_remote(args: argparse.Namespace) -> int:
+    from singlewindow.swctl.client import Client
+
     client = Client(args.nats_url, args.timeout)
     try:
         result = await COMMANDS[args.command](args, client)
-    except UsageError as exc:
-        print(f"swctl: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Unreachable as exc:
-        print(f"unreachable: {exc}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"error": {"code": "unreachable", "message": str(exc)}}))
-        return EXIT_UNREACHABLE
-    except DomainError as exc:
-        print(f"refused: {exc.message}", file=sys.stderr)
-        for field in exc.fields:
-            print(f"  {field.path}: {field.message}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"error": exc.body().model_dump(mode="json")}, ensure_ascii=False))
-        return EXIT_REFUSED
     finally:
         await client.close()
     if result is not None:
-        print_result(result, as_json=args.json)
+        plain = PLAIN.get(args.command)
+        if plain is not None and not args.json:
+            plain(result, args)
+        else:
+            print_result(result, as_json=args.json)
     return EXIT_OK
 
 
-def print_result(result: BaseModel, *, as_json: bool) -> None:
+def report_failure(exc: BaseException, *, as_json: bool) -> int:
+    """Say what went wrong on stderr (and as one JSON document with --json); the exit code."""
+    code, exit_code, message, fields = _classify(exc)
+    if isinstance(exc, UsageError) and exc.usage:
+        sys.stderr.write(exc.usage)
+    if exit_code == EXIT_REFUSED:
+        print(f"refused: {message}", file=sys.stderr)
+        for path, text in fields:
+            print(f"  {path}: {text}", file=sys.stderr)
+    elif exit_code == EXIT_UNREACHABLE:
+        print(f"unreachable: {message}", file=sys.stderr)
+    else:
+        print(f"swctl: {message}", file=sys.stderr)
+    if exit_code == EXIT_INTERNAL and os.environ.get(DEBUG_VARIABLE):
+        traceback.print_exception(exc, file=sys.stderr)
+    if as_json:
+        import json
+
+        error = {
+            "code": code,
+            "message": message,
+            "fields": [{"path": path, "message": text} for path, text in fields],
+        }
+        print(json.dumps({"error": error}, ensure_ascii=False))
+    return exit_code
+
+
+def _classify(exc: BaseException) -> tuple[str, int, str, list[tuple[str, str]]]:
+    """The error code, exit code, message and offending fields of a failure."""
+    if isinstance(exc, UsageError):
+        return "usage", EXIT_USAGE, str(exc), []
+    if isinstance(exc, SessionFileError):
+        return "session_file", EXIT_REFUSED, str(exc), []
+    # Only modules already imported can have raised their exceptions: no import just to compare.
+    errors = sys.modules.get("singlewindow.contracts.errors")
+    if errors is not None and isinstance(exc, errors.DomainError):
+        fields = [(field.path, field.message) for field in exc.fields]
+        return exc.code.value, EXIT_REFUSED, exc.message, fields
+    client = sys.modules.get("singlewindow.swctl.client")
+    if client is not None and isinstance(exc, client.Unreachable):
+        return "unreachable", EXIT_UNREACHABLE, str(exc), []
+    nats_errors = sys.modules.get("nats.errors")
+    if nats_errors is not None and isinstance(exc, nats_errors.Error):
+        return "unreachable", EXIT_UNREACHABLE, f"NATS: {exc}", []
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    hint = f"a bug in swctl; {DEBUG_VARIABLE}=1 shows where"
+    return "internal", EXIT_INTERNAL, f"unexpected error ({what}); {hint}", []
+
+
+def print_result(result: BaseModel | dict[str, Any], *, as_json: bool) -> None:
     """Print a result: one JSON document with --json, readable lines otherwise."""
     if as_json:
-        print(result.model_dump_json(indent=2))
+        if isinstance(result, dict):
+            import json
+
+            print(json.dumps(result, ensure_ascii=False, indent=2))
+        else:
+            print(result.model_dump_json(indent=2))
         return
-    _print_plain(result.model_dump(mode="json"), indent="")
+    _print_plain(result if isinstance(result, dict) else result.model_dump(mode="json"), "")
 
 
 def _print_plain(value: Any, indent: str) -> None:
@@ -119,21 +211,52 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def _read_json_file(path: str) -> dict[str, Any]:
+def read_json_file(path: str) -> dict[str, Any]:
+    """The JSON object in `path` (`-` for stdin): UTF-8, a BOM allowed, at most one request."""
+    import json
+
+    from singlewindow.contracts.wire import MAX_REQUEST_BYTES
+
+    name = "stdin" if path == "-" else path
+    too_large = (
+        f"{name} is larger than {MAX_REQUEST_BYTES} bytes, the most the platform takes in one "
+        "request; is it the right file?"
+    )
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_REQUEST_BYTES + 1)
+        else:
+            with Path(path).open("rb") as handle:
+                if os.fstat(handle.fileno()).st_size > MAX_REQUEST_BYTES:
+                    raise UsageError(too_large)
+                data = handle.read(MAX_REQUEST_BYTES + 1)
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_REQUEST_BYTES:
+        raise UsageError(too_large)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UsageError(f"{name} is UTF-16 text; save it as UTF-8")
+    if b"\x00" in data:
+        raise UsageError(f"{name} is not UTF-8 text (it holds NUL bytes: UTF-16, or binary?)")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"{path} must hold a JSON object")
-    return data
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{name} is not UTF-8 text (byte {exc.start} is not UTF-8)") from exc
+    try:
+        document = json.loads(text)
+    except RecursionError as exc:
+        raise UsageError(f"{name} is nested too deeply to be an application") from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        raise UsageError(f"{name} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise UsageError(f"{name} must hold a JSON object")
+    return document
 
 
 def _token() -> str:
+    from singlewindow.contracts.errors import DomainError, ErrorCode
+    from singlewindow.swctl.client import load_token
+
     token = load_token()
     if token is None:
         raise DomainError(
@@ -142,20 +265,26 @@ def _token() -> str:
     return token
 
 
-# Commands
+# Commands: each imports what it needs when it runs.
 
 
 async def cmd_register_cardless(args: argparse.Namespace, client: Client) -> BaseModel:
-    application = _read_json_file(args.file)
+    from singlewindow.contracts import registration
+
+    application = read_json_file(args.file)
     return await client.call(registration.SUBMIT_CARDLESS, application)
 
 
 async def cmd_register_resubmit(args: argparse.Namespace, client: Client) -> BaseModel:
-    application = _read_json_file(args.file) | {"application_id": args.application}
+    from singlewindow.contracts import registration
+
+    application = read_json_file(args.file) | {"application_id": args.application}
     return await client.call(registration.RESUBMIT_CARDLESS, application)
 
 
 async def cmd_registration_show(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.contracts import registration
+
     return await client.call(
         registration.SHOW_APPLICATION,
         {"application_id": args.application},
@@ -163,19 +292,57 @@ async def cmd_registration_show(args: argparse.Namespace, client: Client) -> Bas
 
 
 async def cmd_review_list(args: argparse.Namespace, client: Client) -> BaseModel:
-    state = None if args.all else review.TaskState.OPEN.value
-    return await client.call(review.LIST_TASKS, {"state": state})
+    from singlewindow.contracts import review
+
+    request = {
+        "state": None if args.all else review.TaskState.OPEN.value,
+        "limit": args.limit,
+        "offset": args.offset,
+    }
+    return await client.call(review.LIST_TASKS, request)
 
 
-async def cmd_review_show(args: argparse.Namespace, client: Client) -> BaseModel:
-    return await client.call(review.SHOW_TASK, {"task_id": args.task})
+def print_task_list(tasks: review.TaskList, args: argparse.Namespace) -> None:
+    """One line per task, then which page this is; `review show TASK` has the submission."""
+    rows = [("TASK", "STATE", "DUE (UTC)", "APPLICATION", "USCC", "ENTERPRISE")]
+    for task in tasks.tasks:
+        state = task.decision.value if task.decision else task.state.value
+        application = task.application_id
+        rows.append(
+            (
+                task.task_id,
+                f"{state}, overdue" if task.overdue else state,
+                f"{task.due_by:%Y-%m-%d %H:%M}",
+                application if task.attempt == 1 else f"{application} (attempt {task.attempt})",
+                task.uscc,
+                task.enterprise_name,
+            )
+        )
+    if tasks.tasks:
+        # The enterprise name goes last: CJK characters are two columns wide.
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            print("  ".join([*cells, row[-1]]))
+    print(_page_line(len(tasks.tasks), tasks.total, args.offset))
 
 
-def _decide(decision: review.Decision) -> Command:
+def _page_line(shown: int, total: int, offset: int) -> str:
+    if shown == 0:
+        return f"no tasks at offset {offset} ({total} in all)" if total else "no tasks"
+    line = f"tasks {offset + 1}-{offset + shown} of {total}"
+    if offset + shown < total:
+        line += f"; the next page: --offset {offset + shown}"
+    return line
+
+
+def _decide(decision: str) -> Command:
     async def command(args: argparse.Namespace, client: Client) -> BaseModel:
+        from singlewindow.contracts import review
+
         request = {
             "task_id": args.task,
-            "decision": decision.value,
+            "decision": decision,
             "reason": getattr(args, "reason", None),
             "reviewer": args.reviewer,
         }
@@ -184,7 +351,25 @@ def _decide(decision: review.Decision) -> Command:
     return command
 
 
+async def cmd_review_show(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.contracts import review
+
+    return await client.call(review.SHOW_TASK, {"task_id": args.task})
+
+
+def _read_password(account: str) -> str:
+    import getpass
+
+    try:
+        return getpass.getpass(f"password for {account}: ")
+    except EOFError as exc:
+        raise UsageError("no password given (stdin ended); --password-stdin reads one") from exc
+
+
 async def cmd_login(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.contracts import accounts
+    from singlewindow.swctl.client import save_session
+
     if args.card:
         if args.account or args.password_stdin:
             raise UsageError("--card logs in with the card: no --account or --password-stdin")
@@ -196,7 +381,7 @@ async def cmd_login(args: argparse.Namespace, client: Client) -> BaseModel:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass(f"password for {args.account}: ")
+        password = _read_password(args.account)
     session = await client.call(
         accounts.LOGIN_PASSWORD,
         {"account": args.account, "password": password},
@@ -206,6 +391,8 @@ async def cmd_login(args: argparse.Namespace, client: Client) -> BaseModel:
 
 
 async def cmd_register_card(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.swctl.client import save_session
+
     admin = _details_file(args, "admin") if args.file else None
     if admin is None and not sys.stdin.isatty():
         raise UsageError("no terminal to ask the administrator's details on; give them with --file")
@@ -219,7 +406,9 @@ async def cmd_operators_add_card(args: argparse.Namespace, client: Client) -> Ba
     return await _card_flows(args, client).add_operator(_token(), operator)
 
 
-def _card_flows(args: argparse.Namespace, client: Client) -> cardflows.Flows:
+def _card_flows(args: argparse.Namespace, client: Client) -> Flows:
+    from singlewindow.swctl import cardflows
+
     # With --json, stdout holds the one result document: the card's data and prompts go to stderr.
     out = sys.stderr if args.json else sys.stdout
     pin = cardflows.pin_from_stdin() if args.pin_stdin else cardflows.pin_from_terminal(out)
@@ -229,35 +418,99 @@ def _card_flows(args: argparse.Namespace, client: Client) -> cardflows.Flows:
 def _details_file(args: argparse.Namespace, key: str) -> dict[str, Any]:
     if args.file == "-" and args.pin_stdin:
         raise UsageError("--file - and --pin-stdin cannot both read stdin")
-    details = _read_json_file(args.file).get(key)
+    details = read_json_file(args.file).get(key)
     if not isinstance(details, dict):
         raise UsageError(f"{args.file} must hold an `{key}` object")
     return details
 
 
-async def cmd_logout(args: argparse.Namespace, client: Client) -> None:
-    token = load_token()
+async def cmd_logout(args: argparse.Namespace, client: Client) -> dict[str, Any]:
+    from singlewindow.contracts import accounts
+    from singlewindow.contracts.errors import DomainError
+    from singlewindow.swctl.client import forget_session, load_token, session_file
+
+    path = str(session_file())
+    try:
+        token = load_token()
+    except SessionFileError:
+        forget_session()
+        return {"logged_out": False, "session_file": path, "detail": "damaged session removed"}
+    if token is None:
+        return {"logged_out": False, "session_file": path, "detail": "not logged in"}
     forget_session()
-    if token is not None:
-        # A session already ended on the server needs no more: the local copy is gone either way.
-        with contextlib.suppress(DomainError):
-            await client.call(accounts.LOGOUT, {"token": token})
+    # A session already ended on the server needs no more: the local copy is gone either way.
+    with contextlib.suppress(DomainError):
+        await client.call(accounts.LOGOUT, {"token": token})
+    return {"logged_out": True, "session_file": path, "detail": "logged out"}
+
+
+def print_logout(outcome: dict[str, Any], args: argparse.Namespace) -> None:
+    """What logout did, in one line."""
+    if outcome["logged_out"]:
+        print("logged out")
+    elif outcome["detail"] == "not logged in":
+        print(f"not logged in (no session in {outcome['session_file']}); nothing to do")
+    else:
+        print(f"removed the damaged session file {outcome['session_file']}; log in again")
 
 
 async def cmd_whoami(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.contracts import accounts
+
     return await client.call(accounts.SHOW_SESSION, {"token": _token()})
 
 
 async def cmd_account_show(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.contracts import accounts
+
     return await client.call(accounts.SHOW_ACCOUNT, {"token": _token()})
 
 
 async def cmd_scope_options(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.contracts import accounts
+
     return await client.call(accounts.SCOPE_OPTIONS, {"token": _token()})
 
 
 async def cmd_scope_set(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.contracts import accounts
+
     return await client.call(accounts.SET_SCOPE, {"token": _token(), "codes": args.codes})
+
+
+async def cmd_events_tail(args: argparse.Namespace, client: Client) -> None:
+    from singlewindow.swctl import events
+
+    await events.tail(args, client)
+
+
+async def cmd_deadletter_list(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.swctl import deadletter
+
+    return await deadletter.list_dead_letters(args, client)
+
+
+async def cmd_deadletter_replay(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.swctl import deadletter
+
+    return await deadletter.replay(args, client)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from singlewindow.swctl import up
+    from singlewindow.swctl.platform import DEFAULT_HTTP_PORT_BASE
+
+    if args.json:
+        raise UsageError("`swctl up` prints its progress, not JSON; `swctl status --json` does")
+    if args.http_port_base is None:
+        args.http_port_base = int(os.environ.get("SW_HTTP_PORT_BASE", DEFAULT_HTTP_PORT_BASE))
+    return up.up(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from singlewindow.swctl import status
+
+    return status.status(args)
 
 
 COMMANDS: dict[str, Command] = {
@@ -266,9 +519,9 @@ COMMANDS: dict[str, Command] = {
     "registration show": cmd_registration_show,
     "review list": cmd_review_list,
     "review show": cmd_review_show,
-    "review approve": _decide(review.Decision.APPROVE),
-    "review reject": _decide(review.Decision.REJECT),
-    "review return": _decide(review.Decision.RETURN),
+    "review approve": _decide("approve"),
+    "review reject": _decide("reject"),
+    "review return": _decide("return"),
     "login": cmd_login,
     "register card": cmd_register_card,
     "operators add-card": cmd_operators_add_card,
@@ -277,54 +530,147 @@ COMMANDS: dict[str, Command] = {
     "account show": cmd_account_show,
     "scope options": cmd_scope_options,
     "scope set": cmd_scope_set,
-    "events tail": events.tail,
-    "deadletter list": deadletter.list_dead_letters,
-    "deadletter replay": deadletter.replay,
+    "events tail": cmd_events_tail,
+    "deadletter list": cmd_deadletter_list,
+    "deadletter replay": cmd_deadletter_replay,
     **card.COMMANDS,
 }
 
-LOCAL_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "up": up.up,
-    "status": up.status,
+PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
+    "review list": print_task_list,
+    "logout": print_logout,
+}
+"""Commands whose readable output is not the generic `key: value` lines."""
+
+LOCAL_COMMANDS: dict[str, LocalCommand] = {
+    "up": cmd_up,
+    "status": cmd_status,
     **card.LOCAL_COMMANDS,
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is raised (and so reported like any other, --json included)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (`{self.prog} --help` says more)", self.format_usage())
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--nats-url, --json and --timeout; with the real defaults on swctl itself only.
+
+    Each subcommand takes them too, with suppressed defaults, so that `swctl --json review list`
+    and `swctl review list --json` mean the same: a subcommand sets only what it was given.
+    """
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--nats-url",
+        default=default(None),
+        metavar="URL",
+        help=f"NATS server of the platform (env SW_NATS_URL; default {DEFAULT_NATS_URL})",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print exactly one JSON document on stdout, errors included",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=default(DEFAULT_TIMEOUT),
+        metavar="SECONDS",
+        help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def add_up_options(parser: argparse.ArgumentParser) -> None:
+    """`swctl up`'s options for the card reader."""
+    parser.add_argument(
+        "--pcscd",
+        choices=["auto", "private", "system"],
+        default=os.environ.get("SW_PCSCD", "auto"),
+        help="the platform's own pcscd, where no other platform sees its reader (private; "
+        "needs unshare and root), the machine's (system, with the real readers), or private "
+        "where possible (auto, the default; env SW_PCSCD)",
+    )
+    parser.add_argument(
+        "--vpcd-port",
+        type=int,
+        default=None,
+        help="a private pcscd's virtual reader port, slot 00 01 on the next (default: the one "
+        "this data directory used last, if free, else two free ports)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """swctl's command line."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--nats-url",
-        default=os.environ.get("SW_NATS_URL", DEFAULT_NATS_URL),
-        help="NATS server of the platform (env SW_NATS_URL; default %(default)s)",
-    )
-    common.add_argument("--json", action="store_true", help="print exactly one JSON document")
-    common.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply")
+    common = Parser(add_help=False)
+    global_options(common, defaults=False)
 
-    parser = argparse.ArgumentParser(
-        prog="swctl", description="Single Window registration platform client", parents=[common]
+    parser = Parser(
+        prog="swctl",
+        description="Single Window registration platform client",
+        epilog="Exit codes: 0 done, 1 refused, 2 usage error, 3 platform unreachable, "
+        "4 unexpected failure.",
+    )
+    global_options(parser, defaults=True)
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("SW_DATA_DIR", "var"),
+        help="the embedded platform's data directory, for up, status and card "
+        "(env SW_DATA_DIR; default var, under the working directory)",
     )
     commands = parser.add_subparsers(title="commands")
 
     def command(group: Any, name: str, full_name: str, help_text: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = group.add_parser(name, help=help_text, parents=[common])
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, help=help_text, description=help_text, parents=[common]
+        )
         sub.set_defaults(command=full_name)
         return sub
 
     def group(name: str, help_text: str) -> Any:
-        return commands.add_parser(name, help=help_text).add_subparsers(title=f"{name} commands")
+        return commands.add_parser(name, help=help_text, description=help_text).add_subparsers(
+            title=f"{name} commands"
+        )
 
     def card_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--reader", help="the card reader (default: the only one with a card)")
         sub.add_argument("--pin-stdin", action="store_true", help="read the card PIN from stdin")
 
     up_parser = command(commands, "up", "up", "start the embedded platform and wait for Ctrl-C")
-    status_parser = command(commands, "status", "status", "show each service's state")
+    status_parser = command(
+        commands, "status", "status", "show each service's state (exit 0 when all are ready)"
+    )
     for sub in (up_parser, status_parser):
         sub.add_argument(
             "--data-dir",
-            default=os.environ.get("SW_DATA_DIR", "var"),
-            help="where the embedded platform keeps its data (env SW_DATA_DIR)",
+            default=argparse.SUPPRESS,
+            help="where the embedded platform keeps its data (env SW_DATA_DIR; default var)",
         )
     up_parser.add_argument(
         "--nats-port",
@@ -335,10 +681,11 @@ def build_parser() -> argparse.ArgumentParser:
     up_parser.add_argument(
         "--http-port-base",
         type=int,
-        default=int(os.environ.get("SW_HTTP_PORT_BASE", str(DEFAULT_HTTP_PORT_BASE))),
-        help="services listen for health and metrics on base+1, base+2, ... (env SW_HTTP_PORT_BASE)",
+        default=None,
+        help="services listen for health and metrics on base+1, base+2, ... "
+        "(env SW_HTTP_PORT_BASE; default 8100)",
     )
-    up.add_up_options(up_parser)
+    add_up_options(up_parser)
 
     register = group("register", "submit registration applications")
     sub = command(register, "cardless", "register cardless", "submit a cardless application")
@@ -352,8 +699,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("application", help="the application id")
 
     review_group = group("review", "back-office review of applications")
-    sub = command(review_group, "list", "review list", "list open review tasks")
+    sub = command(
+        review_group,
+        "list",
+        "review list",
+        "list open review tasks, oldest first, a page at a time",
+    )
     sub.add_argument("--all", action="store_true", help="include decided tasks")
+    sub.add_argument(
+        "--limit", type=_count, default=50, help="tasks per page, 1 to 500 (default 50)"
+    )
+    sub.add_argument("--offset", type=_count, default=0, help="tasks to skip (default 0)")
     sub = command(review_group, "show", "review show", "show a task and what was submitted")
     sub.add_argument("task")
     for decision, needs_reason in (("approve", False), ("reject", True), ("return", True)):
@@ -387,7 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--file", required=True, help="JSON file with the `operator` object")
     card_options(sub)
-    command(commands, "logout", "logout", "end the session")
+    command(commands, "logout", "logout", "end the session (without one there is nothing to do)")
     command(commands, "whoami", "whoami", "show the current session")
 
     account_group = group("account", "your own account")
@@ -399,14 +755,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("codes", nargs="+", metavar="CODE")
 
     events_group = group("events", "platform events")
-    sub = command(events_group, "tail", "events tail", "print events as they arrive")
+    sub = command(
+        events_group,
+        "tail",
+        "events tail",
+        "print events as they arrive, until Ctrl-C (or --limit, or --idle-timeout)",
+    )
     sub.add_argument("--from-start", action="store_true", help="begin with the oldest kept event")
     sub.add_argument(
         "--audit", action="store_true", help="the audit trail instead of public events"
     )
-    sub.add_argument("--limit", type=int, default=None, help="stop after this many events")
     sub.add_argument(
-        "--idle-timeout", type=float, default=None, help="stop after this many quiet seconds"
+        "--jsonl",
+        action="store_true",
+        help="one JSON line per event as it arrives (the default; --json prints one array at "
+        "the end instead)",
+    )
+    sub.add_argument("--limit", type=_count, default=None, help="stop after this many events")
+    sub.add_argument(
+        "--idle-timeout",
+        type=_positive,
+        default=None,
+        help="stop after this many quiet seconds (`--from-start --idle-timeout 1`: what is kept)",
     )
 
     card.register(group("card", "virtual E-Port cards and the card readers"), command)

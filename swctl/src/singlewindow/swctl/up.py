@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -47,25 +46,6 @@ Ctrl-C stops everything, the cards in the reader too; the data stays in {data_di
 `make up`."""
 
 SUPERVISE_SECONDS = 0.5
-
-
-def add_up_options(parser: argparse.ArgumentParser) -> None:
-    """`swctl up`'s options for the card reader."""
-    parser.add_argument(
-        "--pcscd",
-        choices=["auto", "private", "system"],
-        default=os.environ.get("SW_PCSCD", "auto"),
-        help="the platform's own pcscd, where no other platform sees its reader (private; "
-        "needs unshare and root), the machine's (system, with the real readers), or private "
-        "where possible (auto, the default; env SW_PCSCD)",
-    )
-    parser.add_argument(
-        "--vpcd-port",
-        type=int,
-        default=None,
-        help="a private pcscd's virtual reader port, slot 00 01 on the next (default: the one "
-        "this data directory used last, if free, else two free ports)",
-    )
 
 
 def up(args: argparse.Namespace) -> int:

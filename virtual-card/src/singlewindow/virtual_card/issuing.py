@@ -53,10 +53,10 @@ from singlewindow.virtual_card.card import (
     OperatorLevel,
     save_card_file,
 )
+from singlewindow.virtual_card.defaults import DEFAULT_PIN as DEFAULT_PIN
+from singlewindow.virtual_card.defaults import DEFAULT_TRIES as DEFAULT_TRIES
 from singlewindow.virtual_card.signer import key_record
 
-DEFAULT_PIN: Final = "88888888"
-DEFAULT_TRIES: Final = 10
 CA_COMMON_NAME: Final = "Single Window Development CA"
 CA_ORGANIZATION: Final = "Single Window Development"
 CRL_VALIDITY: Final = timedelta(days=30)

@@ -52,10 +52,10 @@ async def open_task(
 async def list_tasks(request: ListTasks, deps: Review) -> TaskList:
     """List review tasks (open ones by default), oldest first, with their SLA due time."""
     async with deps.service.db.reading() as connection:
+        tasks = Tasks(connection, deps.service.clock)
         return TaskList(
-            tasks=await Tasks(connection, deps.service.clock).list(
-                request.state, request.limit, request.offset
-            )
+            tasks=await tasks.list(request.state, request.limit, request.offset),
+            total=await tasks.count(request.state),
         )
 
 

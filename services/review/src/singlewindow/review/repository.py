@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     insert,
     select,
     update,
@@ -103,6 +104,13 @@ class Tasks:
         rows = (await self.connection.execute(query)).mappings().all()
         now = self.clock.now()
         return tuple(_view(row, now) for row in rows)
+
+    async def count(self, state: TaskState | None) -> int:
+        """How many tasks are in `state` (all if None)."""
+        query = select(func.count()).select_from(tasks)
+        if state is not None:
+            query = query.where(tasks.c.state == state.value)
+        return int((await self.connection.execute(query)).scalar_one())
 
     async def decide(
         self, task_id: str, decision: Decision, reason: str | None, reviewer: str

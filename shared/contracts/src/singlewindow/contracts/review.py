@@ -102,11 +102,13 @@ class TaskView(BaseModel):
 
 
 class TaskList(BaseModel):
-    """Tasks, oldest first."""
+    """A page of tasks, oldest first, and how many tasks match in all."""
 
     model_config = ConfigDict(frozen=True)
 
     tasks: tuple[TaskView, ...]
+    total: int
+    """Tasks in the state asked for, on every page."""
 
 
 class ReviewRequested(EventData):

@@ -1,0 +1,91 @@
+"""swctl against a running platform: status from anywhere, the review queue's pages, the tail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from singlewindow.contracts import review
+from singlewindow.contracts.review import TaskList
+from singlewindow.swctl.platform import Platform
+
+from tests.integration.test_registration_rules import submit
+from tests.support.identifiers import application
+from tests.support.platform import Bus, eventually
+from tests.support.swctl import Swctl
+
+
+def test_status_finds_the_platform_by_its_nats_url_from_any_directory(
+    platform: Platform, tmp_path: Path
+) -> None:
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    by_url = swctl("status", "--json", cwd=elsewhere)
+    assert by_url.code == 0, by_url.stdout + by_url.stderr
+    report = by_url.json()
+    assert report["nats_url"] == platform.config.nats_url
+    assert report["nats"] == "ready"
+    assert {name: s["state"] for name, s in report["services"].items()} == {
+        "registration": "ready",
+        "review": "ready",
+        "accounts": "ready",
+    }
+    plain = swctl("--nats-url", platform.config.nats_url, "status", cwd=elsewhere)
+    assert plain.code == 0
+    assert f"NATS  {platform.config.nats_url}  ready" in plain.stdout
+
+    data_dir = str(platform.config.data_dir)
+    by_state = swctl("--data-dir", data_dir, "--json", "status", cwd=elsewhere)
+    assert by_state.code == 0, by_state.stderr
+    assert by_state.json()["data_dir"] == data_dir
+    assert by_state.json()["services"]["review"]["http"].startswith("http://127.0.0.1:")
+
+    nothing = Swctl("nats://127.0.0.1:1", tmp_path / "swctl")("status", "--json", cwd=elsewhere)
+    assert nothing.code == 3
+    assert nothing.json()["nats"] == "down"
+
+
+async def test_review_list_pages_with_a_total_and_one_line_per_task(
+    platform: Platform, nats_bus: Bus, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        await submit(nats_bus, application())
+
+    async def three_or_more() -> TaskList | None:
+        listed: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 1})
+        return listed if listed.total >= 3 else None
+
+    total = (await eventually(three_or_more)).total
+    everything: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 500})
+    assert len(everything.tasks) == total == everything.total
+
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+    page = swctl("review", "list", "--limit", "2", "--offset", "1")
+    assert page.code == 0, page.stderr
+    lines = page.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == [t.task_id for t in everything.tasks[1:3]]
+    assert lines[3].startswith(f"tasks 2-3 of {total}")
+    assert len(lines) == 4
+    assert "legal_representative" not in page.stdout
+    as_json = swctl("--json", "review", "list", "--limit", "2").json()
+    assert as_json["total"] == total
+    assert [t["task_id"] for t in as_json["tasks"]] == [t.task_id for t in everything.tasks[:2]]
+
+
+async def test_events_tail_json_is_one_array_and_jsonl_one_event_a_line(
+    platform: Platform, nats_bus: Bus, tmp_path: Path
+) -> None:
+    await submit(nats_bus, application())
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+
+    async def some_events() -> list[dict[str, object]] | None:
+        tail = swctl("events", "tail", "--from-start", "--idle-timeout", "1", "--json")
+        assert tail.code == 0, tail.stderr
+        events: list[dict[str, object]] = tail.json()
+        return events or None
+
+    events = await eventually(some_events)
+    assert all(event["specversion"] == "1.0" for event in events)
+    lines = swctl("events", "tail", "--from-start", "--limit", "2", "--jsonl").stdout.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [event["id"] for event in events[:2]]
