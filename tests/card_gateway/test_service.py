@@ -38,7 +38,6 @@ from singlewindow.virtual_card.issuing import DevCA
 
 from tests.card_gateway import slow_signer
 from tests.card_gateway.stack import (
-    BUSY_WAIT_SECONDS,
     CARD_PIN,
     READERS,
     CardSlots,
@@ -333,14 +332,13 @@ async def test_a_request_waiting_too_long_for_the_card_is_told_it_is_busy(
         )
     )
     await asyncio.sleep(0.3)
-    started = time.monotonic()
     error = await refused(card_bus, card_gateway.READ_CARD, {})
-    waited = time.monotonic() - started
     assert (error.code, error.message) == (
         ErrorCode.CARD_BUSY,
         f"the card in reader {READERS[0]} is busy with another request; try again",
     )
-    assert BUSY_WAIT_SECONDS - 0.2 < waited < slow_signer.DELAY
+    # Refused while the signature still held the card, which then finished undisturbed.
+    assert not signing.done()
     assert isinstance(await signing, SignedChallenge)
 
 

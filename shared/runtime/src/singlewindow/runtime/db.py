@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -77,6 +80,25 @@ class Database:
             async with connection.begin():
                 yield connection
 
+    async def migrate_in_child(self, script_location: Path) -> None:
+        """`migrate` in a short-lived child process: Alembic and what it imports (some 10-30 MB)
+        never stay in the long-running service. The URL goes by environment, not argv (`ps`)."""
+        if self.url.database in (None, "", ":memory:") and self.is_sqlite:
+            await self.migrate(script_location)  # a child could not see this database
+            return
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "singlewindow.runtime.db",
+            str(script_location),
+            env=os.environ | {MIGRATE_URL: self.url.render_as_string(hide_password=False)},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"migration failed: {stderr.decode(errors='replace')[-2000:]}")
+
     async def migrate(self, script_location: Path) -> None:
         """Bring the schema to the newest Alembic revision in `script_location`."""
         # Imported here: Alembic is needed once at start, and costs each service ~10 MB if kept.
@@ -126,3 +148,19 @@ class Database:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+MIGRATE_URL = "SW_MIGRATE_DATABASE_URL"
+"""The database a migration child process (`python -m singlewindow.runtime.db DIR`) migrates."""
+
+
+async def _migrate_here(script_location: Path) -> None:
+    database = Database(os.environ[MIGRATE_URL])
+    try:
+        await database.migrate(script_location)
+    finally:
+        await database.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_migrate_here(Path(sys.argv[1])))
