@@ -12,7 +12,7 @@ run prebuilt Core statements (compiled once, then cached):
   select-tx  N read transactions of one such SELECT each (BEGIN DEFERRED, SELECT, COMMIT),
   insert-tx  N write transactions of one INSERT each (BEGIN IMMEDIATE, INSERT, COMMIT).
 Rounds alternate the variants; figures are medians over rounds, ratios within the same round
-(the machine may be busy). Hops are calls handed to aiosqlite's worker thread, counted by
+(the machine may be busy). CPU is the process's, all threads (aiosqlite's included). Hops are calls handed to aiosqlite's worker thread, counted by
 wrapping the queue aiosqlite submits them to.
 """
 
@@ -151,13 +151,13 @@ def runner(variant: Alchemy | Bare, workload: str) -> Callable[[int], Awaitable[
     }[workload]
 
 
-async def timed(call: Callable[[int], Awaitable[None]], n: int) -> tuple[float, float]:
-    """µs per call of the workload, and hops per call."""
+async def timed(call: Callable[[int], Awaitable[None]], n: int) -> tuple[float, float, float]:
+    """Wall µs and CPU µs (all of this process's threads) per call of the workload; hops per call."""
     hops = CountingQueue.puts
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await call(n)
-    elapsed = time.perf_counter() - start
-    return elapsed / n * 1e6, (CountingQueue.puts - hops) / n
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return elapsed / n * 1e6, cpu / n * 1e6, (CountingQueue.puts - hops) / n
 
 
 async def main(n: int, rounds: int) -> None:
@@ -178,6 +178,7 @@ async def main(n: int, rounds: int) -> None:
             for workload in WORKLOADS:
                 await runner(variant, workload)(50)
         micros: dict[tuple[str, str], list[float]] = {}
+        cpus: dict[tuple[str, str], list[float]] = {}
         hops: dict[tuple[str, str], float] = {}
         ratios: dict[tuple[str, str], list[float]] = {}
         for round_ in range(rounds):
@@ -185,9 +186,10 @@ async def main(n: int, rounds: int) -> None:
             for workload in WORKLOADS:
                 this_round: dict[str, float] = {}
                 for name in order:
-                    us, per = await timed(runner(variants[name], workload), n)
+                    us, cpu, per = await timed(runner(variants[name], workload), n)
                     this_round[name] = us
                     micros.setdefault((name, workload), []).append(us)
+                    cpus.setdefault((name, workload), []).append(cpu)
                     hops[(name, workload)] = per
                 ratios.setdefault(("stock/onehop", workload), []).append(
                     this_round["stock"] / this_round["onehop"]
@@ -199,12 +201,16 @@ async def main(n: int, rounds: int) -> None:
         await onehop.dispose()
 
     print(f"n={n} per workload and round, {rounds} rounds; medians (min-max over rounds)")
-    print(f"{'workload':<10} {'variant':<8} {'µs each':>16} {'hops each':>10}")
+    print(f"{'workload':<10} {'variant':<8} {'µs each':>16} {'CPU µs each':>12} {'hops each':>10}")
     for workload in WORKLOADS:
         for name in variants:
             values = micros[(name, workload)]
             spread = f"{statistics.median(values):7.1f} ({min(values):.0f}-{max(values):.0f})"
-            print(f"{workload:<10} {name:<8} {spread:>16} {hops[(name, workload)]:>10.2f}")
+            cpu = statistics.median(cpus[(name, workload)])
+            print(
+                f"{workload:<10} {name:<8} {spread:>16} {cpu:>12.1f}"
+                f" {hops[(name, workload)]:>10.2f}"
+            )
     print()
     print("ratios within each round, median (min-max)")
     for (label, workload), values in ratios.items():
