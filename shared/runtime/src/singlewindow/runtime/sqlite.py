@@ -6,7 +6,9 @@ when the statement returns rows, and the cursor's `close` (4 hops for a SELECT, 
 or a `BEGIN`); each hop is a queue put, a thread wake-up, a future resolved through
 `call_soon_threadsafe` and a greenlet switch. Here the cursor runs all of those steps in one
 function on aiosqlite's thread and keeps what SQLAlchemy reads afterwards (description, rows,
-rowcount, lastrowid), so a statement costs one hop. COMMIT and ROLLBACK were one hop already.
+rowcount, lastrowid), so a statement costs one hop. COMMIT and ROLLBACK were one hop already;
+they now skip it when sqlite3 has no transaction open (sqlite3 itself does nothing then), which
+drops the pool's reset-on-return ROLLBACK after each committed transaction.
 
 Still aiosqlite: its `Connection`, thread and exceptions, reached through the one thing of its
 beyond the public API this relies on, `Connection._execute(fn, *args)` (run `fn(*args)` on the
