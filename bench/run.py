@@ -355,10 +355,11 @@ COUNTED_TABLES = {
     "accounts": ("enterprises", "accounts", "sessions"),
     "registration": ("applications",),
 }
-# aiosqlite logs, at DEBUG, every call it hands to its thread ("hop"), e.g. a cursor's execute.
+# aiosqlite logs, at DEBUG, every call it hands to its thread ("hop"), e.g. a cursor's execute,
+# or the one-hop dialect's (singlewindow/runtime/sqlite.py) whole statement, "<OneHop>".
 SQLITE_HOP = re.compile(
-    r"^executing functools\.partial\(<built-in method (?P<method>\w+) of sqlite3\.\w+ object"
-    r" at 0x[0-9a-f]+>(?:, (?P<rest>.*))?\)$",
+    r"^executing functools\.partial\(<(?:built-in|bound) method (?:_OnThread\.)?(?P<method>\w+)"
+    r" of (?:sqlite3\.\w+ object at 0x[0-9a-f]+|<OneHop>)>(?:, (?P<rest>.*))?\)$",
     re.DOTALL,
 )
 
@@ -1041,8 +1042,8 @@ def table_counts(platform: Platform) -> dict[str, int]:
 SQL_VERBS = ("SELECT", "UPDATE", "DELETE", "WITH")
 # aiosqlite logs, at DEBUG, every call it hands to its thread: the DBAPI's own SQL and parameters.
 AIOSQLITE_CALL = re.compile(
-    r"^executing functools\.partial\(<built-in method execute of sqlite3\.Cursor object at"
-    r" 0x[0-9a-f]+>, (?P<call>.*)\)$",
+    r"^executing functools\.partial\(<(?:built-in method execute of sqlite3\.Cursor object at"
+    r" 0x[0-9a-f]+|bound method _OnThread\.execute of <OneHop>)>, (?P<call>.*)\)$",
     re.DOTALL,
 )
 

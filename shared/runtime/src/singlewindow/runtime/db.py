@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.dialects import registry
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -39,6 +40,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool =
 
 READ_ONLY = "singlewindow_read_only"
 
+# SQLAlchemy's aiosqlite dialect with one hop to aiosqlite's thread per statement (sqlite.py).
+registry.register("sqlite.swaiosqlite", "singlewindow.runtime.sqlite", "SQLiteDialect_swaiosqlite")
+
+
+def _engine_url(url: URL) -> URL:
+    """The URL the engine is made with: `sqlite+aiosqlite` runs on the one-hop dialect."""
+    if url.drivername == "sqlite+aiosqlite":
+        return url.set(drivername="sqlite+swaiosqlite")
+    return url
+
 
 def _sqlite_begin_immediate(connection: Connection) -> None:
     # A deferred transaction that reads then writes can fail with SQLITE_BUSY mid-way;
@@ -61,7 +72,7 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         else:
             options |= {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
-        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        self.engine: AsyncEngine = create_async_engine(_engine_url(self.url), **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
@@ -131,7 +142,7 @@ class Database:
         # pointing at it: SQLite's procedure runs it with foreign keys off, checked before commit
         # (https://www.sqlite.org/lang_altertable.html#otheralter), and the pragma cannot change
         # inside a transaction, so migrations get connections of their own.
-        engine = create_async_engine(self.url, poolclass=NullPool)
+        engine = create_async_engine(_engine_url(self.url), poolclass=NullPool)
         event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, foreign_keys=False))
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
