@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ ENDPOINTS = [
     endpoint for contract in (registration, review, accounts) for endpoint in endpoints_of(contract)
 ]
 """Every endpoint of the services this platform runs (card-gateway has its own tests)."""
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "asyncapi"
 
 BAD_BODIES = [
     (b"{not json", "malformed", "not valid JSON"),
@@ -87,3 +90,12 @@ def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         body: bytes = response.read()
         return body.decode()
+
+
+async def test_each_service_serves_the_asyncapi_document_its_declarations_make(
+    platform: Platform,
+) -> None:
+    for service, port in platform.config.service_ports.items():
+        served = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/docs/asyncapi")
+        committed = (DOCS / f"{service}.json").read_text("utf-8")
+        assert json.loads(served) == json.loads(committed), service
