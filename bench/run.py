@@ -23,7 +23,6 @@ import math
 import os
 import platform as host
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -35,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -499,34 +498,6 @@ class SqliteStore(Store):
 def plain_postgres_url(url: str) -> str:
     """An asyncpg (libpq-style) URL from a SQLAlchemy one."""
     return re.sub(r"^postgresql(\+\w+)?://", "postgresql://", url)
-
-
-@contextlib.contextmanager
-def postgres_databases(admin_url: str) -> Iterator[dict[str, str]]:
-    """A fresh database per service on the server of `admin_url`, dropped afterwards.
-
-    As tests/support/platform.py makes them; yields the services' SQLAlchemy URLs.
-    """
-    plain = plain_postgres_url(admin_url)
-    run_id = secrets.token_hex(4)
-    names = {service: f"sw_bench_{run_id}_{service}" for service in SERVICE_NAMES}
-
-    async def execute(statements: list[str]) -> None:
-        connection = await asyncpg.connect(plain, timeout=10)
-        try:
-            for statement in statements:
-                await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute([f'CREATE DATABASE "{name}"' for name in names.values()]))
-    base = re.sub(r"^postgresql(\+\w+)?://", "postgresql+asyncpg://", admin_url).rsplit("/", 1)[0]
-    try:
-        yield {service: f"{base}/{name}" for service, name in names.items()}
-    finally:
-        asyncio.run(
-            execute([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in names.values()])
-        )
 
 
 class PostgresStore(Store):
@@ -1811,7 +1782,14 @@ def run_backend(store: str, options: Options, results: Results, others: list[str
         urls: dict[str, str] = {}
         if store == "postgresql":
             assert options.postgres is not None
-            urls = cleanup.enter_context(postgres_databases(options.postgres))
+            # The suite's own helper: the benchmark makes its databases as the tests do.
+            sys.path.insert(0, str(ROOT))
+            from tests.support.platform import postgres_databases
+
+            admin = re.sub(r"^postgresql(\+\w+)?://", "postgresql+asyncpg://", options.postgres)
+            urls = cleanup.enter_context(
+                postgres_databases(SERVICE_NAMES, admin, prefix="sw_bench")
+            )
         platform = Platform(
             PlatformConfig(
                 data_dir=data_dir,

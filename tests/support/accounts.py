@@ -10,18 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from singlewindow.accounts.cards import card_challenge
 from singlewindow.accounts.dependencies import AccountsRuntime
-from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
 from singlewindow.accounts.enterprises import register_admin_by_card, register_approved_enterprise
 from singlewindow.accounts.scope import set_scope
 from singlewindow.accounts.settings import Settings
 from singlewindow.accounts.tables import metadata
-from singlewindow.accounts.trust import TrustStore
 from singlewindow.contracts import registration
 from singlewindow.contracts.accounts import (
     BusinessScope,
@@ -62,22 +59,7 @@ async def accounts_runtime(
     )
     hashing = passwords or PasswordHashing(CHEAP_ARGON2, max_concurrent=2)
     async with local_service("accounts", metadata, directory, clock=clock) as service:
-        yield AccountsRuntime(
-            service=service,
-            settings=config,
-            passwords=hashing,
-            throttle=ThrottlePolicy(
-                free_failures=config.throttle_free_failures,
-                base_seconds=config.throttle_base_seconds,
-                max_seconds=config.throttle_max_seconds,
-            ),
-            sessions=SessionPolicy(
-                idle=timedelta(minutes=config.session_idle_minutes),
-                absolute=timedelta(hours=config.session_absolute_hours),
-            ),
-            decoy_hash=hashing.parameters.hasher().hash("decoy"),
-            trust=TrustStore(config.card_trust_anchor, config.card_crl),
-        )
+        yield AccountsRuntime.of(service, config, hashing)
 
 
 async def answer(deps: AccountsRuntime, card: Card) -> dict[str, Any]:

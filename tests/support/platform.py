@@ -8,7 +8,7 @@ import os
 import secrets
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,12 +54,14 @@ def postgres_admin_url() -> str:
 
 
 @contextmanager
-def postgres_databases(services: list[str]) -> Iterator[dict[str, str]]:
-    """A fresh PostgreSQL database per service, dropped afterwards."""
-    admin_url = postgres_admin_url()
+def postgres_databases(
+    services: Iterable[str], admin_url: str, *, prefix: str = "sw_test"
+) -> Iterator[dict[str, str]]:
+    """A fresh database per service on the server of `admin_url` (a SQLAlchemy asyncpg URL),
+    dropped afterwards; yields the services' URLs. The benchmark makes its databases here too."""
     plain = admin_url.replace("postgresql+asyncpg://", "postgresql://")
     run_id = secrets.token_hex(4)
-    names = {service: f"sw_test_{run_id}_{service.replace('-', '_')}" for service in services}
+    names = {service: f"{prefix}_{run_id}_{service.replace('-', '_')}" for service in services}
 
     async def execute(statements: list[str]) -> None:
         connection = await asyncpg.connect(plain, timeout=10)
@@ -96,7 +98,7 @@ def running_platform(
     @contextmanager
     def databases() -> Iterator[dict[str, str]]:
         if backend == "postgresql":
-            with postgres_databases(services) as urls:
+            with postgres_databases(services, postgres_admin_url()) as urls:
                 yield urls
         else:
             yield {}

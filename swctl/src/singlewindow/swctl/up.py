@@ -204,18 +204,3 @@ def print_cards(cards: dict[str, Any]) -> None:
         print(f"       card-gateway: {pcsc.get('detail') or pcsc['state']}")
     for reader in pcsc["readers"] if pcsc else []:
         print(f"       reader {reader['name']}: {'card in' if reader['card_present'] else 'empty'}")
-
-
-def status(args: argparse.Namespace) -> int:
-    """`swctl status`: exit 0 when everything is ready, 3 otherwise."""
-    report = collect_status(Path(args.data_dir).resolve())
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_status(report)
-    healthy = (
-        report["running"]
-        and report["nats"] == "ready"
-        and all(s["state"] == "ready" for s in report["services"].values())
-    )
-    return 0 if healthy else 3

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from singlewindow.accounts.domain import SessionPolicy, ThrottlePolicy
 from singlewindow.accounts.settings import Settings
@@ -24,3 +26,25 @@ class AccountsRuntime:
     """Verified against when the account does not exist, so both cases take as long."""
     trust: TrustStore
     """The card CA and revocation list that card certificates are checked against."""
+
+    @classmethod
+    def of(
+        cls, service: Service, settings: Settings, passwords: PasswordHashing
+    ) -> AccountsRuntime:
+        """The runtime the settings describe: throttle, session policy, decoy hash, card trust."""
+        return cls(
+            service=service,
+            settings=settings,
+            passwords=passwords,
+            throttle=ThrottlePolicy(
+                free_failures=settings.throttle_free_failures,
+                base_seconds=settings.throttle_base_seconds,
+                max_seconds=settings.throttle_max_seconds,
+            ),
+            sessions=SessionPolicy(
+                idle=timedelta(minutes=settings.session_idle_minutes),
+                absolute=timedelta(hours=settings.session_absolute_hours),
+            ),
+            decoy_hash=passwords.hash_blocking(secrets.token_urlsafe(16)),
+            trust=TrustStore(settings.card_trust_anchor, settings.card_crl),
+        )

@@ -187,8 +187,6 @@ class Service:
             queue=endpoint.queue,
             max_workers=REQUEST_CONCURRENCY,
             decoder=_undecoded,
-            title=endpoint.subject,
-            description=endpoint.summary,
         )(on_request)
 
     def _consume(self, consumed: Consumed[DepsT], deps: DepsT) -> None:
@@ -225,8 +223,6 @@ class Service:
             # Acks are the inbox's business: redelivery with backoff, then the dead-letter stream.
             ack_policy=AckPolicy.MANUAL,
             decoder=_undecoded,
-            title=subscription.durable,
-            description=subscription.summary,
         )(on_event)
 
     def app(
