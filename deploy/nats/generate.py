@@ -38,7 +38,13 @@ from pathlib import Path
 from types import ModuleType
 
 from singlewindow import contracts
-from singlewindow.contracts.bus import DEAD_LETTER_STREAM, inbox_prefix
+from singlewindow.contracts.bus import (
+    DEAD_LETTER_STREAM,
+    REPLAY_ROOT,
+    SUBSCRIBER_DURABLE,
+    inbox_prefix,
+    replay_subject,
+)
 from singlewindow.contracts.endpoints import Audience, endpoints_of
 from singlewindow.contracts.events import EventSpec, StreamSpec
 from singlewindow.runtime.routes import Routes
@@ -48,6 +54,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PERMISSIONS_CONF = HERE / "permissions.conf"
 HELM_VALUES = HERE / "values-permissions.yaml"
+EMBEDDED_CONF = ROOT / "swctl" / "src" / "singlewindow" / "swctl" / "nats-accounts.conf"
+"""The same table for the embedded platform, shipped inside swctl (it runs no generator)."""
 
 ACCOUNT = "SINGLEWINDOW"
 
@@ -59,7 +67,9 @@ def inbox(user: str) -> str:
 
 PASSWORD_SECRET = "nats-user-passwords"
 """The Secret, in NATS's namespace, that holds each user's password under the user's name."""
-SWCTL = "swctl"
+PORTAL = "portal"
+WORKSTATION = "workstation"
+SUBSCRIBER = "subscriber"
 OPERATOR = "operator"
 
 
@@ -210,16 +220,21 @@ def contract_modules() -> tuple[ModuleType, ...]:
     return contracts.service_contracts()
 
 
-def internal_subjects() -> tuple[str, ...]:
-    """Request subjects declared for other services only (`Audience.SERVICE`)."""
+def subjects_for(*audiences: Audience) -> tuple[str, ...]:
+    """Request subjects declared for any of `audiences`."""
     return tuple(
         sorted(
             endpoint.subject
             for module in contract_modules()
             for endpoint in endpoints_of(module)
-            if endpoint.audience is Audience.SERVICE
+            if endpoint.audience in audiences
         )
     )
+
+
+def internal_subjects() -> tuple[str, ...]:
+    """Request subjects declared for other services only (`Audience.SERVICE`)."""
+    return subjects_for(Audience.SERVICE)
 
 
 def js_api(*tokens: str) -> str:
@@ -237,26 +252,26 @@ def service_user(facts: ServiceFacts, everyone: dict[str, ServiceFacts]) -> User
     publish = [Rule("its events and dead letters", facts.publishes)]
     if facts.requests:
         publish.append(Rule("requests to other services, as its code makes them", facts.requests))
-    read = tuple(stream for stream in facts.streams if stream not in facts.own_streams)
-    for why, streams in (
-        ("declare the streams it writes (ensure_streams: info, create, update)", facts.own_streams),
-        (
-            "declare the streams it reads and the dead-letter stream, as ensure_streams does "
-            "(a writer's stream changed by its readers: see deploy/nats/README.md)",
-            read,
-        ),
-    ):
-        if streams:
-            publish.append(
-                Rule(
-                    why,
-                    tuple(
-                        js_api("STREAM", verb, stream)
-                        for stream in streams
-                        for verb in ("INFO", "CREATE", "UPDATE")
-                    ),
-                )
+    dead = DEAD_LETTER_STREAM.name
+    managed = (*facts.own_streams, dead)
+    read = tuple(stream for stream in facts.streams if stream not in managed)
+    publish.append(
+        Rule(
+            "declare the streams it owns and the shared dead-letter stream (info, create, update)",
+            tuple(
+                js_api("STREAM", verb, stream)
+                for stream in managed
+                for verb in ("INFO", "CREATE", "UPDATE")
+            ),
+        )
+    )
+    if read:
+        publish.append(
+            Rule(
+                "wait for the streams of other services it reads or writes: never change them",
+                tuple(js_api("STREAM", "INFO", stream) for stream in read),
             )
+        )
     for consumer in facts.consumers:
         stream, durable = consumer.stream, consumer.durable
         publish.append(
@@ -271,18 +286,32 @@ def service_user(facts: ServiceFacts, everyone: dict[str, ServiceFacts]) -> User
                 ),
             )
         )
-    queue_note = f" in queue group {facts.queue}" if facts.queue else ""
+    subscribe = [Rule(f"its request subjects in queue group {facts.queue}", (rpc,))]
+    if facts.consumers:
+        publish.append(
+            Rule(
+                "read a dead letter of its own again when an operator asks it to replay it",
+                (js_api("STREAM", "MSG", "GET", dead),),
+            )
+        )
+        replay = f"{REPLAY_ROOT}.{facts.name}.>"
+        subscribe.append(
+            Rule(
+                "operators' requests to replay its dead letters",
+                (f"{replay} {facts.queue}" if facts.queue else replay,),
+            )
+        )
+    subscribe.append(
+        Rule(
+            "replies to its requests, JetStream API answers, pull deliveries",
+            (inbox(facts.name),),
+        )
+    )
     return User(
         name=facts.name,
         description=f"the {facts.name} service",
         publish=tuple(publish),
-        subscribe=(
-            Rule(f"its request subjects{queue_note}", (rpc,)),
-            Rule(
-                "replies to its requests, JetStream API answers, pull deliveries",
-                (inbox(facts.name),),
-            ),
-        ),
+        subscribe=tuple(subscribe),
         allow_responses=True,
     )
 
@@ -301,30 +330,71 @@ def _ordered_reads(streams: Iterable[StreamSpec]) -> tuple[str, ...]:
     )
 
 
-def swctl_user(public_streams: tuple[StreamSpec, ...], internal: tuple[str, ...]) -> User:
-    """The client of people and scripts: requests, and reading the public streams."""
-    return User(
-        name=SWCTL,
-        description="swctl, the client of people and scripts",
-        publish=(
-            Rule("requests to any service", ("sw.rpc.>",)),
-            Rule("read the public streams with ordered consumers", _ordered_reads(public_streams)),
-        ),
-        publish_deny=(Rule("internal, service-to-service requests", internal),),
-        subscribe=(Rule("replies and ordered-consumer deliveries", (inbox(SWCTL),)),),
+def _own_durable(streams: Iterable[StreamSpec], durable: str) -> tuple[str, ...]:
+    """A durable pull consumer of one name on each stream: create, look up, fetch, ack, delete."""
+    return tuple(
+        subject
+        for stream in streams
+        for subject in (
+            js_api("CONSUMER", "CREATE", stream.name, durable),
+            js_api("CONSUMER", "CREATE", stream.name, durable, ">"),
+            js_api("CONSUMER", "INFO", stream.name, durable),
+            js_api("CONSUMER", "DELETE", stream.name, durable),
+            js_api("CONSUMER", "MSG", "NEXT", stream.name, durable),
+            f"$JS.ACK.{stream.name}.{durable}.>",
+        )
     )
 
 
-def operator_user(
-    public_streams: tuple[StreamSpec, ...],
-    internal: tuple[str, ...],
-    consumers: Iterable[Consumer],
-) -> User:
-    """swctl in an operator's hands: also the audit trail, and dead letters to list and replay.
+def portal_user() -> User:
+    """The trusted front end people's requests come through (swctl): client requests only."""
+    return User(
+        name=PORTAL,
+        description="the front end people's requests come through (swctl)",
+        publish=(
+            Rule(
+                "requests declared for clients (public, in a session, back office)",
+                subjects_for(Audience.PUBLIC, Audience.SESSION, Audience.BACK_OFFICE),
+            ),
+        ),
+        subscribe=(Rule("replies to its requests", (inbox(PORTAL),)),),
+    )
 
-    A dead letter goes back to the subject its consumer reads (`swctl deadletter replay`), so
-    the operator may publish exactly the consumers' filter subjects; the consumers' inboxes make
-    a replay harmless to every consumer that had already applied the event.
+
+def workstation_user() -> User:
+    """The front end on the machine with the card readers: card-gateway's requests only."""
+    return User(
+        name=WORKSTATION,
+        description="the front end on the machine with the card readers (swctl card ...)",
+        publish=(Rule("requests declared for the local front end", subjects_for(Audience.LOCAL)),),
+        subscribe=(Rule("replies to its requests", (inbox(WORKSTATION),)),),
+    )
+
+
+def subscriber_user(public_streams: tuple[StreamSpec, ...]) -> User:
+    """An integrating government system: the public event streams, through its own consumers."""
+    return User(
+        name=SUBSCRIBER,
+        description="an integrating system: reads the public event streams",
+        publish=(
+            Rule(
+                "read the public streams with ordered (ephemeral) consumers",
+                _ordered_reads(public_streams),
+            ),
+            Rule(
+                f"its own durable pull consumer {SUBSCRIBER_DURABLE} on each public stream",
+                _own_durable(public_streams, SUBSCRIBER_DURABLE),
+            ),
+        ),
+        subscribe=(Rule("JetStream API answers and deliveries", (inbox(SUBSCRIBER),)),),
+    )
+
+
+def operator_user(public_streams: tuple[StreamSpec, ...], facts: Iterable[ServiceFacts]) -> User:
+    """swctl in an operator's hands: every stream (audit, dead letters), and replays.
+
+    A replay is a request to the service whose consumer gave up (`sw.replay.<service>.<durable>`)
+    naming the dead letter: the operator never publishes an event itself, so it cannot forge one.
     """
     private = [
         stream
@@ -334,24 +404,26 @@ def operator_user(
     dead = DEAD_LETTER_STREAM.name
     return User(
         name=OPERATOR,
-        description="swctl for operators: the audit trail and dead letters besides",
+        description="swctl for operators: every stream, the audit trail and dead letters",
         publish=(
-            Rule("requests to any service", ("sw.rpc.>",)),
             Rule(
                 "read every stream with ordered consumers: the public ones, the audit trail, "
                 "dead letters",
                 _ordered_reads([*public_streams, *private, DEAD_LETTER_STREAM]),
             ),
             Rule(
-                "replay a dead letter: fetch it, send it to its consumer again, drop it",
+                "replay a dead letter: fetch it, ask its service to apply it again, drop it",
                 (
                     js_api("STREAM", "MSG", "GET", dead),
                     js_api("STREAM", "MSG", "DELETE", dead),
-                    *sorted({consumer.filter_subject for consumer in consumers}),
+                    *sorted(
+                        replay_subject(service.name, consumer.durable)
+                        for service in facts
+                        for consumer in service.consumers
+                    ),
                 ),
             ),
         ),
-        publish_deny=(Rule("internal, service-to-service requests", internal),),
         subscribe=(Rule("replies and ordered-consumer deliveries", (inbox(OPERATOR),)),),
     )
 
@@ -367,7 +439,8 @@ def contract_streams() -> list[StreamSpec]:
 
 
 def users() -> tuple[User, ...]:
-    """Every user of the platform's account, derived from the code."""
+    """Every user of the platform's account, derived from the code: the committed files and
+    the embedded platform's nats-server (`swctl up`) all run this table."""
     everyone = {name: service_facts(name) for name in service_names()}
     internal = internal_subjects()
     requested = {subject for facts in everyone.values() for subject in facts.requests}
@@ -375,11 +448,12 @@ def users() -> tuple[User, ...]:
         # Internal subjects exist for service-to-service requests: one nobody declares asking
         # is dead, or its caller forgot to declare it and would be refused it in production.
         raise GenerationError(f"no service declares that it asks {unasked}")
-    consumers = [consumer for facts in everyone.values() for consumer in facts.consumers]
     return (
         *(service_user(facts, everyone) for facts in everyone.values()),
-        swctl_user(PUBLIC_STREAMS, internal),
-        operator_user(PUBLIC_STREAMS, internal, consumers),
+        portal_user(),
+        workstation_user(),
+        subscriber_user(PUBLIC_STREAMS),
+        operator_user(PUBLIC_STREAMS, everyone.values()),
     )
 
 
@@ -407,6 +481,20 @@ def render_conf(table: tuple[User, ...]) -> str:
         "",
         "jetstream: enabled",
         "",
+    ]
+    return "\n".join(lines) + "\n" + render_accounts(table)
+
+
+def render_embedded(table: tuple[User, ...]) -> str:
+    """The table as the embedded platform's nats-server includes it (`swctl up`)."""
+    lines = [f"# {line}".rstrip() for line in HEADER.splitlines()]
+    lines += ["#", "# swctl/platform.py puts this block into the embedded nats.conf.", ""]
+    return "\n".join(lines) + "\n" + render_accounts(table)
+
+
+def render_accounts(table: tuple[User, ...]) -> str:
+    """The account block: every user, its password variable and its permissions."""
+    lines = [
         "accounts {",
         f"  {ACCOUNT} {{",
         "    jetstream: enabled",
@@ -499,7 +587,11 @@ def _yaml_rules(kind: str, rules: tuple[Rule, ...]) -> list[str]:
 def rendered() -> dict[Path, str]:
     """Every generated file and its content."""
     table = users()
-    return {PERMISSIONS_CONF: render_conf(table), HELM_VALUES: render_helm_values(table)}
+    return {
+        PERMISSIONS_CONF: render_conf(table),
+        HELM_VALUES: render_helm_values(table),
+        EMBEDDED_CONF: render_embedded(table),
+    }
 
 
 def stale() -> list[Path]:

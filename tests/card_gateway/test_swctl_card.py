@@ -36,7 +36,7 @@ HOLDER = ["--holder-name", "王五", "--holder-id", "11010519491231002X"]
 
 @pytest.fixture
 def swctl(card_platform: Platform, tmp_path: Path) -> Swctl:
-    return Swctl(card_platform.config.nats_url, tmp_path / "swctl")
+    return Swctl(card_platform.config.nats_url, tmp_path / "swctl", card_platform.config.data_dir)
 
 
 @pytest.fixture

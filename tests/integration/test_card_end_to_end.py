@@ -120,7 +120,7 @@ class Desk:
 
 @pytest.fixture
 def desk(platform: Platform, tmp_path: Path) -> Iterator[Desk]:
-    desk = Desk(platform, Swctl(platform.config.nats_url, tmp_path / "swctl"))
+    desk = Desk(platform, Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir))
     try:
         yield desk
     finally:
@@ -129,7 +129,7 @@ def desk(platform: Platform, tmp_path: Path) -> Iterator[Desk]:
 
 
 def other_desk(desk: Desk, name: str) -> Desk:
-    return Desk(desk.platform, Swctl(desk.swctl.nats_url, desk.swctl.config_dir.parent / name))
+    return Desk(desk.platform, Swctl(desk.swctl.nats_url, desk.swctl.config_dir.parent / name, desk.swctl.data_dir))
 
 
 def test_a_legal_person_card_registers_its_administrator_who_adds_a_card_operator(

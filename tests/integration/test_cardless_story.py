@@ -20,7 +20,7 @@ PASSWORD = "Chongqing-Trade-2026"
 
 @pytest.fixture
 def swctl(platform: Platform, tmp_path: Path) -> Swctl:
-    return Swctl(platform.config.nats_url, tmp_path / "swctl")
+    return Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir)
 
 
 class Integrator:

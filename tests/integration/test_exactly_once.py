@@ -210,7 +210,7 @@ async def test_a_dead_letter_replayed_after_the_fault_is_fixed_takes_effect_once
     # Registration is down when accounts asks it for the applicant's details: every delivery fails.
     platform.stop_process("registration")
     platform.start_service("accounts")
-    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir)
 
     async def dead_lettered() -> dict[str, Any] | None:
         listed = await asyncio.to_thread(swctl, "deadletter", "list", "--json")

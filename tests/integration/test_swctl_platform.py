@@ -18,7 +18,7 @@ from tests.support.swctl import Swctl
 def test_status_finds_the_platform_by_its_nats_url_from_any_directory(
     platform: Platform, tmp_path: Path
 ) -> None:
-    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     by_url = swctl("status", "--json", cwd=elsewhere)
@@ -60,7 +60,7 @@ async def test_review_list_pages_with_a_total_and_one_line_per_task(
     everything: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 500})
     assert len(everything.tasks) == total == everything.total
 
-    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir)
     page = swctl("review", "list", "--limit", "2", "--offset", "1")
     assert page.code == 0, page.stderr
     lines = page.stdout.splitlines()
@@ -77,7 +77,7 @@ async def test_events_tail_json_is_one_array_and_jsonl_one_event_a_line(
     platform: Platform, nats_bus: Bus, tmp_path: Path
 ) -> None:
     await submit(nats_bus, application())
-    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir)
 
     async def some_events() -> list[dict[str, object]] | None:
         tail = swctl("events", "tail", "--from-start", "--idle-timeout", "1", "--json")

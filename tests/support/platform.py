@@ -17,6 +17,7 @@ import asyncpg
 import nats
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
+from singlewindow.contracts.bus import inbox_prefix
 from singlewindow.contracts.endpoints import Endpoint
 from singlewindow.contracts.wire import decode_result
 from singlewindow.swctl.platform import CARD_GATEWAY, SERVICES, Platform, PlatformConfig
@@ -144,10 +145,32 @@ class Bus:
         return reply
 
 
+def credential(platform: Platform, user: str) -> dict[str, str]:
+    """The credential `swctl up` wrote for `user`: url, user, password."""
+    path = platform.config.credentials_file(user)
+    data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+async def connect(platform: Platform, user: str = "portal", **options: Any) -> NatsClient:
+    """A nats-py connection to the platform as `user` (a service, portal, subscriber,
+    operator or workstation), receiving on that user's own inbox prefix."""
+    found = credential(platform, user)
+    return await nats.connect(
+        platform.config.nats_url,
+        user=found["user"],
+        password=found["password"],
+        inbox_prefix=inbox_prefix(user),
+        connect_timeout=5,
+        **options,
+    )
+
+
 @asynccontextmanager
-async def bus(platform: Platform) -> AsyncIterator[Bus]:
-    """A connection to the platform's NATS."""
-    nc = await nats.connect(platform.config.nats_url, connect_timeout=5)
+async def bus(platform: Platform, user: str = "portal") -> AsyncIterator[Bus]:
+    """A connection to the platform's NATS as `user`: `portal`, as people's requests come, by
+    default; a service's user to call its SERVICE endpoints or read its streams."""
+    nc = await connect(platform, user)
     try:
         yield Bus(nc)
     finally:

@@ -25,10 +25,12 @@ class Result:
 
 @dataclass(frozen=True)
 class Swctl:
-    """swctl pointed at one platform, with its own config directory (its session file)."""
+    """swctl pointed at one platform, with its own config directory (its session file), and
+    the platform's data directory, where swctl finds its credentials."""
 
     nats_url: str
     config_dir: Path
+    data_dir: Path | None = None
 
     def __call__(
         self,
@@ -43,7 +45,10 @@ class Swctl:
             "SW_NATS_URL": self.nats_url,
             "SWCTL_CONFIG_DIR": str(self.config_dir),
             "PATH": "/usr/bin:/bin",
-        } | (extra_env or {})
+        }
+        if self.data_dir is not None:
+            env["SW_DATA_DIR"] = str(self.data_dir)
+        env |= extra_env or {}
         completed = subprocess.run(
             [sys.executable, "-m", "singlewindow.swctl", *args],
             input=stdin if stdin is not None else "",

@@ -1,16 +1,24 @@
-"""`swctl deadletter list|replay`: see the events a consumer gave up on, and send them again."""
+"""`swctl deadletter list|replay`: see the events a consumer gave up on, and apply them again.
+
+A replay asks the service whose consumer gave up to apply the dead letter again (by its
+sequence, on `sw.replay.<service>.<consumer>`): the operator publishes no event itself, so its
+credential cannot forge one.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import datetime
 
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ConfigDict
-from singlewindow.contracts.bus import DEAD_LETTER_STREAM
+from singlewindow.contracts.bus import DEAD_LETTER_STREAM, replay_subject
 from singlewindow.contracts.errors import DomainError, ErrorCode
-from singlewindow.swctl.client import Client
+from singlewindow.swctl.client import OPERATOR, Client, Unreachable
 
 
 class DeadLetter(BaseModel):
@@ -37,17 +45,19 @@ class DeadLetterList(BaseModel):
 
 
 class Replayed(BaseModel):
-    """A dead letter sent back to its consumer."""
+    """A dead letter its consumer applied again (or had applied meanwhile: `applied` false)."""
 
     model_config = ConfigDict(frozen=True)
 
     sequence: int
-    republished_to: str
+    service: str
+    consumer: str
+    applied: bool
 
 
 async def list_dead_letters(args: argparse.Namespace, client: Client) -> DeadLetterList:
     """Every dead letter still kept."""
-    nc = await client.connect()
+    nc = await client.connect(OPERATOR)
     js = nc.jetstream()
     subscription = await js.subscribe(
         DEAD_LETTER_STREAM.subjects[0],
@@ -81,24 +91,32 @@ async def list_dead_letters(args: argparse.Namespace, client: Client) -> DeadLet
 
 
 async def replay(args: argparse.Namespace, client: Client) -> Replayed:
-    """Publish a dead letter to its original subject again, then drop it from the dead letters."""
-    nc = await client.connect()
+    """Have the dead letter's service apply it again, then drop it from the dead letters."""
+    nc = await client.connect(OPERATOR)
     js = nc.jetstream()
     try:
         message = await js.get_msg(DEAD_LETTER_STREAM.name, args.sequence)
     except NotFoundError as exc:
         raise DomainError(ErrorCode.NOT_FOUND, f"no dead letter {args.sequence}") from exc
-    headers = message.headers or {}
-    subject = headers.get("Sw-Original-Subject")
-    if not subject:
+    parts = (message.subject or "").split(".")
+    if len(parts) != 4 or parts[:2] != ["sw", "deadletter"]:
         raise DomainError(
-            ErrorCode.CONFLICT, f"dead letter {args.sequence} has no original subject"
+            ErrorCode.CONFLICT, f"dead letter {args.sequence} names no service and consumer"
         )
-    # A fresh message id: the original one is still inside JetStream's de-duplication window.
-    await js.publish(
-        subject,
-        message.data or b"",
-        headers={"Nats-Msg-Id": f"replay-{args.sequence}-{message.seq}"},
-    )
+    service, consumer = parts[2], parts[3]
+    subject = replay_subject(service, consumer)
+    try:
+        reply = await nc.request(
+            subject, json.dumps({"sequence": args.sequence}).encode(), timeout=client.timeout
+        )
+    except NoRespondersError as exc:
+        raise Unreachable(f"the {service} service does not answer {subject}") from exc
+    except (NatsTimeoutError, TimeoutError) as exc:
+        raise Unreachable(f"no reply on {subject} within {client.timeout:g}s") from exc
+    answer = json.loads(reply.data)
+    if "error" in answer:
+        raise DomainError(ErrorCode.CONFLICT, f"dead letter {args.sequence}: {answer['error']}")
     await js.delete_msg(DEAD_LETTER_STREAM.name, args.sequence)
-    return Replayed(sequence=args.sequence, republished_to=subject)
+    return Replayed(
+        sequence=args.sequence, service=service, consumer=consumer, applied=answer["applied"]
+    )

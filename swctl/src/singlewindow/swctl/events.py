@@ -15,14 +15,14 @@ from typing import Any
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.contracts import accounts, registration, review
-from singlewindow.swctl.client import Client
+from singlewindow.swctl.client import OPERATOR, SUBSCRIBER, Client
 
 PUBLIC_STREAMS = (registration.STREAM, review.STREAM, accounts.STREAM)
 
 
 async def tail(args: argparse.Namespace, client: Client) -> None:
     """Print the events until interrupted, a limit, or the idle timeout."""
-    nc = await client.connect()
+    nc = await client.connect(OPERATOR if args.audit else SUBSCRIBER)
     js = nc.jetstream()
     streams = (accounts.AUDIT_STREAM,) if args.audit else PUBLIC_STREAMS
     policy = DeliverPolicy.ALL if args.from_start else DeliverPolicy.NEW

@@ -110,7 +110,7 @@ def _asks_for_json(arguments: list[str]) -> bool:
 async def _run_remote(args: argparse.Namespace) -> int:
     from singlewindow.swctl.client import Client
 
-    client = Client(args.nats_url, args.timeout)
+    client = Client.of(args)
     try:
         result = await COMMANDS[args.command](args, client)
     finally:
@@ -591,6 +591,13 @@ def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         default=default(None),
         metavar="URL",
         help=f"NATS server of the platform (env SW_NATS_URL; default {DEFAULT_NATS_URL})",
+    )
+    parser.add_argument(
+        "--credentials",
+        default=default(None),
+        metavar="FILE",
+        help="the NATS credential file to connect with (env SW_CREDENTIALS; default: the "
+        "data directory's credentials/portal.json, workstation.json for card readers)",
     )
     parser.add_argument(
         "--json",

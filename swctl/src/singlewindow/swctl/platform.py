@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -43,6 +45,28 @@ CARD_GATEWAY_PORT = 8104
 """card-gateway runs where the readers are: in the embedded platform with `cards`, on 8104."""
 EMULATOR_MODULE: Final = "singlewindow.virtual_card.vpcd"
 """What a virtual card in a reader runs (`swctl card insert`)."""
+CLIENT_USERS: Final = ("portal", "workstation", "subscriber", "operator")
+"""The NATS users of clients (deploy/nats/generate.py says what each may do)."""
+NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS)
+"""Every NATS user of the embedded platform: one per service, and the clients'."""
+BOOTSTRAP_ADMIN_FILE: Final = "bootstrap-admin.json"
+"""Under the credentials directory: the first platform administrator's one-time password."""
+
+
+def password_variable(user: str) -> str:
+    """The variable nats-server's configuration reads a user's password from."""
+    return f"SW_{user.upper().replace('-', '_')}_NATS_PASSWORD"
+
+
+def new_password() -> str:
+    """A random NATS password: letters and digits starting with a letter, so that nats-server
+    reads it from its configuration as a string."""
+    return "p" + secrets.token_hex(24)
+
+
+def embedded_accounts() -> str:
+    """The generated account block: every user and its permissions (deploy/nats/generate.py)."""
+    return resources.files("singlewindow.swctl").joinpath("nats-accounts.conf").read_text()
 
 
 class Interrupted(Exception):
@@ -138,6 +162,15 @@ class PlatformConfig:
         return self.data_dir / "platform.json"
 
     @property
+    def credentials_dir(self) -> Path:
+        """Where each NATS user's credential file is kept (owner only)."""
+        return self.data_dir / "credentials"
+
+    def credentials_file(self, user: str) -> Path:
+        """A NATS user's credential: JSON `{"url": ..., "user": ..., "password": ...}`."""
+        return self.credentials_dir / f"{user}.json"
+
+    @property
     def dev_ca_dir(self) -> Path:
         """Where the development CA that issues virtual cards lives."""
         return self.data_dir / "dev-ca"
@@ -151,6 +184,14 @@ class PlatformConfig:
         """The service's database: its own SQLite file unless told otherwise."""
         default = f"sqlite+aiosqlite:///{self.data_dir / (service + '.db')}"
         return self.database_urls.get(service, default)
+
+
+def credential_files(data_dir: Path) -> dict[str, str]:
+    """The credential files a client of the platform in `data_dir` uses, by user, with the
+    first platform administrator's one-time password (present until it is used up, or not)."""
+    config = PlatformConfig(data_dir=data_dir)
+    files = {user: str(config.credentials_file(user)) for user in CLIENT_USERS}
+    return files | {"bootstrap_admin": str(config.credentials_dir / BOOTSTRAP_ADMIN_FILE)}
 
 
 def nats_server_binary() -> str:
@@ -190,6 +231,8 @@ class Platform:
         """Set (from a signal handler) to make a `start` under way give up with Interrupted."""
         self._card_environment: dict[str, dict[str, str]] = {}
         (config.data_dir / "log").mkdir(parents=True, exist_ok=True)
+        self.passwords: dict[str, str] = {}
+        """Each NATS user's password, from its credential file (made on the first start)."""
 
     def log_path(self, name: str) -> Path:
         """Where a process's output goes."""
@@ -197,6 +240,7 @@ class Platform:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start nats-server (and pcscd), then every service; return once all are ready."""
+        self.write_credentials()
         if self.config.cards:
             self.prepare_cards()
         self.start_nats()
@@ -249,9 +293,30 @@ class Platform:
         free = 0 < port < 65535 and not listening(port) and not listening(port + 1)
         return port if free else free_port_pair()
 
+    def write_credentials(self) -> None:
+        """Give every NATS user a credential file: a random password made once per data
+        directory and kept, with the URL of this start."""
+        directory = self.config.credentials_dir
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        for user in NATS_USERS:
+            path = self.config.credentials_file(user)
+            try:
+                password = json.loads(path.read_text(encoding="utf-8"))["password"]
+            except (OSError, ValueError, KeyError, TypeError):
+                password = None
+            if not isinstance(password, str) or not password.isalnum():
+                password = new_password()
+            self.passwords[user] = password
+            credential = {"url": self.config.nats_url, "user": user, "password": password}
+            write_private(path, json.dumps(credential, indent=2) + "\n")
+
     def start_nats(self, timeout: float = 20.0) -> None:
-        """Start the JetStream nats-server with its data under the data directory."""
+        """Start the JetStream nats-server with its data under the data directory, every
+        connection authenticated, each user allowed what the generated table allows."""
         config = self.config
+        if not self.passwords:
+            self.write_credentials()
         store = config.data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
         conf = config.data_dir / "nats.conf"
@@ -262,13 +327,19 @@ class Platform:
                     "host: 127.0.0.1",
                     f"http_port: {config.nats_monitor_port}",
                     "server_name: singlewindow-embedded",
-                    f'jetstream {{ store_dir: "{store}" }}',
+                    # Every write on disk before JetStream acknowledges it: an acked event
+                    # survives a crash of the machine, not only of the process.
+                    f'jetstream {{ store_dir: "{store}", sync_interval: always }}',
                     "max_payload: 1MB",
+                    embedded_accounts(),
                 ]
             )
             + "\n"
         )
-        self.spawn("nats-server", [nats_server_binary(), "-c", str(conf)], os.environ.copy())
+        env = os.environ.copy() | {
+            password_variable(user): password for user, password in self.passwords.items()
+        }
+        self.spawn("nats-server", [nats_server_binary(), "-c", str(conf)], env)
         self._wait_http(
             f"http://127.0.0.1:{config.nats_monitor_port}/healthz?js-enabled-only=true",
             "nats-server",
@@ -280,8 +351,11 @@ class Platform:
         prefix = f"SW_{service.upper().replace('-', '_')}_"
         # The platform's own card settings first, so that a test's explicit ones win.
         env = os.environ.copy() | self._card_environment.get(service, {}) | self.config.environment
+        if not self.passwords:
+            self.write_credentials()
         env |= {
             prefix + "NATS_URL": self.config.nats_url,
+            prefix + "NATS_CREDENTIALS_FILE": str(self.config.credentials_file(service)),
             prefix + "DATABASE_URL": self.config.database_url(service),
             prefix + "HTTP_PORT": str(self.config.service_ports[service]),
             "PYTHONUNBUFFERED": "1",
@@ -529,6 +603,14 @@ def http_json(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
             return None
     except (urllib.error.URLError, OSError, ValueError):
         return None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable and writable by its owner only (0600)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    path.chmod(0o600)
 
 
 def redact(url: str) -> str:

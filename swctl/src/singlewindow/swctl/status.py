@@ -15,18 +15,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from singlewindow.contracts.endpoints import Endpoint
 from singlewindow.swctl.errors import EXIT_OK, EXIT_UNREACHABLE
 
 
-def service_subjects() -> dict[str, str]:
-    """A subject of each service: it answers an empty body with a `malformed` error at once."""
+def service_endpoints() -> dict[str, Endpoint[Any, Any]]:
+    """An endpoint of each service: it answers an empty body with a `malformed` error at once."""
     from singlewindow.contracts import accounts, card_gateway, registration, review
 
     return {
-        "registration": registration.SHOW_APPLICATION.subject,
-        "review": review.SHOW_TASK.subject,
-        "accounts": accounts.SHOW_SESSION.subject,
-        "card-gateway": card_gateway.LIST_READERS.subject,
+        "registration": registration.SHOW_APPLICATION,
+        "review": review.SHOW_TASK,
+        "accounts": accounts.SHOW_SESSION,
+        "card-gateway": card_gateway.LIST_READERS,
     }
 
 
@@ -48,7 +49,10 @@ def status(args: argparse.Namespace) -> int:
             if report["running"]
             else f"no embedded platform state in {data_dir}"
         )
-        report = asyncio.run(ask_nats(args.nats_url, min(args.timeout, 2.0))) | {"note": note}
+        report = asyncio.run(ask_nats(args, min(args.timeout, 2.0))) | {
+            "note": note,
+            "credentials": report["credentials"],
+        }
         if args.json:
             print(json.dumps(report, indent=2))
         else:
@@ -61,13 +65,14 @@ def status(args: argparse.Namespace) -> int:
     return EXIT_OK if healthy else EXIT_UNREACHABLE
 
 
-async def ask_nats(url: str, reply_seconds: float) -> dict[str, Any]:
-    """NATS at `url` and each service behind it, as a client sees them."""
+async def ask_nats(args: argparse.Namespace, reply_seconds: float) -> dict[str, Any]:
+    """NATS at `--nats-url` and each service behind it, as a client sees them."""
     from nats.errors import Error as NatsError
     from nats.errors import NoRespondersError
-    from singlewindow.swctl.client import Client, Unreachable
+    from singlewindow.swctl.client import Client, Credentials, Unreachable, user_for
 
-    client = Client(url, reply_seconds)
+    url = args.nats_url
+    client = Client(url, reply_seconds, Credentials.of(args))
     report: dict[str, Any] = {"running": False, "data_dir": None, "nats_url": url}
     try:
         nc = await client.connect()
@@ -80,16 +85,19 @@ async def ask_nats(url: str, reply_seconds: float) -> dict[str, Any]:
         except (NatsError, TimeoutError):
             nats_state = "no JetStream"
 
-        async def service_state(subject: str) -> str:
+        async def service_state(endpoint: Endpoint[Any, Any]) -> str:
             try:
-                await nc.request(subject, b"", timeout=reply_seconds)
+                connection = await client.connect(user_for(endpoint))
+                await connection.request(endpoint.subject, b"", timeout=reply_seconds)
+            except Unreachable:
+                return "not answering"
             except NoRespondersError:
                 return "down"
             except (NatsError, TimeoutError):
                 return "not answering"
             return "ready"
 
-        subjects = service_subjects()
+        subjects = service_endpoints()
         states = await asyncio.gather(*map(service_state, subjects.values()))
     finally:
         await client.close()

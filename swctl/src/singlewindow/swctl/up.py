@@ -21,6 +21,7 @@ from singlewindow.swctl.platform import (
     Platform,
     PlatformConfig,
     alive,
+    credential_files,
     describe_exit,
     http_json,
     http_ok,
@@ -112,7 +113,13 @@ def collect_status(data_dir: Path) -> dict[str, Any]:
     try:
         state: dict[str, Any] = json.loads(state_file.read_text())
     except (OSError, ValueError):
-        return {"running": False, "data_dir": str(data_dir), "nats_url": None, "services": {}}
+        return {
+            "running": False,
+            "data_dir": str(data_dir),
+            "nats_url": None,
+            "services": {},
+            "credentials": credential_files(data_dir),
+        }
     now = time.time()
     nats_ok = http_ok(f"http://127.0.0.1:{state['nats_monitor_port']}/healthz?js-enabled-only=true")
     services = {}
@@ -140,6 +147,7 @@ def collect_status(data_dir: Path) -> dict[str, Any]:
         "nats": "ready" if nats_ok else "down",
         "nats_supervision": supervision(state.get("nats_supervision", {}), now),
         "services": services,
+        "credentials": credential_files(Path(state["data_dir"])),
     }
     if "cards" in state:
         gateway = state["services"].get(CARD_GATEWAY)

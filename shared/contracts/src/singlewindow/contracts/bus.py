@@ -14,3 +14,19 @@ DEAD_LETTER_STREAM = StreamSpec(
 def inbox_prefix(user: str) -> str:
     """Where `user`'s replies arrive: a prefix of its own, so NATS can forbid others to read them."""
     return f"_INBOX_{user}"
+
+
+REPLAY_ROOT = "sw.replay"
+
+
+def replay_subject(service: str, durable: str) -> str:
+    """Where an operator asks `service` to apply dead letter of its consumer `durable` again.
+
+    The request carries only the dead letter's sequence: the service reads the event from the
+    dead-letter stream itself, so replaying never means publishing an event one does not own.
+    """
+    return f"{REPLAY_ROOT}.{service}.{durable}"
+
+
+SUBSCRIBER_DURABLE = "subscriber"
+"""The durable consumer name the `subscriber` user may create on each public stream."""

@@ -159,7 +159,7 @@ CARD_INSERTED = EventSpec(SERVICE, "card-inserted", 1, CardInserted)
 CARD_REMOVED = EventSpec(SERVICE, "card-removed", 1, CardRemoved)
 
 
-LIST_READERS = Endpoint(SERVICE, "readers.list", ListReaders, ReaderList, Audience.PUBLIC)
-READ_CARD = Endpoint(SERVICE, "card.read", ReadCard, CardView, Audience.PUBLIC)
-VERIFY_PIN = Endpoint(SERVICE, "card.verify-pin", VerifyPin, PinVerified, Audience.PUBLIC)
-SIGN_CHALLENGE = Endpoint(SERVICE, "card.sign", SignChallenge, SignedChallenge, Audience.PUBLIC)
+LIST_READERS = Endpoint(SERVICE, "readers.list", ListReaders, ReaderList, Audience.LOCAL)
+READ_CARD = Endpoint(SERVICE, "card.read", ReadCard, CardView, Audience.LOCAL)
+VERIFY_PIN = Endpoint(SERVICE, "card.verify-pin", VerifyPin, PinVerified, Audience.LOCAL)
+SIGN_CHALLENGE = Endpoint(SERVICE, "card.sign", SignChallenge, SignedChallenge, Audience.LOCAL)

@@ -26,13 +26,15 @@ class Audience(StrEnum):
     """Who may send a request: it decides the NATS permissions of each kind of caller."""
 
     PUBLIC = "public"
-    """Anyone with a client (swctl, later the gateway): logins, registrations, card readers."""
+    """Anyone with a client (swctl, later the gateway): logins, registrations."""
     SESSION = "session"
     """A client inside a session: the request carries its token, and the handler checks it."""
     BACK_OFFICE = "back-office"
     """The back office's reviewers."""
     SERVICE = "service"
     """Another service of the platform only: never a client."""
+    LOCAL = "local"
+    """The front end on the machine with the card readers only (the `workstation` user)."""
 
 
 @dataclass(frozen=True)

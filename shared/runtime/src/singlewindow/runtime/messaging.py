@@ -332,6 +332,11 @@ class Inbox:
         )
         await message.ack()
 
+    async def apply_once(self, consumer: str, event: CloudEvent, effect: Effect) -> bool:
+        """Apply `effect` to `event` unless `consumer` had; whether it did now (a dead letter
+        replayed by an operator comes this way)."""
+        return await self._apply_once(consumer, event, effect)
+
     async def _apply_once(self, consumer: str, event: CloudEvent, effect: Effect) -> bool:
         try:
             async with self.db.transaction() as connection:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import importlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,10 +21,11 @@ from faststream.nats import JStream, NatsBroker, NatsMessage, NatsUserPassword, 
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from singlewindow.contracts.bus import inbox_prefix
+from singlewindow.contracts.bus import DEAD_LETTER_STREAM, inbox_prefix, replay_subject
 from singlewindow.contracts.endpoints import Endpoint
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.events import CloudEvent, EventSpec, StreamSpec
@@ -61,6 +63,9 @@ class ServiceSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     nats_user: str | None = None
     nats_password: str | None = None
+    nats_credentials_file: Path | None = None
+    """A JSON file `{"user": ..., "password": ...}` (what `swctl up` writes under
+    `credentials/`); it wins over `nats_user` and `nats_password`."""
     database_url: str = "sqlite+aiosqlite:///var/service.db"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -69,6 +74,17 @@ class ServiceSettings(BaseSettings):
     """Copies JetStream keeps of each stream: 3 on a production cluster, 1 on the embedded server."""
     redelivery_delays: tuple[float, ...] = REDELIVERY_DELAYS
     """Seconds before each redelivery of an event whose effect failed; the last repeats."""
+    stream_wait_seconds: float = 60
+    """How long to wait at start for the streams of other services it reads or writes."""
+
+    def nats_credentials(self) -> tuple[str, str] | None:
+        """The NATS user and password, from the credentials file or the two settings."""
+        if self.nats_credentials_file is not None:
+            data = json.loads(self.nats_credentials_file.read_text(encoding="utf-8"))
+            return str(data["user"]), str(data["password"])
+        if self.nats_user and self.nats_password:
+            return self.nats_user, self.nats_password
+        return None
 
 
 class Service:
@@ -87,14 +103,12 @@ class Service:
         self.clock: Clock = clock or SystemClock()
         """The service's one source of the time: its handlers, events and outbox read it."""
         self.db = Database(settings.database_url)
+        credentials = settings.nats_credentials()
         self.broker = NatsBroker(
             settings.nats_url,
-            security=(
-                NatsUserPassword(settings.nats_user, settings.nats_password)
-                if settings.nats_user and settings.nats_password
-                else None
-            ),
+            security=NatsUserPassword(*credentials) if credentials else None,
             name=f"singlewindow-{name}",
+            # The service's own inbox: NATS lets only its user read the replies sent there.
             inbox_prefix=inbox_prefix(name),
             max_reconnect_attempts=-1,
             graceful_timeout=10,
@@ -213,6 +227,25 @@ class Service:
                 prepare=before if prepare is not None else None,
             )
 
+        async def on_replay(msg: NatsMessage) -> bytes:
+            prepared: list[Any] = []
+
+            async def before(event: CloudEvent) -> None:
+                assert prepare is not None
+                prepared.append(await prepare(spec.parse(event), deps))
+
+            async def effect(connection: AsyncConnection, event: CloudEvent) -> None:
+                data = prepared[-1] if prepare is not None else spec.parse(event)
+                await handler(data, event, connection, deps)
+
+            return await self._replay(
+                subscription.durable, msg.body, before if prepare is not None else None, effect
+            )
+
+        self.broker.subscriber(
+            replay_subject(self.name, subscription.durable), queue=self.name, decoder=_undecoded
+        )(on_replay)
+
         self.broker.subscriber(
             spec.subject,
             stream=JStream(subscription.stream.name, declare=False),
@@ -224,6 +257,60 @@ class Service:
             ack_policy=AckPolicy.MANUAL,
             decoder=_undecoded,
         )(on_event)
+
+    async def _replay(
+        self,
+        durable: str,
+        body: bytes,
+        prepare: Callable[[CloudEvent], Awaitable[None]] | None,
+        effect: Callable[[AsyncConnection, CloudEvent], Awaitable[None]],
+    ) -> bytes:
+        """Apply one of this consumer's dead letters again, at most once (its inbox); the
+        operator names it by sequence, the event is read from the dead-letter stream."""
+        try:
+            sequence = int(json.loads(body)["sequence"])
+            letter = await self.js.get_msg(DEAD_LETTER_STREAM.name, sequence)
+        except (ValueError, KeyError, TypeError):
+            return json_bytes({"error": 'the request is {"sequence": N}'})
+        except NotFoundError:
+            return json_bytes({"error": f"no dead letter {body.decode(errors='replace')}"})
+        if letter.subject != f"sw.deadletter.{self.name}.{durable}":
+            return json_bytes({"error": f"dead letter {sequence} is not {durable}'s"})
+        try:
+            event = CloudEvent.model_validate_json(letter.data or b"")
+            if prepare is not None:
+                await prepare(event)
+            applied = await self.inbox.apply_once(durable, event, effect)
+        except Exception as exc:
+            log.warning("dead letter replay failed", consumer=durable, error=repr(exc))
+            return json_bytes({"error": f"{durable} could not apply it: {exc!r}"[:500]})
+        finally:
+            self.outbox.wake()
+        log.info("dead letter replayed", consumer=durable, sequence=sequence, applied=applied)
+        return json_bytes({"applied": applied})
+
+    async def declare_streams(self, streams: tuple[StreamSpec, ...]) -> None:
+        """Create or update the streams this service owns (its contract's); wait for the
+        others it reads or writes, which only their owners may change."""
+        owned = owned_streams(self.name)
+        await ensure_streams(
+            self.js,
+            *(stream for stream in streams if stream.name in owned),
+            replicas=self.settings.stream_replicas,
+        )
+        deadline = asyncio.get_running_loop().time() + self.settings.stream_wait_seconds
+        for stream in streams:
+            if stream.name in owned:
+                continue
+            while True:
+                try:
+                    await self.js.stream_info(stream.name)
+                    break
+                except NotFoundError:
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    log.info("waiting for a stream its owner creates", stream=stream.name)
+                    await asyncio.sleep(0.2)
 
     def app(
         self,
@@ -244,7 +331,7 @@ class Service:
             configure_logging(service.name, service.settings.log_level)
             await service.db.migrate_in_child(migrations)
             await service.broker.connect()
-            await ensure_streams(service.js, *streams, replicas=service.settings.stream_replicas)
+            await service.declare_streams(streams)
             yield
             service.ready = False
             relay.cancel()
@@ -314,6 +401,15 @@ class Service:
                 ("/docs/asyncapi", asyncapi),
             ],
         )
+
+
+def owned_streams(service: str) -> set[str]:
+    """The names of the streams a service's contract module declares: the ones it owns."""
+    try:
+        contract = importlib.import_module(f"singlewindow.contracts.{service.replace('-', '_')}")
+    except ModuleNotFoundError:
+        return set()
+    return {value.name for value in vars(contract).values() if isinstance(value, StreamSpec)}
 
 
 def settle_memory() -> None:
