@@ -412,6 +412,13 @@ def operator_user(public_streams: tuple[StreamSpec, ...], facts: Iterable[Servic
                 _ordered_reads([*public_streams, *private, DEAD_LETTER_STREAM]),
             ),
             Rule(
+                "see how far each consumer is (read only)",
+                tuple(
+                    js_api("CONSUMER", "INFO", stream.name, "*")
+                    for stream in [*public_streams, *private]
+                ),
+            ),
+            Rule(
                 "replay a dead letter: fetch it, ask its service to apply it again, drop it",
                 (
                     js_api("STREAM", "MSG", "GET", dead),

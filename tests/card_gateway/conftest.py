@@ -98,7 +98,7 @@ def card_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform
 @pytest.fixture
 async def card_bus(card_platform: Platform) -> AsyncIterator[Bus]:
     """A test's own connection to the card platform's NATS."""
-    async with bus(card_platform) as connection:
+    async with bus(card_platform, "workstation") as connection:
         yield connection
 
 

@@ -32,13 +32,19 @@ class Integrator:
         "SW_ACCOUNTS": "sw.events.accounts.>",
     }
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, credentials: Path) -> None:
+        self.credentials = json.loads(credentials.read_text())
         self.events: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
 
     async def __aenter__(self) -> Integrator:
-        self.nc = await nats.connect(self.url)
+        # As the README shows an integrating system connecting with `credentials/subscriber.json`.
+        self.nc = await nats.connect(
+            self.credentials["url"],
+            user=self.credentials["user"],
+            password=self.credentials["password"],
+            inbox_prefix="_INBOX_subscriber",
+        )
         js = self.nc.jetstream()
         for stream, subject in self.STREAMS.items():
             await js.subscribe(
@@ -104,7 +110,7 @@ async def test_cardless_registration_from_submission_to_first_login(
     content = application(password=PASSWORD)
     uscc = content["enterprise"]["uscc"]
     account = content["admin"]["account"]
-    async with Integrator(platform.config.nats_url) as integrator:
+    async with Integrator(platform.config.credentials_file("subscriber")) as integrator:
         submitted = swctl("register", "cardless", "--file", _write(tmp_path, content), "--json")
         assert submitted.code == 0, submitted.stderr
         application_id = submitted.json()["application_id"]

@@ -6,8 +6,11 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.contracts import accounts, registration
@@ -16,7 +19,7 @@ from singlewindow.swctl.platform import Platform
 
 from tests.integration.test_registration_rules import approve, submit
 from tests.support.identifiers import application
-from tests.support.platform import Bus, eventually
+from tests.support.platform import Bus, bus, eventually
 from tests.support.swctl import Swctl
 
 APPROVALS = "accounts-registration-approved"
@@ -78,8 +81,15 @@ async def approved_and_registered(bus: Bus, content: dict[str, Any]) -> str:
     return uscc
 
 
+@pytest.fixture
+async def as_registration(platform: Platform) -> AsyncIterator[Bus]:
+    """Registration's own connection: only its user may publish its events."""
+    async with bus(platform, "registration") as connection:
+        yield connection
+
+
 async def test_an_approval_delivered_twice_creates_one_enterprise_and_one_admin(
-    nats_bus: Bus,
+    nats_bus: Bus, as_registration: Bus
 ) -> None:
     content = application(password=PASSWORD)
     uscc = await approved_and_registered(nats_bus, content)
@@ -87,12 +97,12 @@ async def test_an_approval_delivered_twice_creates_one_enterprise_and_one_admin(
         nats_bus, registration.STREAM.name, registration.APPROVED.subject, uscc
     )
     # The same event again, past JetStream's de-duplication (as after a relay crash and a long outage).
-    await nats_bus.js.publish(
+    await as_registration.js.publish(
         message.subject, message.data, headers={"Nats-Msg-Id": f"replay-{uuid.uuid4()}"}
     )
     # And a second approval of the same application under a new event id.
     again = approved | {"id": str(uuid.uuid4()), "time": datetime.now(UTC).isoformat()}
-    await nats_bus.js.publish(
+    await as_registration.js.publish(
         message.subject, json.dumps(again).encode(), headers={"Nats-Msg-Id": again["id"]}
     )
     await drained(nats_bus, registration.STREAM.name, APPROVALS)
@@ -139,7 +149,7 @@ async def test_accounts_down_at_approval_applies_it_exactly_once_after_restart(
 
 
 async def test_an_event_that_keeps_failing_is_dead_lettered_and_the_service_goes_on(
-    platform: Platform, nats_bus: Bus
+    nats_bus: Bus, as_registration: Bus
 ) -> None:
     poisoned = {
         "specversion": "1.0",
@@ -157,12 +167,12 @@ async def test_an_event_that_keeps_failing_is_dead_lettered_and_the_service_goes
             "reason": None,
         },
     }
-    await nats_bus.js.publish(
+    await as_registration.js.publish(
         registration.APPROVED.subject,
         json.dumps(poisoned).encode(),
         headers={"Nats-Msg-Id": poisoned["id"]},
     )
-    await nats_bus.js.publish(registration.APPROVED.subject, b"{not a cloudevent")
+    await as_registration.js.publish(registration.APPROVED.subject, b"{not a cloudevent")
 
     async def dead_letters() -> list[Any] | None:
         subscription = await nats_bus.js.subscribe(

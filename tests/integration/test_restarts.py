@@ -7,7 +7,6 @@ import contextlib
 import itertools
 from collections import Counter
 
-import nats
 from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from singlewindow.contracts import registration, review
@@ -17,7 +16,7 @@ from singlewindow.contracts.review import TaskList
 from singlewindow.swctl.platform import Platform
 
 from tests.support.identifiers import application
-from tests.support.platform import Bus, bus, eventually
+from tests.support.platform import Bus, bus, connect, eventually
 
 UNANSWERED = (NoRespondersError, NatsTimeoutError, TimeoutError, ConnectionClosedError, DomainError)
 
@@ -25,9 +24,7 @@ UNANSWERED = (NoRespondersError, NatsTimeoutError, TimeoutError, ConnectionClose
 async def submit_for(seconds: float, platform: Platform) -> list[str]:
     """Submit applications back to back for `seconds`; return the ids of those accepted."""
     accepted: list[str] = []
-    nc = await nats.connect(
-        platform.config.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
-    )
+    nc = await connect(platform, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     client = Bus(nc)
     deadline = asyncio.get_running_loop().time() + seconds
     try:

@@ -20,7 +20,13 @@ from pydantic import BaseModel
 from singlewindow.contracts.bus import inbox_prefix
 from singlewindow.contracts.endpoints import Endpoint
 from singlewindow.contracts.wire import decode_result
-from singlewindow.swctl.platform import CARD_GATEWAY, SERVICES, Platform, PlatformConfig
+from singlewindow.swctl.platform import (
+    CARD_GATEWAY,
+    CLIENT_USERS,
+    SERVICES,
+    Platform,
+    PlatformConfig,
+)
 
 T = TypeVar("T")
 ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
@@ -124,11 +130,12 @@ def running_platform(
 
 
 class Bus:
-    """A test's NATS connection: requests with typed replies, raw requests, JetStream."""
+    """A test's NATS connection: requests with typed replies, raw requests; JetStream reads
+    (`js`) go over a connection of their own, as the operator unless told otherwise."""
 
-    def __init__(self, nc: NatsClient) -> None:
+    def __init__(self, nc: NatsClient, reader: NatsClient | None = None) -> None:
         self.nc = nc
-        self.js = nc.jetstream()
+        self.js = (reader or nc).jetstream()
 
     async def call(
         self, endpoint: Endpoint[Any, ReplyT], request: dict[str, Any] | BaseModel
@@ -143,6 +150,9 @@ class Bus:
         message = await self.nc.request(subject, body, timeout=10)
         reply: dict[str, Any] = json.loads(message.data)
         return reply
+
+
+CLIENTS = frozenset(CLIENT_USERS)
 
 
 def credential(platform: Platform, user: str) -> dict[str, str]:
@@ -171,10 +181,13 @@ async def bus(platform: Platform, user: str = "portal") -> AsyncIterator[Bus]:
     """A connection to the platform's NATS as `user`: `portal`, as people's requests come, by
     default; a service's user to call its SERVICE endpoints or read its streams."""
     nc = await connect(platform, user)
+    reader = await connect(platform, "operator") if user in CLIENTS else None
     try:
-        yield Bus(nc)
+        yield Bus(nc, reader)
     finally:
         await nc.close()
+        if reader is not None:
+            await reader.close()
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 15.0) -> T:
