@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nats.errors import NoRespondersError
 from singlewindow.contracts import accounts, registration, review
 from singlewindow.contracts.endpoints import Endpoint, endpoints_of
 from singlewindow.swctl.platform import Platform, http_json
 
-from tests.support.platform import Bus
+from tests.support.platform import Bus, bus, caller_of, connect
 
 ENDPOINTS = [
     endpoint for contract in (registration, review, accounts) for endpoint in endpoints_of(contract)
@@ -39,14 +38,15 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda endpoint: endpoint.subject)
 async def test_every_request_subject_answers_bad_bodies_with_a_typed_error(
-    nats_bus: Bus, endpoint: Endpoint[Any, Any]
+    platform: Platform, endpoint: Endpoint[Any, Any]
 ) -> None:
-    for body, code, message in BAD_BODIES:
-        async with asyncio.timeout(5):
-            reply = await nats_bus.raw(endpoint, body)
-        assert set(reply) == {"error"}, (endpoint.subject, body[:40], reply)
-        assert reply["error"]["code"] == code, (endpoint.subject, body[:40], reply)
-        assert message in reply["error"]["message"]
+    async with bus(platform, caller_of(endpoint)) as caller:
+        for body, code, message in BAD_BODIES:
+            async with asyncio.timeout(5):
+                reply = await caller.raw(endpoint, body)
+            assert set(reply) == {"error"}, (endpoint.subject, body[:40], reply)
+            assert reply["error"]["code"] == code, (endpoint.subject, body[:40], reply)
+            assert message in reply["error"]["message"]
 
 
 async def test_wrong_types_name_each_field(nats_bus: Bus) -> None:
@@ -57,18 +57,31 @@ async def test_wrong_types_name_each_field(nats_bus: Bus) -> None:
     assert paths == {"task_id", "decision", "reviewer"}
 
 
-async def test_an_unknown_subject_is_refused_at_once_not_left_hanging(nats_bus: Bus) -> None:
-    async with asyncio.timeout(2):
-        with pytest.raises(NoRespondersError):
-            await nats_bus.nc.request("sw.rpc.registration.no-such-operation", b"{}", timeout=5)
+async def test_an_unknown_subject_is_refused_at_once_not_left_hanging(platform: Platform) -> None:
+    # Nobody may send an undeclared request: NATS refuses it before any service sees it.
+    errors: list[str] = []
+
+    async def on_error(error: Exception) -> None:
+        errors.append(str(error))
+
+    nc = await connect(platform, "portal", error_cb=on_error)
+    try:
+        await nc.publish("sw.rpc.registration.no-such-operation", b"{}", reply="_INBOX_portal.x")
+        await nc.flush()
+    finally:
+        await nc.close()
+    assert errors == [
+        'nats: permissions violation for publish to "sw.rpc.registration.no-such-operation"'
+    ]
 
 
 async def test_services_are_still_up_and_ready_after_all_of_it(
     platform: Platform, nats_bus: Bus
 ) -> None:
     for endpoint in ENDPOINTS:
-        for body, _code, _message in BAD_BODIES:
-            await nats_bus.raw(endpoint, body)
+        async with bus(platform, caller_of(endpoint)) as caller:
+            for body, _code, _message in BAD_BODIES:
+                await caller.raw(endpoint, body)
     assert platform.exited() == {}
     for service, port in platform.config.service_ports.items():
         ready = http_json(f"http://127.0.0.1:{port}/readyz")

@@ -120,7 +120,9 @@ class Desk:
 
 @pytest.fixture
 def desk(platform: Platform, tmp_path: Path) -> Iterator[Desk]:
-    desk = Desk(platform, Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir))
+    desk = Desk(
+        platform, Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir)
+    )
     try:
         yield desk
     finally:
@@ -129,7 +131,10 @@ def desk(platform: Platform, tmp_path: Path) -> Iterator[Desk]:
 
 
 def other_desk(desk: Desk, name: str) -> Desk:
-    return Desk(desk.platform, Swctl(desk.swctl.nats_url, desk.swctl.config_dir.parent / name, desk.swctl.data_dir))
+    return Desk(
+        desk.platform,
+        Swctl(desk.swctl.nats_url, desk.swctl.config_dir.parent / name, desk.swctl.data_dir),
+    )
 
 
 def test_a_legal_person_card_registers_its_administrator_who_adds_a_card_operator(

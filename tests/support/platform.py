@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import secrets
@@ -18,7 +19,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
 from singlewindow.contracts.bus import inbox_prefix
-from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.endpoints import Audience, Endpoint
 from singlewindow.contracts.wire import decode_result
 from singlewindow.swctl.platform import (
     CARD_GATEWAY,
@@ -153,6 +154,20 @@ class Bus:
 
 
 CLIENTS = frozenset(CLIENT_USERS)
+
+
+def caller_of(endpoint: Endpoint[Any, Any]) -> str:
+    """The NATS user that may send requests to `endpoint`: the portal for people's requests,
+    the workstation for card readers, the service that declares asking for a SERVICE one."""
+    if endpoint.audience is Audience.LOCAL:
+        return "workstation"
+    if endpoint.audience is not Audience.SERVICE:
+        return "portal"
+    for service in SERVICES:
+        handlers = importlib.import_module(f"singlewindow.{service}.handlers")
+        if endpoint in handlers.routes.asks:
+            return service
+    raise LookupError(f"no service asks {endpoint.subject}")
 
 
 def credential(platform: Platform, user: str) -> dict[str, str]:
