@@ -26,7 +26,8 @@ DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 SERVICES = tuple(sorted(path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml")))
 HARDWARE = "card-gateway"
 """The service that runs where the card readers are: one pod, on a reader node."""
-NATS_URL = "nats://nats.nats:4222"
+NATS_URL = "tls://nats.nats:4222"
+CA_FILE = "/etc/nats-ca/ca.crt"
 CONFIG = "singlewindow-config"
 
 
@@ -460,3 +461,74 @@ def test_the_image_is_the_services_build_of_the_dockerfile(service: str) -> None
     assert f"EXPOSE {http_port(service)}\n" in stage
     module = service.replace("-", "_")
     assert f'CMD ["python", "-m", "singlewindow.{module}"]' in stage
+
+
+def nats_values() -> dict[str, Any]:
+    [values] = documents(NATS / "values.yaml")
+    assert isinstance(values, dict)
+    return values
+
+
+def certificates() -> dict[str, dict[str, Any]]:
+    """The cert-manager objects of deploy/nats/certificates.yaml, by kind and name."""
+    return {
+        f"{document['kind']}/{document['metadata']['name']}": document
+        for document in documents(NATS / "certificates.yaml")
+    }
+
+
+def test_jetstream_syncs_every_write_before_acknowledging_it() -> None:
+    assert nats_values()["config"]["jetstream"]["merge"]["sync_interval"] == "<< always >>"
+
+
+def test_nats_speaks_tls_to_clients_and_between_servers_with_cert_manager_certificates() -> None:
+    config = nats_values()["config"]
+    found = certificates()
+    issued = {
+        document["spec"]["secretName"]: document
+        for document in found.values()
+        if document["kind"] == "Certificate"
+    }
+    for tls in (config["nats"]["tls"], config["cluster"]["tls"]):
+        assert tls["enabled"] is True
+        certificate = issued[tls["secretName"]]
+        assert certificate["metadata"]["namespace"] == "nats"
+        assert certificate["spec"]["issuerRef"] == {
+            "kind": "ClusterIssuer",
+            "name": "singlewindow-nats-ca",
+            "group": "cert-manager.io",
+        }
+    assert "client auth" in issued[config["cluster"]["tls"]["secretName"]]["spec"]["usages"]
+    assert "nats.nats.svc" in issued[config["nats"]["tls"]["secretName"]]["spec"]["dnsNames"]
+    assert nats_values()["tlsCA"]["enabled"] is True
+    ca = found["ClusterIssuer/singlewindow-nats-ca"]["spec"]["ca"]["secretName"]
+    assert issued[ca]["spec"]["isCA"] is True
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_service_connects_over_tls_trusting_the_nats_ca(service: str) -> None:
+    assert env(service)[prefix(service) + "NATS_TLS_CA_FILE"]["value"] == CA_FILE
+    pod = deployment(service)["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "nats-ca"]
+    assert volume["secret"] == {
+        "secretName": "nats-ca",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    [mount] = [m for m in container(service)["volumeMounts"] if m["name"] == "nats-ca"]
+    assert mount == {"name": "nats-ca", "mountPath": "/etc/nats-ca", "readOnly": True}
+    [certificate] = [
+        c for c in objects("Certificate").values() if c["spec"]["secretName"] == "nats-ca"
+    ]
+    assert certificate["spec"]["issuerRef"]["name"] == "singlewindow-nats-ca"
+
+
+def test_no_user_of_the_helm_values_is_the_shared_swctl_one() -> None:
+    [values] = documents(NATS / "values-permissions.yaml")
+    users = [u["user"] for u in values["config"]["merge"]["accounts"]["SINGLEWINDOW"]["users"]]
+    assert users == [
+        *SERVICES,
+        "portal",
+        "workstation",
+        "subscriber",
+        "operator",
+    ]

@@ -28,14 +28,23 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.contracts import accounts, registration, review
-from singlewindow.contracts.bus import DEAD_LETTER_STREAM, inbox_prefix
+from singlewindow.contracts.bus import DEAD_LETTER_STREAM, inbox_prefix, replay_subject
 from singlewindow.runtime.messaging import consumer_config, ensure_streams
 from singlewindow.swctl.platform import nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "deploy" / "nats" / "generate.py"
 PERMISSIONS = ROOT / "deploy" / "nats" / "permissions.conf"
-USERS = ("registration", "review", "accounts", "card-gateway", "swctl", "operator")
+USERS = (
+    "registration",
+    "review",
+    "accounts",
+    "card-gateway",
+    "portal",
+    "workstation",
+    "subscriber",
+    "operator",
+)
 START_TIMEOUT = 10.0
 REFUSAL_TIMEOUT = 2
 
@@ -192,7 +201,7 @@ async def test_registration_declares_its_streams_and_publishes_its_events(
 ) -> None:
     async with connect(server, "registration") as conn:
         js = conn.nc.jetstream(timeout=5)
-        await ensure_streams(js, registration.STREAM, review.STREAM)
+        await ensure_streams(js, registration.STREAM)
         ack = await js.publish(
             registration.SUBMITTED.subject, b"{}", headers={"Nats-Msg-Id": secrets.token_hex(8)}
         )
@@ -204,15 +213,16 @@ async def test_review_consumes_review_requests_through_its_own_durable_only(
     server: NatsServer,
 ) -> None:
     durable = review.REVIEW_REQUESTS.durable
+    async with connect(server, "review") as owner:
+        await ensure_streams(owner.nc.jetstream(timeout=5), review.STREAM, review.REQUESTS_STREAM)
     async with connect(server, "registration") as writer:
         js = writer.nc.jetstream(timeout=5)
-        await ensure_streams(js, registration.STREAM, review.STREAM, review.REQUESTS_STREAM)
+        await ensure_streams(js, registration.STREAM)
         ack = await js.publish(review.REQUESTED.subject, b'{"n":1}')
         assert ack.stream == review.REQUESTS_STREAM.name
         assert writer.errors == []
     async with connect(server, "review") as conn:
         js = conn.nc.jetstream(timeout=5)
-        await ensure_streams(js, review.STREAM, review.REQUESTS_STREAM)
         subscription = await js.pull_subscribe(
             review.REQUESTED.subject,
             durable=durable,
@@ -234,9 +244,22 @@ async def test_review_consumes_review_requests_through_its_own_durable_only(
 async def test_registration_may_request_a_review_but_not_decide_one(server: NatsServer) -> None:
     async with connect(server, "registration") as conn:
         js = conn.nc.jetstream(timeout=5)
-        await ensure_streams(js, registration.STREAM, review.STREAM)
+        await ensure_streams(js, registration.STREAM)
         await conn.nc.publish(review.DECIDED.subject, b"{}")
         assert await conn.refused(review.DECIDED.subject)
+
+
+async def test_a_reader_looks_up_the_writers_stream_but_cannot_change_it(
+    server: NatsServer,
+) -> None:
+    async with connect(server, "registration") as owner:
+        await ensure_streams(owner.nc.jetstream(timeout=5), registration.STREAM)
+    async with connect(server, "accounts") as reader:
+        js = reader.nc.jetstream(timeout=0.5)
+        assert (await js.stream_info(registration.STREAM.name)).config.name == "SW_REGISTRATION"
+        with pytest.raises(NatsTimeoutError):
+            await ensure_streams(js, registration.STREAM)
+        assert await reader.refused("$JS.API.STREAM.UPDATE.SW_REGISTRATION")
 
 
 async def test_review_publishes_its_own_events_but_not_another_services(
@@ -263,7 +286,7 @@ async def test_only_accounts_may_ask_registration_for_onboarding_details(
         async with connect(server, "accounts") as conn:
             reply = await conn.nc.request(subject, b"{}", timeout=5)
             assert reply.data == b"details"
-        for user in ("review", "swctl"):
+        for user in ("review", "portal"):
             async with connect(server, user) as conn:
                 with pytest.raises(NatsTimeoutError):
                     await conn.nc.request(subject, b"{}", timeout=0.5)
@@ -283,11 +306,11 @@ async def test_registration_may_ask_accounts_whether_a_uscc_is_free(server: Nats
             assert await conn.refused(subject)
 
 
-async def test_swctl_sends_public_requests(server: NatsServer) -> None:
+async def test_the_portal_sends_public_requests(server: NatsServer) -> None:
     async with connect(server, "registration") as owner:
         subject = registration.SHOW_APPLICATION.subject
         await serve(owner, subject, registration.QUEUE, b"shown")
-        async with connect(server, "swctl") as conn:
+        async with connect(server, "portal") as conn:
             reply = await conn.nc.request(subject, b"{}", timeout=5)
             assert reply.data == b"shown"
 
@@ -306,15 +329,19 @@ async def test_a_service_subscribes_to_requests_only_its_own_in_its_queue_group(
         assert await conn.refused("sw.events.>", "subscription")
 
 
-async def test_swctl_tails_public_events_but_not_the_audit_trail(server: NatsServer) -> None:
+async def test_the_subscriber_tails_public_events_but_not_the_audit_trail(
+    server: NatsServer,
+) -> None:
     async with connect(server, "accounts") as owner:
         js = owner.nc.jetstream(timeout=5)
-        await ensure_streams(js, accounts.STREAM, accounts.AUDIT_STREAM, registration.STREAM)
+        await ensure_streams(js, accounts.STREAM, accounts.AUDIT_STREAM)
         await js.publish(accounts.AUTHENTICATION_ATTEMPTED.subject, b'{"audit":true}')
     async with connect(server, "registration") as writer:
-        await writer.nc.jetstream(timeout=5).publish(registration.APPROVED.subject, b'{"ok":1}')
+        js = writer.nc.jetstream(timeout=5)
+        await ensure_streams(js, registration.STREAM)
+        await js.publish(registration.APPROVED.subject, b'{"ok":1}')
 
-    async with connect(server, "swctl") as conn:
+    async with connect(server, "subscriber") as conn:
         js = conn.nc.jetstream(timeout=1)
         subscription = await js.subscribe(
             registration.APPROVED.subject,
@@ -346,7 +373,7 @@ async def test_only_the_operator_reads_and_replays_dead_letters(server: NatsServ
             headers={"Sw-Original-Subject": review.REQUESTED.subject},
         )
 
-    async with connect(server, "swctl") as conn:
+    async with connect(server, "portal") as conn:
         js = conn.nc.jetstream(timeout=0.5)
         with pytest.raises(NatsTimeoutError):
             await js.get_msg(DEAD_LETTER_STREAM.name, ack.seq)
@@ -364,15 +391,19 @@ async def test_only_the_operator_reads_and_replays_dead_letters(server: NatsServ
         )
         assert (await listing.next_msg(timeout=5)).data == b'{"n":2}'
         await listing.unsubscribe()
-        # What `swctl deadletter replay` does: fetch, send to the original subject, drop.
+        # What `swctl deadletter replay` does: fetch, ask its service to apply it, drop.
         letter = await js.get_msg(DEAD_LETTER_STREAM.name, ack.seq)
-        assert letter.headers is not None
-        replayed = await js.publish(letter.headers["Sw-Original-Subject"], letter.data or b"")
-        assert replayed.stream == review.REQUESTS_STREAM.name
+        assert letter.subject == dead_letter
+        async with connect(server, "review") as owner:
+            replay = replay_subject("review", review.REVIEW_REQUESTS.durable)
+            await serve(owner, replay, review.QUEUE, b'{"applied": true}')
+            answer = await conn.nc.request(replay, b'{"sequence": 1}', timeout=5)
+            assert answer.data == b'{"applied": true}'
         assert await js.delete_msg(DEAD_LETTER_STREAM.name, ack.seq)
-        # Never as a service: not another subject, not a service's consumer.
-        await conn.nc.publish(registration.APPROVED.subject.replace("approved", "forged"), b"{}")
-        assert await conn.refused(registration.APPROVED.subject.replace("approved", "forged"))
+        # Never an event itself: it would forge a review request, or a decision.
+        for forged in (review.REQUESTED.subject, review.DECIDED.subject):
+            await conn.nc.publish(forged, b"{}")
+            assert await conn.refused(forged)
         next_message = (
             f"$JS.API.CONSUMER.MSG.NEXT.SW_REVIEW_REQUESTS.{review.REVIEW_REQUESTS.durable}"
         )

@@ -8,6 +8,7 @@ import ctypes
 import gc
 import importlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, NatsUserPassword, PullSub
+from faststream.nats.security import NatsSecurity
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
@@ -66,6 +68,9 @@ class ServiceSettings(BaseSettings):
     nats_credentials_file: Path | None = None
     """A JSON file `{"user": ..., "password": ...}` (what `swctl up` writes under
     `credentials/`); it wins over `nats_user` and `nats_password`."""
+    nats_tls_ca_file: Path | None = None
+    """The CA that signed the NATS servers' certificates (Kubernetes: cert-manager's ca.crt):
+    connect over TLS and trust it."""
     database_url: str = "sqlite+aiosqlite:///var/service.db"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -104,9 +109,20 @@ class Service:
         """The service's one source of the time: its handlers, events and outbox read it."""
         self.db = Database(settings.database_url)
         credentials = settings.nats_credentials()
+        tls = (
+            ssl.create_default_context(cafile=settings.nats_tls_ca_file)
+            if settings.nats_tls_ca_file
+            else None
+        )
         self.broker = NatsBroker(
             settings.nats_url,
-            security=NatsUserPassword(*credentials) if credentials else None,
+            security=(
+                NatsUserPassword(*credentials, ssl_context=tls)
+                if credentials
+                else NatsSecurity(ssl_context=tls)
+                if tls
+                else None
+            ),
             name=f"singlewindow-{name}",
             # The service's own inbox: NATS lets only its user read the replies sent there.
             inbox_prefix=inbox_prefix(name),
