@@ -187,6 +187,9 @@ def print_status(report: dict[str, Any]) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    credentials = report.get("credentials") or {}
+    if "portal" in credentials:
+        print(f"CREDENTIALS  {Path(credentials['portal']).parent} (one JSON file per NATS user)")
     if "cards" in report:
         print_cards(report["cards"])
 
