@@ -471,7 +471,7 @@ async def test_without_pcscd_the_gateway_is_ready_and_says_there_is_no_reader(
         assert ready is not None
         assert ready["status"] == "ready"
         assert ready["pcsc"]["state"] == "unavailable"
-        async with bus(platform) as connection:
+        async with bus(platform, "workstation") as connection:
             for subject, request in requests_to(
                 (card_gateway.LIST_READERS, {}),
                 (card_gateway.READ_CARD, {}),

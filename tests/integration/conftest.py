@@ -32,3 +32,17 @@ async def nats_bus(platform: Platform) -> AsyncIterator[Bus]:
     """A test's own connection to the platform's NATS."""
     async with bus(platform) as connection:
         yield connection
+
+
+@pytest.fixture
+async def registration_bus(platform: Platform) -> AsyncIterator[Bus]:
+    """The registration service's connection: what it may ask other services (a SERVICE one)."""
+    async with bus(platform, "registration") as connection:
+        yield connection
+
+
+@pytest.fixture
+async def workstation_bus(platform: Platform) -> AsyncIterator[Bus]:
+    """The connection of the front end with the card readers: card-gateway's requests."""
+    async with bus(platform, "workstation") as connection:
+        yield connection

@@ -177,7 +177,7 @@ async def test_an_enterprise_with_an_administrator_is_told_to_log_in_instead(
 
 
 async def test_two_legal_person_cards_registering_at_once_make_one_administrator(
-    nats_bus: Bus, authority: CardAuthority
+    nats_bus: Bus, registration_bus: Bus, authority: CardAuthority
 ) -> None:
     for _round in range(3):
         uscc = make_uscc()
@@ -200,7 +200,7 @@ async def test_two_legal_person_cards_registering_at_once_make_one_administrator
         assert {(r.code, r.message) for r in refusals} == {
             (ErrorCode.CONFLICT, "enterprise already has an administrator; log in instead")
         }
-        check: OnboardingCheckView = await nats_bus.call(
+        check: OnboardingCheckView = await registration_bus.call(
             accounts.ONBOARDING_CHECK, {"uscc": uscc, "account": "nobody_x"}
         )
         assert check.uscc_registered

@@ -272,11 +272,13 @@ def test_a_wrong_pin_is_refused_by_the_card_before_anything_reaches_accounts(des
     assert desk.login().code == 0
 
 
-async def test_a_replayed_card_signature_is_refused(desk: Desk, nats_bus: Bus) -> None:
+async def test_a_replayed_card_signature_is_refused(
+    desk: Desk, nats_bus: Bus, workstation_bus: Bus
+) -> None:
     desk.insert(desk.issue(make_uscc()))
     assert (await asyncio.to_thread(desk.register, make_account())).code == 0
     issued: CardChallenge = await nats_bus.call(accounts.CARD_CHALLENGE, {})
-    signed = await nats_bus.call(
+    signed = await workstation_bus.call(
         card_gateway.SIGN_CHALLENGE,
         {"pin": PIN, "challenge": issued.challenge},
     )

@@ -140,7 +140,7 @@ def ports() -> tuple[int, int]:
 def test_up_reports_status_stops_on_ctrl_c_and_keeps_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     nats_port, port_base = free_port(), 20000 + free_port() % 20000
-    swctl = Swctl(f"nats://127.0.0.1:{nats_port}", tmp_path / "swctl")
+    swctl = Swctl(f"nats://127.0.0.1:{nats_port}", tmp_path / "swctl", data_dir)
     (tmp_path / "application.json").write_text(json.dumps(application(), ensure_ascii=False))
 
     first = start_up(data_dir, nats_port, port_base)
@@ -176,7 +176,7 @@ def test_up_reports_status_stops_on_ctrl_c_and_keeps_data(tmp_path: Path) -> Non
 def test_a_killed_service_is_started_again_and_status_says_so(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     nats_port, port_base = ports()
-    swctl = Swctl(f"nats://127.0.0.1:{nats_port}", tmp_path / "swctl")
+    swctl = Swctl(f"nats://127.0.0.1:{nats_port}", tmp_path / "swctl", data_dir)
     up = start_up(data_dir, nats_port, port_base)
     try:
         killed = wait_ready(swctl, data_dir)["services"]["review"]["pid"]
@@ -212,7 +212,7 @@ def test_a_killed_service_is_started_again_and_status_says_so(tmp_path: Path) ->
 def test_ctrl_c_stops_everything_it_started_the_card_in_the_reader_too(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     nats_port, port_base = ports()
-    swctl = Swctl(f"nats://127.0.0.1:{nats_port}", tmp_path / "swctl")
+    swctl = Swctl(f"nats://127.0.0.1:{nats_port}", tmp_path / "swctl", data_dir)
     up = start_up(data_dir, nats_port, port_base)
     try:
         report = wait_ready(swctl, data_dir)
@@ -234,7 +234,7 @@ def test_two_platforms_side_by_side_each_see_only_their_own_card(tmp_path: Path)
             data_dir = tmp_path / name / "var"
             nats_port, port_base = ports()
             up = start_up(data_dir, nats_port, port_base, "--pcscd", "private")
-            swctl = Swctl(f"nats://127.0.0.1:{nats_port}", tmp_path / name / "swctl")
+            swctl = Swctl(f"nats://127.0.0.1:{nats_port}", tmp_path / name / "swctl", data_dir)
             platforms.append((data_dir, up, swctl))
         reports = [wait_ready(swctl, data_dir) for data_dir, _, swctl in platforms]
         pcscds = [report["cards"]["pcscd"] for report in reports]

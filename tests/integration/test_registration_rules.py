@@ -42,7 +42,8 @@ async def approve(bus: Bus, application_id: str) -> None:
 
 
 async def registered(bus: Bus, uscc: str) -> None:
-    """Wait until the accounts service has created the enterprise's administrator."""
+    """Wait until the accounts service has created the enterprise's administrator (`bus`: as
+    registration, the service that may ask accounts this)."""
 
     async def check() -> bool | None:
         view: OnboardingCheckView = await bus.call(
@@ -166,25 +167,27 @@ async def test_two_concurrent_applications_for_one_uscc_one_accepted_one_refused
     assert refused[0].code is ErrorCode.CONFLICT
 
 
-async def test_a_uscc_with_an_administrator_is_refused(nats_bus: Bus) -> None:
+async def test_a_uscc_with_an_administrator_is_refused(
+    nats_bus: Bus, registration_bus: Bus
+) -> None:
     uscc = make_uscc()
     first = await submit(nats_bus, application(uscc=uscc))
     await approve(nats_bus, first.application_id)
-    await registered(nats_bus, uscc)
+    await registered(registration_bus, uscc)
     error = await refusal(nats_bus, application(uscc=uscc))
     assert error.code is ErrorCode.CONFLICT
     assert "already has an administrator" in error.message
     assert [f.path for f in error.fields] == ["enterprise.uscc"]
 
 
-async def test_an_account_name_in_use_is_refused(nats_bus: Bus) -> None:
+async def test_an_account_name_in_use_is_refused(nats_bus: Bus, registration_bus: Bus) -> None:
     first = application()
     account = first["admin"]["account"]
     view = await submit(nats_bus, first)
     pending = await refusal(nats_bus, application(account=account.upper()))
     assert [f.path for f in pending.fields] == ["admin.account"]
     await approve(nats_bus, view.application_id)
-    await registered(nats_bus, view.uscc)
+    await registered(registration_bus, view.uscc)
     error = await refusal(nats_bus, application(account=account.upper()))
     assert error.code is ErrorCode.CONFLICT
     assert [f.path for f in error.fields] == ["admin.account"]
