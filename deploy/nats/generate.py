@@ -4,22 +4,26 @@ One NATS user per service, allowed exactly what its `Routes` declare (``handlers
 endpoints it serves, the events it consumes, the endpoints it asks, the other services' events it
 publishes) and its contract holds:
 
-- its request subjects (``sw.rpc.<service>.>``, in its own queue group) and their replies;
+- its request subjects (``sw.rpc.<service>.>``, in its own queue group) and their replies, and
+  operators' replay requests (``sw.replay.<service>.>``) when it consumes events;
 - the requests it declares it asks of other services (``Routes(asks=...)``; ``Service.ask``
   refuses any other);
 - its own events (``sw.events.<service>.>``, ``sw.audit.<service>.>``,
   ``sw.internal.<service>.>``), the events of other
   contracts it declares it publishes (``Routes(publishes=...)``, e.g. a review requested), and
   its dead letters;
-- the JetStream API for the streams it declares at start (those it writes and those it reads,
-  plus the dead-letter stream: what ``ensure_streams`` is given) and for its own durable pull
-  consumers, with acknowledgements on those consumers only.
+- the JetStream API to create and update the streams it owns and the dead-letter stream, to look
+  up (only) the other streams it reads or writes, and for its own durable pull consumers, with
+  acknowledgements on those consumers only.
 
-Plus two users for ``swctl``: ``swctl``, for people and scripts, may send any request but those
-for other services only (``Audience.SERVICE``) and
-read the public streams (``singlewindow.swctl.events.PUBLIC_STREAMS``) with ordered consumers;
-``operator`` may besides read the audit trail and the dead letters, and replay a dead letter to
-the subject its consumer reads (``swctl deadletter``).
+Plus the clients' users: ``portal`` (the front end people's requests come through, swctl: the
+requests declared for clients, replies on its own inbox, no JetStream), ``workstation`` (the
+front end with the card readers: card-gateway's ``Audience.LOCAL`` requests), ``subscriber``
+(an integrating system: the public streams, ``singlewindow.swctl.events.PUBLIC_STREAMS``,
+through ordered consumers and its own durable) and ``operator`` (every stream, the audit trail
+and dead letters, and replay requests to the services; never an event of its own).
+
+The same table runs the embedded platform: ``swctl up`` includes ``nats-accounts.conf``.
 
 Run ``uv run python deploy/nats/generate.py`` after changing a subject, stream or consumer, and
 commit what it writes; ``--check`` fails when the committed files are stale (the deploy tests run
