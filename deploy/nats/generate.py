@@ -415,6 +415,7 @@ def operator_user(public_streams: tuple[StreamSpec, ...], facts: Iterable[Servic
                 "dead letters",
                 _ordered_reads([*public_streams, *private, DEAD_LETTER_STREAM]),
             ),
+            Rule("JetStream's account information (swctl status)", (js_api("INFO"),)),
             Rule(
                 "see how far each consumer is (read only)",
                 tuple(

@@ -106,6 +106,8 @@ def may_publish(user: str, subject: str) -> bool:
     for spec in EVENTS:
         if spec.subject == subject:
             return spec.service == user or (user in ROUTES and spec in ROUTES[user].publishes)
+    if subject == js("INFO"):
+        return user == "operator"
     for service, stream, durable in DURABLES:
         if subject in (
             js("CONSUMER", "CREATE", stream, durable),
@@ -135,6 +137,7 @@ def may_publish(user: str, subject: str) -> bool:
 def publish_subjects() -> list[str]:
     """Every subject the matrix publishes to."""
     subjects = [endpoint.subject for endpoint in ENDPOINTS] + [spec.subject for spec in EVENTS]
+    subjects.append(js("INFO"))
     for service, stream, durable in DURABLES:
         subjects += [
             js("CONSUMER", "CREATE", stream, durable),

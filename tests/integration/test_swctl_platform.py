@@ -89,3 +89,34 @@ async def test_events_tail_json_is_one_array_and_jsonl_one_event_a_line(
     assert all(event["specversion"] == "1.0" for event in events)
     lines = swctl("events", "tail", "--from-start", "--limit", "2", "--jsonl").stdout.splitlines()
     assert [json.loads(line)["id"] for line in lines] == [event["id"] for event in events[:2]]
+
+
+def test_status_names_each_credential_and_swctl_connects_only_with_one(
+    platform: Platform, tmp_path: Path
+) -> None:
+    url = platform.config.nats_url
+    report = Swctl(url, tmp_path / "swctl", platform.config.data_dir)("status", "--json").json()
+    directory = platform.config.credentials_dir
+    names = ("portal", "subscriber", "operator", "workstation")
+    assert report["credentials"] == {name: str(directory / f"{name}.json") for name in names} | {
+        "bootstrap_admin": str(directory / "bootstrap-admin.json")
+    }
+    for name in names:
+        assert json.loads((directory / f"{name}.json").read_text())["user"] == name
+
+    # No platform state and no credential: NATS refuses the anonymous connection.
+    empty = tmp_path / "empty"
+    anonymous = Swctl(url, tmp_path / "swctl", empty)("status", "--json")
+    assert anonymous.code == 3
+    assert anonymous.json()["nats"] == "down"
+    assert "as portal (no credentials in" in anonymous.json()["detail"]
+    # The same with the portal's credential given: every service answers it.
+    given = Swctl(url, tmp_path / "swctl", empty)(
+        "--credentials", str(directory / "portal.json"), "status", "--json"
+    )
+    assert given.code == 0, given.stdout
+    assert {name: s["state"] for name, s in given.json()["services"].items()} == {
+        "registration": "ready",
+        "review": "ready",
+        "accounts": "ready",
+    }

@@ -13,10 +13,13 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from singlewindow.contracts.endpoints import Endpoint
 from singlewindow.swctl.errors import EXIT_OK, EXIT_UNREACHABLE
+
+if TYPE_CHECKING:
+    from singlewindow.swctl.client import Credentials
 
 
 def service_endpoints() -> dict[str, Endpoint[Any, Any]]:
@@ -69,21 +72,25 @@ async def ask_nats(args: argparse.Namespace, reply_seconds: float) -> dict[str, 
     """NATS at `--nats-url` and each service behind it, as a client sees them."""
     from nats.errors import Error as NatsError
     from nats.errors import NoRespondersError
-    from singlewindow.swctl.client import Client, Credentials, Unreachable, user_for
+    from singlewindow.swctl.client import OPERATOR, Client, Credentials, Unreachable, user_for
 
     url = args.nats_url
-    client = Client(url, reply_seconds, Credentials.of(args))
+    credentials = Credentials.of(args)
+    client = Client(url, reply_seconds, credentials)
     report: dict[str, Any] = {"running": False, "data_dir": None, "nats_url": url}
     try:
-        nc = await client.connect()
+        await client.connect()
     except Unreachable as exc:
         return report | {"nats": "down", "detail": str(exc), "services": {}}
     try:
-        try:
-            await nc.jetstream().account_info()
-            nats_state = "ready"
-        except (NatsError, TimeoutError):
-            nats_state = "no JetStream"
+        nats_state = "ready"
+        if credentials.explicit is None and credentials.path(OPERATOR).exists():
+            # Only the operator may ask JetStream about the account; others take it on trust.
+            try:
+                operator = await client.connect(OPERATOR)
+                await operator.jetstream(timeout=reply_seconds).account_info()
+            except (NatsError, TimeoutError, Unreachable):
+                nats_state = "no JetStream"
 
         async def service_state(endpoint: Endpoint[Any, Any]) -> str:
             try:
@@ -98,6 +105,9 @@ async def ask_nats(args: argparse.Namespace, reply_seconds: float) -> dict[str, 
             return "ready"
 
         subjects = service_endpoints()
+        if not may_use_card_readers(credentials):
+            # One credential given, not the workstation's: card-gateway would refuse it anyway.
+            subjects.pop("card-gateway")
         states = await asyncio.gather(*map(service_state, subjects.values()))
     finally:
         await client.close()
@@ -108,6 +118,18 @@ async def ask_nats(args: argparse.Namespace, reply_seconds: float) -> dict[str, 
         if not (name == "card-gateway" and state == "down")
     }
     return report | {"running": True, "nats": nats_state, "services": services}
+
+
+def may_use_card_readers(credentials: Credentials) -> bool:
+    """Whether swctl has the workstation's credential (its own file, or the one given is it)."""
+    from singlewindow.swctl.client import WORKSTATION, Credential, CredentialsError
+
+    if credentials.explicit is None:
+        return True
+    try:
+        return bool(Credential.load(credentials.explicit).user == WORKSTATION)
+    except CredentialsError:
+        return True
 
 
 def print_nats_status(report: dict[str, Any]) -> None:
