@@ -26,6 +26,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from singlewindow import contracts
+from singlewindow.contracts import registration
 from singlewindow.contracts.bus import (
     DEAD_LETTER_STREAM,
     SUBSCRIBER_DURABLE,
@@ -34,6 +35,7 @@ from singlewindow.contracts.bus import (
 )
 from singlewindow.contracts.endpoints import Audience, Endpoint, endpoints_of
 from singlewindow.contracts.events import EventSpec, StreamSpec
+from singlewindow.runtime.messaging import ensure_streams
 from singlewindow.runtime.routes import Routes
 from singlewindow.swctl.events import PUBLIC_STREAMS
 from singlewindow.swctl.platform import (
@@ -368,3 +370,37 @@ def test_credentials_are_the_owners_alone_and_kept_across_starts(server: Bus) ->
     assert len({credential["password"] for credential in before.values()}) == len(USERS)
     Platform(config).write_credentials()
     assert {user: server.credential(user) for user in USERS} == before
+
+
+async def test_the_subscriber_reads_a_public_stream_with_its_durable_and_resumes(
+    server: Bus,
+) -> None:
+    async with server.connected("registration") as (owner, _):
+        writer = owner.jetstream(timeout=5)
+        await ensure_streams(writer, registration.STREAM)
+        for n in (1, 2):
+            await writer.publish(registration.SUBMITTED.subject, json.dumps({"n": n}).encode())
+    for expected in (b'{"n": 1}', b'{"n": 2}'):
+        # A new connection each time: the durable remembers what was acknowledged.
+        async with server.connected("subscriber") as (nc, violations):
+            reader = nc.jetstream(timeout=5)
+            pull = await reader.pull_subscribe(
+                "sw.events.registration.>", durable=SUBSCRIBER_DURABLE, stream="SW_REGISTRATION"
+            )
+            [message] = await pull.fetch(1, timeout=5)
+            assert message.data == expected
+            await message.ack_sync(timeout=5)
+            assert violations == []
+
+
+async def test_the_subscriber_may_not_name_its_durable_after_a_service(server: Bus) -> None:
+    async with server.connected("registration") as (owner, _):
+        await ensure_streams(owner.jetstream(timeout=5), registration.STREAM)
+    [durable] = [d for s, stream, d in DURABLES if stream == "SW_REGISTRATION" and s == "accounts"]
+    async with server.connected("subscriber") as (nc, violations):
+        await nc.publish(js("CONSUMER", "CREATE", "SW_REGISTRATION", durable), b"{}")
+        await nc.flush()
+        await nc.flush()
+    assert refused(violations, "Publish") == {
+        js("CONSUMER", "CREATE", "SW_REGISTRATION", durable).lower()
+    }
