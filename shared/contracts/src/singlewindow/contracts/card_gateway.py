@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from singlewindow.contracts.endpoints import Audience, Endpoint
-from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
 from singlewindow.contracts.identifiers import CardPin
 from singlewindow.contracts.wire import Request
 
@@ -21,7 +21,13 @@ QUEUE = "card-gateway"
 STREAM = StreamSpec(
     name="SW_CARD_GATEWAY",
     subjects=("sw.events.card-gateway.>",),
-    description="E-Port cards inserted into and removed from the gateway's readers",
+    description=(
+        "E-Port cards inserted into and removed from the gateway's readers. Kept 7 days, the"
+        " oldest dropped when full: a card's presence is news for the moment, not a record"
+    ),
+    max_age_seconds=7 * DAY,
+    max_bytes=64 * MIB,
+    discard=Discard.OLD,
 )
 
 

@@ -15,7 +15,7 @@ from singlewindow.contracts.common import (
     MaskedPerson,
 )
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
-from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
 from singlewindow.contracts.wire import Request
 
 SERVICE = "registration"
@@ -23,7 +23,14 @@ QUEUE = "registration"
 STREAM = StreamSpec(
     name="SW_REGISTRATION",
     subjects=("sw.events.registration.>",),
-    description="Registration applications: submitted, resubmitted, approved, rejected, returned",
+    description=(
+        "Registration applications: submitted, resubmitted, approved, rejected, returned,"
+        " withdrawn. Kept 365 days; a full stream refuses new events rather than dropping old"
+        " ones, since an approval accounts has not applied yet is an enterprise not yet created"
+    ),
+    max_age_seconds=365 * DAY,
+    max_bytes=512 * MIB,
+    discard=Discard.NEW,
 )
 
 
