@@ -484,3 +484,48 @@ async def test_applying_a_decision_takes_three_statements_in_one_transaction(
         "UPDATE applications",
         "INSERT outbox",
     ]
+
+
+def withdrawal(view: ApplicationView, reason: str) -> CloudEvent:
+    """The event accounts publishes when it cannot register an approved application."""
+    data = contract.ApplicationWithdrawn(
+        application_id=view.application_id,
+        uscc=view.uscc,
+        admin_account=view.admin_account,
+        reason=reason,
+    )
+    return contract.WITHDRAWN.make(data, subject=view.uscc, source="urn:test:accounts")
+
+
+async def test_an_approval_accounts_could_not_apply_shows_withdrawn_with_its_reason(
+    registering: Registering,
+) -> None:
+    submitted = cardless()
+    view = await submit_cardless(submitted, registering.deps)
+    await decide(registering, view, Decision.APPROVE)
+    reason = f"the account name {view.admin_account} was taken after this application was submitted"
+    delivered = await deliver(
+        registering.service, routes, registering.deps, withdrawal(view, reason)
+    )
+    assert delivered.acked
+    shown = await show_application(
+        ShowApplication(application_id=view.application_id), registering.deps
+    )
+    assert (shown.state, shown.reason) == (ApplicationState.WITHDRAWN, reason)
+    # Withdrawn holds nothing: the applicant may apply again for the same enterprise.
+    again = await submit_cardless(cardless(uscc=view.uscc), registering.deps)
+    assert again.state is ApplicationState.PENDING
+
+
+async def test_a_withdrawal_of_an_application_not_approved_changes_nothing(
+    registering: Registering,
+) -> None:
+    view = await submit_cardless(cardless(), registering.deps)
+    delivered = await deliver(
+        registering.service, routes, registering.deps, withdrawal(view, "forged")
+    )
+    assert delivered.acked
+    shown = await show_application(
+        ShowApplication(application_id=view.application_id), registering.deps
+    )
+    assert (shown.state, shown.reason) == (ApplicationState.PENDING, None)

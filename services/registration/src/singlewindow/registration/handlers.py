@@ -13,6 +13,7 @@ from singlewindow.contracts.registration import (
     ApplicationState,
     ApplicationSubmitted,
     ApplicationView,
+    ApplicationWithdrawn,
     CardlessApplication,
     MaskedAdmin,
     Onboarding,
@@ -152,6 +153,19 @@ async def apply_review_decision(
             reason=view.reason,
         ),
         subject=view.uscc,
+    )
+
+
+@routes.consume(contract.WITHDRAWALS)
+async def withdraw_approved_application(
+    withdrawn: ApplicationWithdrawn,
+    event: CloudEvent,
+    connection: AsyncConnection,
+    deps: Registration,
+) -> None:
+    """Mark an approved application withdrawn, with accounts' reason, for its applicant to see."""
+    await Applications(connection, deps.service.clock).withdraw(
+        withdrawn.application_id, withdrawn.reason
     )
 
 

@@ -180,6 +180,20 @@ class Applications:
         row = result.mappings().first()
         return None if row is None else _view(row)
 
+    async def withdraw(self, application_id: str, reason: str) -> ApplicationView | None:
+        """Mark an approved application withdrawn, saying why; None unless it was approved."""
+        result = await self.connection.execute(
+            update(applications)
+            .where(
+                applications.c.application_id == application_id,
+                applications.c.state == ApplicationState.APPROVED.value,
+            )
+            .values(state=ApplicationState.WITHDRAWN.value, reason=reason)
+            .returning(*VIEW)
+        )
+        row = result.mappings().first()
+        return None if row is None else _view(row)
+
 
 def _details_json(application: CardlessApplication) -> str:
     return application.model_dump_json(exclude={"admin": {"password"}})

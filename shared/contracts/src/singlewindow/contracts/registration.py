@@ -67,6 +67,8 @@ class ApplicationState(StrEnum):
     RETURNED = "returned"
     APPROVED = "approved"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    """Approved, but the enterprise could not be registered (`reason` says why)."""
 
 
 class ApplicationView(BaseModel):
@@ -134,11 +136,24 @@ class ApplicationDecided(EventData):
     reason: str | None
 
 
+class ApplicationWithdrawn(EventData):
+    """An approved application accounts could not apply, and why, in plain words."""
+
+    application_id: str
+    uscc: str
+    admin_account: str
+    reason: str
+
+
 SUBMITTED = EventSpec(SERVICE, "submitted", 1, ApplicationSubmitted)
 RESUBMITTED = EventSpec(SERVICE, "resubmitted", 1, ApplicationSubmitted)
 APPROVED = EventSpec(SERVICE, "approved", 1, ApplicationDecided)
 REJECTED = EventSpec(SERVICE, "rejected", 1, ApplicationDecided)
 RETURNED = EventSpec(SERVICE, "returned", 1, ApplicationDecided)
+WITHDRAWN = EventSpec(SERVICE, "withdrawn", 1, ApplicationWithdrawn)
+"""Published by accounts, whose business it is to apply an approval, when it cannot (the USCC
+or the account name was taken meanwhile); registration owns it, as review owns the requests
+other services publish to it, so that contracts depend one way (accounts on registration)."""
 
 
 SUBMIT_CARDLESS = Endpoint(
@@ -160,4 +175,11 @@ REVIEW_DECISIONS = Subscription(
     review.DECIDED,
     "registration-review-decisions",
     "Apply reviewers' decisions on cardless applications",
+)
+WITHDRAWALS = Subscription(
+    SERVICE,
+    STREAM,
+    WITHDRAWN,
+    "registration-withdrawals",
+    "Mark an approved application withdrawn when accounts could not register its enterprise",
 )
