@@ -249,6 +249,10 @@ class Outbox:
             OUTBOX_PENDING.set(pending or 0)
         else:
             OUTBOX_PENDING.set(0)
+            # Every pending row was seen: forget refusals of rows gone meanwhile (published or
+            # parked by another replica).
+            waiting = {row.seq for row in rows}
+            self._refusals = {s: r for s, r in self._refusals.items() if s in waiting}
         return len(published)
 
     async def _publish(
