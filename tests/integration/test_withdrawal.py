@@ -1,5 +1,6 @@
 """An approval that cannot be applied is withdrawn where the applicant sees it, over the real
-bus: the enterprise was registered with its legal-person card while the application waited."""
+bus: the enterprise was registered with its legal-person card while the application waited.
+And the streams the services make carry the limits declared for them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.js.api import DiscardPolicy
 from singlewindow.contracts import accounts, registration
+from singlewindow.contracts.bus import DEAD_LETTER_STREAM
 from singlewindow.swctl.platform import Platform
 
 from tests.integration.test_card_accounts import register_admin
@@ -78,3 +81,13 @@ async def test_an_approval_whose_enterprise_registered_by_card_meanwhile_shows_w
         nats_bus, accounts.STREAM.name, accounts.ENTERPRISE_REGISTERED.subject, uscc
     )
     assert [e["data"]["via"] for e, _ in registered] == ["card"]
+
+
+async def test_the_services_make_their_streams_with_the_declared_limits(nats_bus: Bus) -> None:
+    for spec in (accounts.STREAM, accounts.AUDIT_STREAM, registration.STREAM, DEAD_LETTER_STREAM):
+        config = (await nats_bus.js.stream_info(spec.name)).config
+        assert (config.max_age, config.max_bytes) == (spec.max_age_seconds, spec.max_bytes)
+        assert config.discard == DiscardPolicy(spec.discard.value)
+        assert (config.deny_delete, config.deny_purge) == (spec.deny_delete, spec.deny_purge)
+    assert accounts.AUDIT_STREAM.deny_delete
+    assert accounts.AUDIT_STREAM.deny_purge
