@@ -23,11 +23,12 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js.api import DiscardPolicy, RawStreamMsg
+from nats.js.api import ConsumerConfig, DiscardPolicy, RawStreamMsg
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 from singlewindow.contracts import accounts, card_gateway, registration, review
 from singlewindow.contracts.bus import DEAD_LETTER_STREAM
+from singlewindow.contracts.endpoints import Subscription
 from singlewindow.contracts.events import (
     DAY,
     MIB,
@@ -47,6 +48,7 @@ from singlewindow.runtime.messaging import (
     Outbox,
     consumer_config,
     dead_letter_publisher,
+    ensure_consumers,
     ensure_streams,
     inbox_table,
     outbox_table,
@@ -394,3 +396,18 @@ async def test_a_malformed_event_is_acknowledged_only_once_dead_lettered(
     [letter] = await stored_dead_letters(js)
     assert letter.data == b"{not a cloudevent"
     await subscription.unsubscribe()
+
+
+async def test_a_durable_made_by_an_older_release_loses_its_server_side_delivery_limit(
+    js: JetStreamContext,
+) -> None:
+    subscription = Subscription(SERVICE, STREAM, HAPPENED, "durability-old", "An older durable")
+    await js.add_consumer(
+        STREAM.name,
+        ConsumerConfig(
+            durable_name=subscription.durable, filter_subject=HAPPENED.subject, max_deliver=6
+        ),
+    )
+    await ensure_consumers(js, [subscription])
+    info = await js.consumer_info(STREAM.name, subscription.durable)
+    assert info.config.max_deliver == -1  # the inbox, not the server, gives up
