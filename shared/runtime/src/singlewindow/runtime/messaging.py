@@ -5,7 +5,9 @@ publishes the event to JetStream with `Nats-Msg-Id` = event id, so a publish rep
 crash is dropped by the server's de-duplication. A consumer records each event id in its inbox in
 the transaction of its effect, so a redelivered event has no second effect. A consumer whose effect
 keeps failing is redelivered with growing delays, then dead-lettered where an operator can see and
-replay it.
+replay it, and acknowledged only once the dead letter is stored. An outbox row JetStream keeps
+refusing (no stream takes its subject, or its stream is full) is parked: kept in the table, marked,
+and dead-lettered, while the rows of other subjects go on.
 """
 
 from __future__ import annotations
