@@ -10,6 +10,7 @@ from singlewindow.accounts.cards import card_challenge, card_status, login_card
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.enterprises import register_admin_by_card
 from singlewindow.accounts.operators import add_operator_by_card
+from singlewindow.accounts.tables import enterprises
 from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import (
     AddCardOperator,
@@ -24,6 +25,7 @@ from singlewindow.contracts.accounts import (
 from singlewindow.contracts.card_gateway import OperatorLevel
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.runtime.clock import ManualClock
+from sqlalchemy import select
 
 from tests.support.accounts import answer, card_admin
 from tests.support.cards import Card, CardAuthority, holder
@@ -132,6 +134,45 @@ async def test_a_legal_person_card_registers_the_administrator_once(
         e for e in await staged(deps.service) if e.type == contract.ENTERPRISE_REGISTERED.type
     ]
     assert contract.ENTERPRISE_REGISTERED.parse(registered).via == "card"
+
+
+async def test_a_certificate_without_a_card_type_registers_no_administrator(
+    deps: AccountsRuntime, authority: CardAuthority
+) -> None:
+    # An operator's card whose certificate does not say so, its data file edited to claim
+    # legal-person: the certificate alone decides, and it decides nothing here.
+    uscc = make_uscc()
+    card = authority.issue(uscc=uscc, card_type="operator", level="entry", certify_type=False)
+    claimed = card.with_data(card_type="legal-person", operator_level=None)
+    with pytest.raises(DomainError) as raised:
+        await register_admin_by_card(
+            RegisterCardAdmin.model_validate(
+                await answer(deps, claimed) | {"admin": holder(make_account())}
+            ),
+            deps,
+        )
+    assert (raised.value.code, raised.value.message) == (
+        ErrorCode.CARD_REFUSED,
+        "certificate does not state the card type",
+    )
+    status = await card_status(CardStatus(uscc=uscc), deps)
+    assert (status.enterprise_registered, status.has_administrator) == (False, False)
+
+
+async def test_a_card_registration_stores_no_id_number_the_certificate_does_not_vouch_for(
+    deps: AccountsRuntime, authority: CardAuthority
+) -> None:
+    card, _session = await card_admin(deps, authority)
+    async with deps.service.db.reading() as connection:
+        row = (
+            await connection.execute(
+                select(enterprises.c.legal_rep_name, enterprises.c.legal_rep_id_number).where(
+                    enterprises.c.uscc == card.data["enterprise_uscc"]
+                )
+            )
+        ).one()
+    assert card.data["holder_id_number"]  # the data file says one
+    assert tuple(row) == (card.data["holder_name"], None)
 
 
 async def test_an_operator_card_of_the_enterprise_adds_an_operator_who_logs_in_with_it(

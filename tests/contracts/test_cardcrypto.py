@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +53,7 @@ IDENTITY = CardIdentity(
     enterprise_name="厦门远洋进出口贸易有限公司",
     uscc="91350200MA2Y0A1B2C",
     card_number="8800000012345678",
+    card_type="legal-person",
 )
 
 
@@ -327,7 +328,8 @@ def test_openssl_parses_our_certificates(files: Path) -> None:
     assert "Signature Algorithm: SM2-with-SM3" in card.stdout
     assert (
         f"Subject: serialNumber={IDENTITY.uscc},C=CN,O={IDENTITY.enterprise_name},"
-        f"OU={IDENTITY.card_number},CN={IDENTITY.holder_name}" in card.stdout
+        f"OU={IDENTITY.card_number},title={IDENTITY.card_type},CN={IDENTITY.holder_name}"
+        in card.stdout
     )
     assert "Digital Signature" in card.stdout
     assert "X509v3 Authority Key Identifier" in card.stdout
@@ -403,7 +405,7 @@ def test_we_accept_a_card_certificate_openssl_issued_with_our_ca_key(
     )
     subject = (
         f"/serialNumber={IDENTITY.uscc}/C=CN/O={IDENTITY.enterprise_name}"
-        f"/OU={IDENTITY.card_number}/CN={IDENTITY.holder_name}"
+        f"/OU={IDENTITY.card_number}/title={IDENTITY.card_type}/CN={IDENTITY.holder_name}"
     )
     request = openssl(
         "req",
@@ -454,6 +456,20 @@ def test_we_accept_a_card_certificate_openssl_issued_with_our_ca_key(
 
 
 # What the platform's verifier accepts and refuses
+
+
+def test_a_card_certificate_that_states_no_card_type_is_refused(
+    ca: DevCA, card_key: SM2PrivateKey
+) -> None:
+    untyped = issue_card_certificate(
+        ca.key,
+        ca.certificate,
+        card_key.public_key,
+        replace(IDENTITY, card_type=None),
+        not_before=NOW - timedelta(days=1),
+        not_after=NOW + timedelta(days=365),
+    )
+    assert refusal(untyped, ca.certificate, at=NOW) is CertificateProblem.NO_CARD_TYPE
 
 
 def test_valid_card_certificate_is_accepted_with_its_fields(

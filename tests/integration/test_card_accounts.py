@@ -215,6 +215,24 @@ async def test_an_operator_card_cannot_register_an_administrator(
     assert "only a legal-person card registers" in refusal.message
 
 
+async def test_a_card_whose_certificate_states_no_type_cannot_register_an_administrator(
+    nats_bus: Bus, authority: CardAuthority
+) -> None:
+    card = authority.issue(
+        uscc=make_uscc(), card_type="operator", level="entry", certify_type=False
+    )
+    claimed = card.with_data(card_type="legal-person", operator_level=None)
+    refusal = await refused(register_admin(nats_bus, claimed))
+    assert (refusal.code, refusal.message) == (
+        ErrorCode.CARD_REFUSED,
+        "certificate does not state the card type",
+    )
+    status: CardStatusView = await nats_bus.call(
+        accounts.CARD_STATUS, {"uscc": card.data["enterprise_uscc"]}
+    )
+    assert not status.has_administrator
+
+
 async def test_a_weak_administrator_password_is_refused_without_spending_the_challenge(
     nats_bus: Bus, authority: CardAuthority
 ) -> None:

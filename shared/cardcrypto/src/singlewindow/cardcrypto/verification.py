@@ -31,7 +31,9 @@ def verify_certificate(
     crl_der: bytes | None = None,
     at: datetime | None = None,
 ) -> CardCertificateFields:
-    """Check a card certificate against the trusted CA (and its CRL); return its fields."""
+    """Check a card certificate against the trusted CA (and its CRL); return its fields.
+
+    A certificate that does not state the card type is refused (`NO_CARD_TYPE`)."""
     moment = _moment(at)
     anchor = _trust_anchor(trust_anchor_der, moment)
     anchor_key = certificate_public_key(anchor)
@@ -51,7 +53,12 @@ def verify_certificate(
     certificate_public_key(certificate)  # raises unless the card's key is an SM2 key
     if crl_der is not None:
         _check_not_revoked(int(certificate.serial_number), crl_der, anchor, anchor_key, moment)
-    return card_certificate_fields(cert_der)
+    fields = card_certificate_fields(cert_der)
+    # Only the certificate vouches for the card type: without it, the data file's word would
+    # decide whether a card acts as a legal person or an operator.
+    if fields.identity.card_type is None:
+        raise CertificateError(CertificateProblem.NO_CARD_TYPE)
+    return fields
 
 
 def verify_challenge_signature(cert_der: bytes, challenge: bytes, signature_der: bytes) -> bool:
