@@ -118,8 +118,10 @@ class Logins:
         *,
         card_number: str | None = None,
         card_fingerprint: str | None = None,
+        card_serial: int | None = None,
     ) -> None:
-        """Store a new session under its token digest (a card session with its card)."""
+        """Store a new session under its token digest (a card session with its card and the
+        serial number of the certificate it logged in with)."""
         await self.connection.execute(
             _OPEN_SESSION,
             {
@@ -131,6 +133,7 @@ class Logins:
                 "expires_at": expires_at,
                 "card_number": card_number,
                 "card_fingerprint": card_fingerprint,
+                "card_serial": None if card_serial is None else str(card_serial),
             },
         )
 
@@ -297,6 +300,7 @@ async def open_session(
     *,
     card_number: str | None = None,
     card_fingerprint: str | None = None,
+    card_serial: int | None = None,
 ) -> SessionView:
     """Open a session of `account` (a card session bound to its card) and describe it."""
     now = deps.service.clock.now()
@@ -310,6 +314,7 @@ async def open_session(
         expires_at,
         card_number=card_number,
         card_fingerprint=card_fingerprint,
+        card_serial=card_serial,
     )
     return session_view(
         deps, account, token, now, expires_at, method=method, card_number=card_number
