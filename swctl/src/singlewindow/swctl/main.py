@@ -437,7 +437,7 @@ def _card_flows(args: argparse.Namespace, client: Client) -> Flows:
     # With --json, stdout holds the one result document: the card's data and prompts go to stderr.
     out = sys.stderr if args.json else sys.stdout
     pin = cardflows.pin_from_stdin() if args.pin_stdin else cardflows.pin_from_terminal(out)
-    return cardflows.Flows(client, reader=args.reader, pin=pin, out=out)
+    return cardflows.Flows(client, reader=args.reader, pin=pin, out=out, last_try=args.last_pin_try)
 
 
 def _details_file(args: argparse.Namespace, key: str) -> dict[str, Any]:
@@ -694,6 +694,11 @@ def build_parser() -> argparse.ArgumentParser:
     def card_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--reader", help="the card reader (default: the only one with a card)")
         sub.add_argument("--pin-stdin", action="store_true", help="read the card PIN from stdin")
+        sub.add_argument(
+            "--last-pin-try",
+            action="store_true",
+            help="use the card's last PIN try (a wrong PIN then blocks the card)",
+        )
 
     up_parser = command(commands, "up", "up", "start the embedded platform and wait for Ctrl-C")
     status_parser = command(
