@@ -34,6 +34,7 @@ from singlewindow.cardcrypto import (
     issue_ca_certificate,
     issue_card_certificate,
     issue_crl,
+    load_revocation_list,
     sm3,
     verify_certificate,
     verify_challenge_signature,
@@ -574,6 +575,32 @@ def test_outdated_crl_is_refused(ca: DevCA, card_certificate: bytes) -> None:
     )
     problem = refusal(card_certificate, ca.certificate, crl_der=crl_der)
     assert problem is CertificateProblem.CRL_NOT_CURRENT
+
+
+def test_a_revocation_list_is_read_once_and_checked_per_serial(ca: DevCA) -> None:
+    crl_der = issue_crl(
+        ca.key,
+        ca.certificate,
+        [RevokedCertificate(777, NOW)],
+        crl_number=3,
+        this_update=NOW - timedelta(hours=1),
+        next_update=NOW + timedelta(days=7),
+    )
+    revocations = load_revocation_list(crl_der, ca.certificate, at=NOW)
+    assert revocations.revoked == frozenset({777})
+    revocations.check(778, at=NOW)
+    with pytest.raises(CertificateError) as revoked:
+        revocations.check(777, at=NOW)
+    assert revoked.value.problem is CertificateProblem.REVOKED
+    with pytest.raises(CertificateError) as outdated:
+        revocations.check(778, at=NOW + timedelta(days=8))
+    assert outdated.value.problem is CertificateProblem.CRL_NOT_CURRENT
+    stranger = make_ca()
+    with pytest.raises(CertificateError) as unsigned:
+        load_revocation_list(
+            issue_crl(stranger.key, stranger.certificate, [], crl_number=1), ca.certificate
+        )
+    assert unsigned.value.problem is CertificateProblem.CRL_INVALID
 
 
 def test_tampered_certificate_is_refused(ca: DevCA, card_certificate: bytes) -> None:
