@@ -203,22 +203,11 @@ async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> S
     async with deps.service.db.reading() as connection:
         state = await Logins(connection).state(key)
     found = state.account
-    blocked = state.blocked_until if state.blocked_until and state.blocked_until > now else None
-    if blocked is None:
-        async with deps.service.db.transaction() as connection:
-            logins = Logins(connection)
-            attempts = await logins.reserve_attempt(key, now)
-            if attempts is None:
-                blocked = await logins.blocked_until(key) or now
-            elif delay := deps.throttle.delay_after(attempts):
-                await logins.block_until(key, now + timedelta(seconds=delay))
+    blocked = await reserve_attempt(deps, key, now, known_block=state.blocked_until)
     if blocked is not None:
         async with deps.service.db.transaction() as connection:
             await _audit(deps, connection, name, found, "throttled", "too many failed attempts")
-        wait = max(1, math.ceil((blocked - now).total_seconds()))
-        raise DomainError(
-            ErrorCode.THROTTLED, f"too many failed attempts; try again in {wait} seconds"
-        )
+        raise throttled(blocked, now)
     # An unknown account is verified against a decoy hash: both refusals take as long.
     stored_hash = found.password_hash if found else deps.decoy_hash
     matches = await deps.passwords.verify(stored_hash, request.password)
@@ -243,6 +232,35 @@ async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> S
         session = await open_session(deps, logins, found, "password")
         await _audit(deps, connection, name, found, "succeeded", None)
     return session
+
+
+async def reserve_attempt(
+    deps: AccountsRuntime, key: str, now: datetime, *, known_block: datetime | None = None
+) -> datetime | None:
+    """Reserve one attempt of the login name `key` before its password is verified: None once
+    reserved (counted, with the delay its count earns), else until when `key` is blocked.
+
+    Every password login (whatever kind of account) reserves its attempt here first, and clears
+    the count with `Logins.clear_failures` when the password matched. `known_block`, the block
+    read with the account, spares a write when it is still in force."""
+    if known_block is not None and known_block > now:
+        return known_block
+    async with deps.service.db.transaction() as connection:
+        logins = Logins(connection)
+        attempts = await logins.reserve_attempt(key, now)
+        if attempts is None:  # blocked meanwhile by a concurrent attempt
+            return await logins.blocked_until(key) or now
+        if delay := deps.throttle.delay_after(attempts):
+            await logins.block_until(key, now + timedelta(seconds=delay))
+    return None
+
+
+def throttled(blocked_until: datetime, now: datetime) -> DomainError:
+    """The refusal of a login attempt while its name is blocked."""
+    wait = max(1, math.ceil((blocked_until - now).total_seconds()))
+    return DomainError(
+        ErrorCode.THROTTLED, f"too many failed attempts; try again in {wait} seconds"
+    )
 
 
 @routes.serve(contract.LOGOUT)
