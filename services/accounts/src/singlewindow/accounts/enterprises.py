@@ -111,9 +111,10 @@ class Enterprises:
                 uscc=card.enterprise_uscc,
                 name=card.enterprise_name,
                 division=division_of(card.enterprise_uscc),
-                # The legal-person card is the legal representative's own.
+                # The legal-person card is the legal representative's own. Its certificate
+                # vouches for the holder's name, not for an ID number: only the card says that.
                 legal_rep_name=card.holder_name if legal_person else None,
-                legal_rep_id_number=card.holder_id_number if legal_person else None,
+                legal_rep_id_number=None,
                 registered_via="card",
                 created_at=now,
             )

@@ -35,6 +35,8 @@ STREAM = StreamSpec(
 
 
 ApplicationId = Annotated[str, Field(strict=True, pattern=r"^app_[A-Za-z0-9_-]{8,40}$")]
+ClaimSecret = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_-]{22,100}$")]
+"""The applicant's secret for one application: given once, in the submit reply."""
 
 
 class AdminInfo(AccountHolder):
@@ -49,15 +51,17 @@ class CardlessApplication(Request):
 
 
 class ResubmitCardless(CardlessApplication):
-    """A returned application, corrected."""
+    """A returned application, corrected, with the claim secret its submission gave."""
 
     application_id: ApplicationId
+    claim_secret: ClaimSecret
 
 
 class ShowApplication(Request):
-    """Ask for an application's state."""
+    """Ask for an application's state, with the claim secret its submission gave."""
 
     application_id: ApplicationId
+    claim_secret: ClaimSecret
 
 
 class ApplicationState(StrEnum):
@@ -86,6 +90,14 @@ class ApplicationView(BaseModel):
     attempt: int
     submitted_at: datetime
     decided_at: datetime | None
+
+
+class SubmittedApplication(ApplicationView):
+    """A new application, and the claim secret that alone shows or resubmits it.
+
+    The platform keeps only a digest of the secret: it is in this reply and nowhere else."""
+
+    claim_secret: str
 
 
 class OnboardingDetails(Request):
@@ -157,7 +169,7 @@ other services publish to it, so that contracts depend one way (accounts on regi
 
 
 SUBMIT_CARDLESS = Endpoint(
-    SERVICE, "cardless.submit", CardlessApplication, ApplicationView, Audience.PUBLIC
+    SERVICE, "cardless.submit", CardlessApplication, SubmittedApplication, Audience.PUBLIC
 )
 RESUBMIT_CARDLESS = Endpoint(
     SERVICE, "cardless.resubmit", ResubmitCardless, ApplicationView, Audience.PUBLIC
