@@ -59,14 +59,22 @@ async def test_an_approval_whose_enterprise_registered_by_card_meanwhile_shows_w
 
     async def withdrawn() -> dict[str, Any] | None:
         shown = await asyncio.to_thread(
-            swctl, "registration", "show", view.application_id, "--json"
+            swctl,
+            "registration",
+            "show",
+            view.application_id,
+            "--claim-secret-stdin",
+            "--json",
+            stdin=view.claim_secret,
         )
         assert shown.code == 0, shown.stderr
         return dict(shown.json()) if shown.json()["state"] == "withdrawn" else None
 
     shown = await eventually(withdrawn, within=30)
     assert f"the enterprise {uscc} was registered" in shown["reason"]
-    human = swctl("registration", "show", view.application_id)
+    human = swctl(
+        "registration", "show", view.application_id, "--claim-secret-stdin", stdin=view.claim_secret
+    )
     assert human.code == 0, human.stderr
     assert "withdrawn" in human.stdout
     assert "was registered" in human.stdout
