@@ -51,6 +51,7 @@ from singlewindow.contracts.bus import (
 )
 from singlewindow.contracts.endpoints import Audience, endpoints_of
 from singlewindow.contracts.events import EventSpec, StreamSpec
+from singlewindow.runtime.messaging import PARKED_CONSUMER
 from singlewindow.runtime.routes import Routes
 from singlewindow.swctl.events import PUBLIC_STREAMS
 
@@ -291,20 +292,19 @@ def service_user(facts: ServiceFacts, everyone: dict[str, ServiceFacts]) -> User
             )
         )
     subscribe = [Rule(f"its request subjects in queue group {facts.queue}", (rpc,))]
-    if facts.consumers:
-        publish.append(
-            Rule(
-                "read a dead letter of its own again when an operator asks it to replay it",
-                (js_api("STREAM", "MSG", "GET", dead),),
-            )
+    publish.append(
+        Rule(
+            "read a dead letter of its own again when an operator asks it to replay it",
+            (js_api("STREAM", "MSG", "GET", dead),),
         )
-        replay = f"{REPLAY_ROOT}.{facts.name}.>"
-        subscribe.append(
-            Rule(
-                "operators' requests to replay its dead letters",
-                (f"{replay} {facts.queue}" if facts.queue else replay,),
-            )
+    )
+    replay = f"{REPLAY_ROOT}.{facts.name}.>"
+    subscribe.append(
+        Rule(
+            "operators' requests to replay its dead letters (its consumers', its parked events)",
+            (f"{replay} {facts.queue}" if facts.queue else replay,),
         )
+    )
     subscribe.append(
         Rule(
             "replies to its requests, JetStream API answers, pull deliveries",
@@ -429,9 +429,12 @@ def operator_user(public_streams: tuple[StreamSpec, ...], facts: Iterable[Servic
                     js_api("STREAM", "MSG", "GET", dead),
                     js_api("STREAM", "MSG", "DELETE", dead),
                     *sorted(
-                        replay_subject(service.name, consumer.durable)
+                        replay_subject(service.name, consumer)
                         for service in facts
-                        for consumer in service.consumers
+                        for consumer in (
+                            PARKED_CONSUMER,
+                            *(consumer.durable for consumer in service.consumers),
+                        )
                     ),
                 ),
             ),

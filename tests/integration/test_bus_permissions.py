@@ -35,7 +35,7 @@ from singlewindow.contracts.bus import (
 )
 from singlewindow.contracts.endpoints import Audience, Endpoint, endpoints_of
 from singlewindow.contracts.events import EventSpec, StreamSpec
-from singlewindow.runtime.messaging import ensure_streams
+from singlewindow.runtime.messaging import PARKED_CONSUMER, ensure_streams
 from singlewindow.runtime.routes import Routes
 from singlewindow.swctl.events import PUBLIC_STREAMS
 from singlewindow.swctl.platform import (
@@ -110,6 +110,8 @@ def may_publish(user: str, subject: str) -> bool:
             return spec.service == user or (user in ROUTES and spec in ROUTES[user].publishes)
     if subject == js("INFO"):
         return user == "operator"
+    if subject in {replay_subject(service, PARKED_CONSUMER) for service in SERVICE_USERS}:
+        return user == "operator"
     for service, stream, durable in DURABLES:
         if subject in (
             js("CONSUMER", "CREATE", stream, durable),
@@ -140,6 +142,7 @@ def publish_subjects() -> list[str]:
     """Every subject the matrix publishes to."""
     subjects = [endpoint.subject for endpoint in ENDPOINTS] + [spec.subject for spec in EVENTS]
     subjects.append(js("INFO"))
+    subjects += [replay_subject(service, PARKED_CONSUMER) for service in SERVICE_USERS]
     for service, stream, durable in DURABLES:
         subjects += [
             js("CONSUMER", "CREATE", stream, durable),

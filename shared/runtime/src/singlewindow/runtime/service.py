@@ -35,11 +35,13 @@ from singlewindow.contracts.wire import decode_result
 from singlewindow.runtime.clock import Clock, SystemClock
 from singlewindow.runtime.db import Database
 from singlewindow.runtime.messaging import (
+    PARKED_CONSUMER,
     REDELIVERY_DELAYS,
     Inbox,
     Outbox,
     consumer_config,
     dead_letter_publisher,
+    ensure_consumers,
     ensure_streams,
     inbox_table,
     outbox_table,
@@ -134,7 +136,7 @@ class Service:
             # no dependency resolution per message.
             apply_types=False,
         )
-        self.outbox = Outbox(outbox_table(metadata), self.clock)
+        self.outbox = Outbox(outbox_table(metadata), self.clock, service=name)
         self.inbox = Inbox(
             inbox_table(metadata), self.db, self.outbox, self.clock, settings.redelivery_delays
         )
@@ -191,6 +193,14 @@ class Service:
 
     def include(self, routes: Routes[DepsT], deps: DepsT) -> None:
         """Answer the routes' endpoints and consume their subscriptions, handing each `deps`."""
+        if not self._routes:
+
+            async def on_parked_replay(msg: NatsMessage) -> bytes:
+                return await self._republish_parked(msg.body)
+
+            self.broker.subscriber(
+                replay_subject(self.name, PARKED_CONSUMER), queue=self.name, decoder=_undecoded
+            )(on_parked_replay)
         self._routes.append(routes)
         self._asks.update(routes.asks)
         self._publishes.update(routes.publishes)
@@ -274,6 +284,19 @@ class Service:
             decoder=_undecoded,
         )(on_event)
 
+    async def _dead_letter_of(self, consumer: str, body: bytes) -> tuple[int, Any] | bytes:
+        """The dead letter a replay request names, if it is `consumer`'s; else the error reply."""
+        try:
+            sequence = int(json.loads(body)["sequence"])
+            letter = await self.js.get_msg(DEAD_LETTER_STREAM.name, sequence)
+        except (ValueError, KeyError, TypeError):
+            return json_bytes({"error": 'the request is {"sequence": N}'})
+        except NotFoundError:
+            return json_bytes({"error": f"no dead letter {body.decode(errors='replace')}"})
+        if letter.subject != f"sw.deadletter.{self.name}.{consumer}":
+            return json_bytes({"error": f"dead letter {sequence} is not {consumer}'s"})
+        return sequence, letter
+
     async def _replay(
         self,
         durable: str,
@@ -283,15 +306,10 @@ class Service:
     ) -> bytes:
         """Apply one of this consumer's dead letters again, at most once (its inbox); the
         operator names it by sequence, the event is read from the dead-letter stream."""
-        try:
-            sequence = int(json.loads(body)["sequence"])
-            letter = await self.js.get_msg(DEAD_LETTER_STREAM.name, sequence)
-        except (ValueError, KeyError, TypeError):
-            return json_bytes({"error": 'the request is {"sequence": N}'})
-        except NotFoundError:
-            return json_bytes({"error": f"no dead letter {body.decode(errors='replace')}"})
-        if letter.subject != f"sw.deadletter.{self.name}.{durable}":
-            return json_bytes({"error": f"dead letter {sequence} is not {durable}'s"})
+        found = await self._dead_letter_of(durable, body)
+        if isinstance(found, bytes):
+            return found
+        sequence, letter = found
         try:
             event = CloudEvent.model_validate_json(letter.data or b"")
             if prepare is not None:
@@ -304,6 +322,27 @@ class Service:
             self.outbox.wake()
         log.info("dead letter replayed", consumer=durable, sequence=sequence, applied=applied)
         return json_bytes({"applied": applied})
+
+    async def _republish_parked(self, body: bytes) -> bytes:
+        """Publish again an event of this service's outbox that no stream took (parked): its
+        own event, which only it may publish."""
+        found = await self._dead_letter_of(PARKED_CONSUMER, body)
+        if isinstance(found, bytes):
+            return found
+        sequence, letter = found
+        subject = (letter.headers or {}).get("Sw-Original-Subject")
+        if not subject:
+            return json_bytes({"error": f"dead letter {sequence} has no original subject"})
+        try:
+            # A fresh message id: the original may still be in the de-duplication window.
+            await self.js.publish(
+                subject, letter.data or b"", headers={"Nats-Msg-Id": f"replay-{sequence}"}
+            )
+        except Exception as exc:
+            log.warning("parked event not published again", subject=subject, error=repr(exc))
+            return json_bytes({"error": f"{subject} still refused: {exc!r}"[:500]})
+        log.info("parked event published again", subject=subject, sequence=sequence)
+        return json_bytes({"applied": True})
 
     async def declare_streams(self, streams: tuple[StreamSpec, ...]) -> None:
         """Create or update the streams this service owns (its contract's); wait for the
@@ -348,6 +387,9 @@ class Service:
             await service.db.migrate_in_child(migrations)
             await service.broker.connect()
             await service.declare_streams(streams)
+            await ensure_consumers(
+                service.js, (c.subscription for routes in service._routes for c in routes.consumed)
+            )
             yield
             service.ready = False
             relay.cancel()
