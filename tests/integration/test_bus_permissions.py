@@ -25,6 +25,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow import contracts
 from singlewindow.contracts import registration
 from singlewindow.contracts.bus import (
@@ -37,6 +38,7 @@ from singlewindow.contracts.endpoints import Audience, Endpoint, endpoints_of
 from singlewindow.contracts.events import EventSpec, StreamSpec
 from singlewindow.runtime.messaging import PARKED_CONSUMER, ensure_streams
 from singlewindow.runtime.routes import Routes
+from singlewindow.runtime.service import Service, ServiceSettings
 from singlewindow.swctl.events import PUBLIC_STREAMS
 from singlewindow.swctl.platform import (
     CARD_GATEWAY,
@@ -46,8 +48,10 @@ from singlewindow.swctl.platform import (
     PlatformConfig,
     http_json,
 )
+from sqlalchemy import MetaData
 
 from tests.support.platform import free_port
+from tests.support.swctl import Swctl
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -407,3 +411,50 @@ async def test_the_subscriber_may_not_name_its_durable_after_a_service(server: B
     assert refused(violations, "Publish") == {
         js("CONSUMER", "CREATE", "SW_REGISTRATION", durable).lower()
     }
+
+
+async def test_an_operator_replays_a_parked_event_through_its_own_service(
+    server: Bus, tmp_path: Path
+) -> None:
+    """The operator may not publish the service's event; the service does it when asked."""
+    config = server.platform.config
+    settings = ServiceSettings(
+        nats_url=config.nats_url,
+        nats_credentials_file=config.credentials_file("registration"),
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}",
+    )
+    service = Service("registration", settings, MetaData())
+    service.include(Routes("registration"), None)
+    await service.broker.start()
+    try:
+        await service.declare_streams((registration.STREAM,))
+        event = b'{"parked": true}'
+        letter = await service.js.publish(
+            f"sw.deadletter.registration.{PARKED_CONSUMER}",
+            event,
+            headers={"Sw-Original-Subject": registration.APPROVED.subject},
+        )
+        swctl = Swctl(config.nats_url, tmp_path / "swctl", config.data_dir)
+        replayed = await asyncio.to_thread(swctl, "deadletter", "replay", str(letter.seq), "--json")
+        assert replayed.code == 0, replayed.stderr
+        assert replayed.json() == {
+            "sequence": letter.seq,
+            "service": "registration",
+            "consumer": PARKED_CONSUMER,
+            "applied": True,
+        }
+        async with server.connected("operator") as (operator, _):
+            reading = await operator.jetstream(timeout=5).subscribe(
+                registration.APPROVED.subject,
+                stream="SW_REGISTRATION",
+                ordered_consumer=True,
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+            )
+            stored = await reading.next_msg(timeout=5)
+            await reading.unsubscribe()
+        assert stored.data == event
+        gone = await asyncio.to_thread(swctl, "deadletter", "replay", str(letter.seq))
+        assert gone.code == 1
+    finally:
+        await service.broker.stop()
+        await service.db.close()
