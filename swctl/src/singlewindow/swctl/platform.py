@@ -306,7 +306,7 @@ class Platform:
                 password = json.loads(path.read_text(encoding="utf-8"))["password"]
             except (OSError, ValueError, KeyError, TypeError):
                 password = None
-            if not isinstance(password, str) or not password.isalnum():
+            if not (isinstance(password, str) and password.isalnum() and password[0].isalpha()):
                 password = new_password()
             self.passwords[user] = password
             credential = {"url": self.config.nats_url, "user": user, "password": password}
