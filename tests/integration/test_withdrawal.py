@@ -55,7 +55,7 @@ async def test_an_approval_whose_enterprise_registered_by_card_meanwhile_shows_w
     await register_admin(nats_bus, authority.issue(uscc=uscc))  # while the application waits
     await approve(nats_bus, view.application_id)
 
-    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir)
 
     async def withdrawn() -> dict[str, Any] | None:
         shown = await asyncio.to_thread(
