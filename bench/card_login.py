@@ -31,15 +31,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nats
 from singlewindow.contracts import accounts, card_gateway
 from singlewindow.contracts.wire import decode_reply
+from singlewindow.swctl.platform import Platform
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.identifiers import make_account, make_uscc  # noqa: E402
-from tests.support.platform import running_platform  # noqa: E402
+from tests.support.platform import connect, running_platform  # noqa: E402
 from tests.support.swctl import Swctl  # noqa: E402
 
 PIN = "88888888"
@@ -65,12 +65,14 @@ def timed(swctl: Swctl, *args: str, stdin: str | None = None) -> float:
     return elapsed
 
 
-async def steps(nats_url: str, runs: int) -> dict[str, list[float]]:
-    """The three requests of a card login, timed one by one over one connection."""
-    nc = await nats.connect(nats_url)
+async def steps(platform: Platform, runs: int) -> dict[str, list[float]]:
+    """The three requests of a card login, timed one by one: the card's as the workstation,
+    the others as the portal, as swctl sends them."""
+    portal, workstation = await connect(platform, "portal"), await connect(platform, "workstation")
     times: dict[str, list[float]] = {"challenge": [], "sign": [], "login": [], "total": []}
 
     async def call(subject: str, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        nc = workstation if subject == card_gateway.SIGN_CHALLENGE.subject else portal
         started = time.perf_counter()
         reply = await nc.request(subject, json.dumps(body).encode(), timeout=30)
         elapsed = time.perf_counter() - started
@@ -99,7 +101,8 @@ async def steps(nats_url: str, runs: int) -> dict[str, list[float]]:
             times["login"].append(t_login)
             times["total"].append(t_challenge + t_sign + t_login)
     finally:
-        await nc.close()
+        await portal.close()
+        await workstation.close()
     return times
 
 
@@ -114,7 +117,7 @@ def main() -> None:
         with running_platform("sqlite", data_dir, with_cards=True) as platform:
             if platform.pcscd is None:
                 sys.exit(f"pcscd with the vpcd reader is needed: {platform.pcscd_problem}")
-            swctl = Swctl(platform.config.nats_url, Path(scratch) / "swctl")
+            swctl = Swctl(platform.config.nats_url, Path(scratch) / "swctl", data_dir)
             where = ["--data-dir", str(data_dir)]
             issued = swctl(
                 "card", "issue", *where, "--type", "legal-person", "--uscc", make_uscc(),
@@ -145,7 +148,7 @@ def main() -> None:
                 timed(swctl, "whoami")
                 command = [timed(swctl, *login, stdin=PIN + "\n") for _ in range(args.runs)]
                 whoami = [timed(swctl, "whoami") for _ in range(args.runs)]
-                requests = asyncio.run(steps(platform.config.nats_url, args.runs))
+                requests = asyncio.run(steps(platform, args.runs))
             finally:
                 swctl("card", "remove", *where, "--reader-port", port)
 

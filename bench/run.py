@@ -49,9 +49,10 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from singlewindow.contracts import accounts as accounts_contract
 from singlewindow.contracts import registration as registration_contract
 from singlewindow.contracts import review as review_contract
+from singlewindow.contracts.bus import inbox_prefix
 from singlewindow.contracts.identifiers import organisation_code_check_digit
 from singlewindow.runtime.passwords import Argon2Parameters
-from singlewindow.swctl.platform import Platform, PlatformConfig
+from singlewindow.swctl.platform import RAW_USER, Platform, PlatformConfig
 from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
@@ -673,9 +674,10 @@ class PostgresStore(Store):
 class Bus:
     """The benchmark's NATS connection: commands with decoded replies, sent as swctl sends them."""
 
-    def __init__(self, nc: NatsClient) -> None:
+    def __init__(self, nc: NatsClient, reader: NatsClient | None = None) -> None:
         self.nc = nc
-        self.js = nc.jetstream()
+        # Consumers' state is the operator's to read: the portal has no JetStream.
+        self.js = (reader or nc).jetstream()
 
     async def raw(self, subject: str, body: bytes, limit: float = 30.0) -> bytes:
         headers = {"correlation_id": str(uuid.uuid4())}
@@ -800,6 +802,26 @@ async def sequential(operation: Callable[[], Awaitable[object]], count: int) -> 
         await operation()
         samples.append(time.perf_counter() - started)
     return samples
+
+
+async def connect_as(platform: Platform, user: str, **options: Any) -> NatsClient:
+    """A connection as one of the platform's NATS users: its credential, its own inbox."""
+    credential = json.loads(platform.config.credentials_file(user).read_text())
+    nc: NatsClient = await nats.connect(
+        platform.config.nats_url,
+        user=credential["user"],
+        password=credential["password"],
+        inbox_prefix=inbox_prefix(user),
+        **options,
+    )
+    return nc
+
+
+def raw_url(platform: Platform) -> str:
+    """The URL of the platform's `RAW` account, its user and password in it (for the echo)."""
+    credential = json.loads(platform.config.credentials_file(RAW_USER).read_text())
+    port = platform.config.nats_port
+    return f"nats://{credential['user']}:{credential['password']}@127.0.0.1:{port}"
 
 
 async def echo_responder(url: str) -> None:
@@ -1191,9 +1213,11 @@ async def measure_latency(
     bus: Bus, platform: Platform, store: Store, options: Options, claim: dict[str, str]
 ) -> dict[str, dict[str, list[float]]]:
     """p50 and p99 of cheap requests, and of raw nats-py request/reply, at 1 and N clients."""
-    echo = start_echo(platform.config.nats_url, platform.log_path("bench-echo"))
+    echo = start_echo(raw_url(platform), platform.log_path("bench-echo"))
+    # The baseline on the same server, authenticated too, in an account of its own.
+    raw = Bus(await connect_as(platform, RAW_USER, name="bench-raw", connect_timeout=5))
     try:
-        await wait_echo(bus)
+        await wait_echo(raw)
         pids = await counted_pids(platform, store)
         pids["bench-echo"] = echo.pid
         show = json.dumps(claim).encode()
@@ -1201,27 +1225,28 @@ async def measure_latency(
         open_tasks = len((await bus.call(LIST_TASKS, {}))["tasks"])
         requests = options.latency_requests
         cases = (
-            ("raw nats-py echo", ECHO_SUBJECT, show, "", requests),
-            ("application.show (found)", SHOW_APPLICATION, show, "result", requests),
-            ("application.show (unknown id)", SHOW_APPLICATION, unknown, "", requests),
+            ("raw nats-py echo", raw, ECHO_SUBJECT, show, "", requests),
+            ("application.show (found)", bus, SHOW_APPLICATION, show, "result", requests),
+            ("application.show (unknown id)", bus, SHOW_APPLICATION, unknown, "", requests),
             # Unpaginated: it answers every open task, so fewer requests keep the run bounded.
-            (f"review.tasks.list ({open_tasks} open)", LIST_TASKS, b"{}", "result", 50),
+            (f"review.tasks.list ({open_tasks} open)", bus, LIST_TASKS, b"{}", "result", 50),
         )
         latency: dict[str, dict[str, list[float]]] = {}
         for clients in sorted({1, options.latency_clients}):
-            for label, subject, body, expect, total in cases:
-                await request_latencies(bus, subject, body, 20, clients, expect)
+            for label, via, subject, body, expect, total in cases:
+                await request_latencies(via, subject, body, 20, clients, expect)
                 key = f"{label} @{clients}"
                 latency[key] = {"p50": [], "p99": [], "server_cpu": []}
                 for _ in range(options.runs):
                     meter = CpuMeter(pids)
-                    samples = await request_latencies(bus, subject, body, total, clients, expect)
+                    samples = await request_latencies(via, subject, body, total, clients, expect)
                     cpu = meter.stop()
                     latency[key]["p50"].append(percentile(samples, 0.50))
                     latency[key]["p99"].append(percentile(samples, 0.99))
                     latency[key]["server_cpu"].append(cpu["platform"] / total)
         return latency
     finally:
+        await raw.nc.close()
         echo.terminate()
         echo.wait(10)
 
@@ -1340,8 +1365,9 @@ async def suite(
     threads = len(os.sched_getaffinity(0))
     store = make_store(platform)
     await store.open()
-    nc = await nats.connect(platform.config.nats_url, name="bench", connect_timeout=5)
-    bus = Bus(nc)
+    nc = await connect_as(platform, "portal", name="bench", connect_timeout=5)
+    reader = await connect_as(platform, "operator", name="bench-reader", connect_timeout=5)
+    bus = Bus(nc, reader)
     try:
         claim = await register_login_account(bus, store)
         await bus.settle(store)
@@ -1360,6 +1386,7 @@ async def suite(
             results.raw["sql"]["pg_stat_statements"] = store.statements_view
     finally:
         await nc.close()
+        await reader.close()
         await store.close()
 
 
@@ -1794,6 +1821,7 @@ def run_backend(store: str, options: Options, results: Results, others: list[str
                 nats_monitor_port=options.nats_monitor_port,
                 service_ports=options.service_ports,
                 database_urls=urls,
+                raw_account=True,
             )
         )
 

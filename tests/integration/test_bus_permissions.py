@@ -27,7 +27,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow import contracts
-from singlewindow.contracts import registration
+from singlewindow.contracts import accounts, registration
 from singlewindow.contracts.bus import (
     DEAD_LETTER_STREAM,
     SUBSCRIBER_DURABLE,
@@ -458,3 +458,31 @@ async def test_an_operator_replays_a_parked_event_through_its_own_service(
     finally:
         await service.broker.stop()
         await service.db.close()
+
+
+async def test_the_benchmarks_raw_account_sees_nothing_of_the_platform(tmp_path: Path) -> None:
+    platform = Platform(
+        PlatformConfig(
+            data_dir=tmp_path,
+            nats_port=free_port(),
+            nats_monitor_port=free_port(),
+            raw_account=True,
+        )
+    )
+    platform.start_nats()
+    try:
+        raw = Bus(platform)
+        async with raw.connected("accounts") as (service, _), raw.connected("raw") as (nc, errors):
+
+            async def answer(msg: Msg) -> None:
+                await msg.respond(b"answered")
+
+            await service.subscribe("sw.rpc.accounts.>", queue="accounts", cb=answer)
+            await nc.subscribe("bench.echo", cb=answer)
+            await service.flush()
+            assert (await nc.request("bench.echo", b"", timeout=5)).data == b"answered"
+            with pytest.raises(nats.errors.NoRespondersError):
+                await nc.request(accounts.LOGIN_PASSWORD.subject, b"{}", timeout=5)
+            assert errors == []
+    finally:
+        platform.stop()

@@ -49,6 +49,8 @@ CLIENT_USERS: Final = ("portal", "workstation", "subscriber", "operator")
 """The NATS users of clients (deploy/nats/generate.py says what each may do)."""
 NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS)
 """Every NATS user of the embedded platform: one per service, and the clients'."""
+RAW_USER: Final = "raw"
+"""The one user of the `RAW` account (`PlatformConfig.raw_account`)."""
 BOOTSTRAP_ADMIN_FILE: Final = "bootstrap-admin.json"
 """Under the credentials directory: the first platform administrator's one-time password."""
 
@@ -150,6 +152,15 @@ class PlatformConfig:
     vpcd_port: int | None = None
     """A private pcscd's vpcd port (slot 00 01 on the next one); None: the one this data
     directory used last if it is free, else a free pair."""
+    raw_account: bool = False
+    """Also an account of its own, `RAW`, with one user `raw` (a credential file like the
+    others) that may do anything inside it and sees nothing of the platform: the benchmark's
+    plain nats-py request/reply, on the same server and as authenticated as the platform's."""
+
+    @property
+    def nats_users(self) -> tuple[str, ...]:
+        """The NATS users this platform's server knows."""
+        return (*NATS_USERS, RAW_USER) if self.raw_account else NATS_USERS
 
     @property
     def nats_url(self) -> str:
@@ -300,7 +311,7 @@ class Platform:
         directory = self.config.credentials_dir
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         directory.chmod(0o700)
-        for user in NATS_USERS:
+        for user in self.config.nats_users:
             path = self.config.credentials_file(user)
             try:
                 password = json.loads(path.read_text(encoding="utf-8"))["password"]
@@ -332,7 +343,7 @@ class Platform:
                     # survives a crash of the machine, not only of the process.
                     f'jetstream {{ store_dir: "{store}", sync_interval: always }}',
                     "max_payload: 1MB",
-                    embedded_accounts(),
+                    self._accounts(),
                 ]
             )
             + "\n"
@@ -346,6 +357,15 @@ class Platform:
             "nats-server",
             timeout,
         )
+
+    def _accounts(self) -> str:
+        """The generated account block, with the `RAW` account in it when asked for."""
+        accounts = embedded_accounts()
+        if not self.config.raw_account:
+            return accounts
+        head, _, _ = accounts.rstrip().rpartition("}")
+        raw = f'  RAW {{ users: [ {{ user: "{RAW_USER}", password: ${password_variable(RAW_USER)} }} ] }}'
+        return f"{head}{raw}\n}}\n"
 
     def start_service(self, service: str, *, wait: bool = True, timeout: float = 60.0) -> None:
         """Start one service as its own process, as its container would run it."""
