@@ -674,14 +674,22 @@ class PostgresStore(Store):
 class Bus:
     """The benchmark's NATS connection: commands with decoded replies, sent as swctl sends them."""
 
-    def __init__(self, nc: NatsClient, reader: NatsClient | None = None) -> None:
+    def __init__(
+        self,
+        nc: NatsClient,
+        reader: NatsClient | None = None,
+        asker: NatsClient | None = None,
+    ) -> None:
         self.nc = nc
         # Consumers' state is the operator's to read: the portal has no JetStream.
         self.js = (reader or nc).jetstream()
+        self.asker = asker or nc
+        """Registration's connection: onboarding.check is a SERVICE endpoint it asks."""
 
     async def raw(self, subject: str, body: bytes, limit: float = 30.0) -> bytes:
         headers = {"correlation_id": str(uuid.uuid4())}
-        message = await self.nc.request(subject, body, timeout=limit, headers=headers)
+        nc = self.asker if subject == accounts_contract.ONBOARDING_CHECK.subject else self.nc
+        message = await nc.request(subject, body, timeout=limit, headers=headers)
         data: bytes = message.data
         return data
 
@@ -1367,7 +1375,8 @@ async def suite(
     await store.open()
     nc = await connect_as(platform, "portal", name="bench", connect_timeout=5)
     reader = await connect_as(platform, "operator", name="bench-reader", connect_timeout=5)
-    bus = Bus(nc, reader)
+    asker = await connect_as(platform, "registration", name="bench-asker", connect_timeout=5)
+    bus = Bus(nc, reader, asker)
     try:
         claim = await register_login_account(bus, store)
         await bus.settle(store)
@@ -1387,6 +1396,7 @@ async def suite(
     finally:
         await nc.close()
         await reader.close()
+        await asker.close()
         await store.close()
 
 
