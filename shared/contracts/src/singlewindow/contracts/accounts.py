@@ -346,26 +346,47 @@ AUTHENTICATION_ATTEMPTED = EventSpec(
 
 
 LOGIN_PASSWORD = Endpoint(
-    SERVICE, "login.password", LoginWithPassword, SessionView, Audience.PUBLIC
+    SERVICE, "login.password", LoginWithPassword, SessionView, Audience.PUBLIC, changes_state=True
 )
-LOGOUT: Endpoint[Logout, None] = Endpoint(SERVICE, "logout", Logout, None, Audience.SESSION)
+LOGOUT: Endpoint[Logout, None] = Endpoint(
+    SERVICE, "logout", Logout, None, Audience.SESSION, changes_state=True
+)
 SHOW_SESSION = Endpoint(SERVICE, "session.show", ShowSession, SessionView, Audience.SESSION)
 SHOW_ACCOUNT = Endpoint(SERVICE, "account.show", ShowAccount, AccountView, Audience.SESSION)
 SCOPE_OPTIONS = Endpoint(SERVICE, "scope.options", ScopeOptions, ScopeOptionList, Audience.SESSION)
-SET_SCOPE = Endpoint(SERVICE, "scope.set", SetScope, ScopeDeclared, Audience.SESSION)
+SET_SCOPE = Endpoint(
+    SERVICE, "scope.set", SetScope, ScopeDeclared, Audience.SESSION, changes_state=True
+)
 ONBOARDING_CHECK = Endpoint(
     SERVICE, "onboarding.check", OnboardingCheck, OnboardingCheckView, Audience.SERVICE
 )
 CARD_CHALLENGE = Endpoint(
-    SERVICE, "card.challenge", RequestCardChallenge, CardChallenge, Audience.PUBLIC
+    SERVICE,
+    "card.challenge",
+    RequestCardChallenge,
+    CardChallenge,
+    Audience.PUBLIC,
+    changes_state=True,
 )
 CARD_STATUS = Endpoint(SERVICE, "card.status", CardStatus, CardStatusView, Audience.PUBLIC)
-LOGIN_CARD = Endpoint(SERVICE, "login.card", LoginWithCard, SessionView, Audience.PUBLIC)
+LOGIN_CARD = Endpoint(
+    SERVICE, "login.card", LoginWithCard, SessionView, Audience.PUBLIC, changes_state=True
+)
 REGISTER_CARD_ADMIN = Endpoint(
-    SERVICE, "card.register-admin", RegisterCardAdmin, SessionView, Audience.PUBLIC
+    SERVICE,
+    "card.register-admin",
+    RegisterCardAdmin,
+    SessionView,
+    Audience.PUBLIC,
+    changes_state=True,
 )
 ADD_CARD_OPERATOR = Endpoint(
-    SERVICE, "operators.add-card", AddCardOperator, OperatorView, Audience.SESSION
+    SERVICE,
+    "operators.add-card",
+    AddCardOperator,
+    OperatorView,
+    Audience.SESSION,
+    changes_state=True,
 )
 
 REGISTRATION_APPROVALS = Subscription(

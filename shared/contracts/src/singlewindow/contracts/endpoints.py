@@ -45,6 +45,9 @@ class Endpoint(Generic[RequestT, ReplyT]):
     reply: type[ReplyT] | None
     """The model of the reply's `result`; None when the result is always `null`."""
     audience: Audience
+    changes_state: bool = False
+    """Whether a request changes the service's state: then it may carry an `Idempotency-Key`
+    header, and a retry with the same key gets the first answer instead of a second effect."""
 
     @property
     def summary(self) -> str:

@@ -21,6 +21,8 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    """The request's idempotency key was already used for a different request."""
     # Card errors, each its own so a client can tell the user exactly what to do.
     NO_READER = "no_reader"
     NO_CARD = "no_card"

@@ -135,10 +135,20 @@ RETURNED = EventSpec(SERVICE, "returned", 1, ApplicationDecided)
 
 
 SUBMIT_CARDLESS = Endpoint(
-    SERVICE, "cardless.submit", CardlessApplication, ApplicationView, Audience.PUBLIC
+    SERVICE,
+    "cardless.submit",
+    CardlessApplication,
+    ApplicationView,
+    Audience.PUBLIC,
+    changes_state=True,
 )
 RESUBMIT_CARDLESS = Endpoint(
-    SERVICE, "cardless.resubmit", ResubmitCardless, ApplicationView, Audience.PUBLIC
+    SERVICE,
+    "cardless.resubmit",
+    ResubmitCardless,
+    ApplicationView,
+    Audience.PUBLIC,
+    changes_state=True,
 )
 SHOW_APPLICATION = Endpoint(
     SERVICE, "application.show", ShowApplication, ApplicationView, Audience.PUBLIC

@@ -150,4 +150,6 @@ REVIEW_REQUESTS = Subscription(
 
 LIST_TASKS = Endpoint(SERVICE, "tasks.list", ListTasks, TaskList, Audience.BACK_OFFICE)
 SHOW_TASK = Endpoint(SERVICE, "tasks.show", ShowTask, TaskView, Audience.BACK_OFFICE)
-DECIDE_TASK = Endpoint(SERVICE, "tasks.decide", DecideTask, TaskView, Audience.BACK_OFFICE)
+DECIDE_TASK = Endpoint(
+    SERVICE, "tasks.decide", DecideTask, TaskView, Audience.BACK_OFFICE, changes_state=True
+)

@@ -8,6 +8,7 @@ import ctypes
 import gc
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from singlewindow.contracts.events import CloudEvent, EventSpec, StreamSpec
 from singlewindow.contracts.wire import decode_result
 from singlewindow.runtime.clock import Clock, SystemClock
 from singlewindow.runtime.db import Database
+from singlewindow.runtime.idempotency import RETENTION, Idempotency, idempotency_table
 from singlewindow.runtime.messaging import (
     REDELIVERY_DELAYS,
     Inbox,
@@ -69,6 +71,8 @@ class ServiceSettings(BaseSettings):
     """Copies JetStream keeps of each stream: 3 on a production cluster, 1 on the embedded server."""
     redelivery_delays: tuple[float, ...] = REDELIVERY_DELAYS
     """Seconds before each redelivery of an event whose effect failed; the last repeats."""
+    idempotency_retention: timedelta = RETENTION
+    """How long the answer to a request with an idempotency key is kept for its retries."""
 
 
 class Service:
@@ -107,6 +111,9 @@ class Service:
         self.outbox = Outbox(outbox_table(metadata), self.clock)
         self.inbox = Inbox(
             inbox_table(metadata), self.db, self.outbox, self.clock, settings.redelivery_delays
+        )
+        self.idempotency = Idempotency(
+            idempotency_table(metadata), self.db, self.clock, settings.idempotency_retention
         )
         self.source = f"urn:singlewindow:service:{name}"
         self.ready = False
@@ -178,7 +185,14 @@ class Service:
 
         async def on_request(msg: NatsMessage) -> bytes:
             try:
-                return await respond(endpoint, msg.body, msg.correlation_id, handle)
+                return await respond(
+                    endpoint,
+                    msg.body,
+                    msg.correlation_id,
+                    handle,
+                    headers=msg.headers,
+                    idempotency=self.idempotency,
+                )
             finally:
                 self.outbox.wake()
 
