@@ -90,7 +90,7 @@ def refusal(reply: bytes) -> DomainError:
 
 async def count(service: LocalService, table: str) -> int:
     async with service.db.reading() as connection:
-        return len((await connection.exec_driver_sql(f"SELECT 1 FROM {table}")).all())  # noqa: S608
+        return len((await connection.exec_driver_sql(f"SELECT 1 FROM {table}")).all())
 
 
 async def test_a_retry_with_the_same_key_gets_the_first_application_and_makes_none(
@@ -257,9 +257,7 @@ async def test_an_error_after_the_write_rolls_back_the_write_and_keeps_no_answer
 
 async def test_keys_are_scoped_by_caller(registering: Registering) -> None:
     await counted(registering, Count(token="session-of-one"))
-    assert json.loads(await counted(registering, Count(token="session-of-two"))) == {
-        "result": None
-    }
+    assert json.loads(await counted(registering, Count(token="session-of-two"))) == {"result": None}
     assert await count(registering.service, "inbox") == 2
 
 
