@@ -16,7 +16,7 @@ from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
 from singlewindow.contracts.bus import inbox_prefix
-from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.endpoints import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY, Endpoint
 from singlewindow.contracts.wire import decode_result
 from singlewindow.swctl.errors import SessionFileError
 
@@ -33,13 +33,28 @@ async def _quiet(error: Exception) -> None:
 class Unreachable(Exception):
     """The platform (NATS, or the service behind a subject) did not answer."""
 
+    def __init__(self, message: str, *, idempotency_key: str | None = None) -> None:
+        super().__init__(message)
+        self.idempotency_key = idempotency_key
+        """The key of a state-changing request that may have been applied: retry with it."""
+
+
+RETRIES = 1
+"""Times a state-changing request is sent again, with the same key, after a timeout."""
+
 
 class Client:
     """A NATS connection that sends commands and decodes their replies."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, *, idempotency_key: str | None = None) -> None:
+        """`idempotency_key` (else a fresh one) goes with the command's first state-changing
+        request; its later ones get `KEY.1`, `KEY.2`, … so a whole command can be retried."""
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise ValueError("an idempotency key is 8 to 128 letters, digits or . _ : -")
         self.url = url
         self.timeout = timeout
+        self._key = idempotency_key or str(uuid.uuid4())
+        self._keyed = 0
         self._nc: NatsClient | None = None
 
     async def connect(self) -> NatsClient:
@@ -70,25 +85,53 @@ class Client:
     ) -> ReplyT:
         """Send a request to `endpoint` and return its typed result; a refusal is raised as
         DomainError."""
-        return decode_result(endpoint, await self._request(endpoint.subject, request))
+        key = self._next_key() if endpoint.changes_state else None
+        return decode_result(endpoint, await self._request(endpoint.subject, request, key))
 
-    async def _request(self, subject: str, request: BaseModel | dict[str, object]) -> bytes:
+    def _next_key(self) -> str:
+        key = self._key if self._keyed == 0 else f"{self._key}.{self._keyed}"
+        self._keyed += 1
+        return key
+
+    async def _request(
+        self, subject: str, request: BaseModel | dict[str, object], key: str | None
+    ) -> bytes:
         nc = await self.connect()
         body = (
             request.model_dump_json().encode()
             if isinstance(request, BaseModel)
             else json.dumps(request, ensure_ascii=False).encode()
         )
-        try:
-            message = await nc.request(
-                subject, body, timeout=self.timeout, headers={"correlation_id": str(uuid.uuid4())}
-            )
-        except NoRespondersError as exc:
-            raise Unreachable(f"no service answers {subject}; is the platform running?") from exc
-        except (NatsTimeoutError, TimeoutError) as exc:
-            raise Unreachable(f"no reply on {subject} within {self.timeout:g}s") from exc
-        data: bytes = message.data
-        return data
+        headers = {"correlation_id": str(uuid.uuid4())}
+        if key is not None:
+            headers[IDEMPOTENCY_HEADER] = key
+        sent = 0
+        while True:
+            sent += 1
+            try:
+                message = await nc.request(subject, body, timeout=self.timeout, headers=headers)
+            except NoRespondersError as exc:
+                raise Unreachable(
+                    f"no service answers {subject}; is the platform running?"
+                ) from exc
+            except (NatsTimeoutError, TimeoutError) as exc:
+                # Only a request with a key is sent again: its retry cannot apply twice.
+                if key is not None and sent <= RETRIES:
+                    continue
+                raise self._timed_out(subject, sent, keyed=key is not None) from exc
+            data: bytes = message.data
+            return data
+
+    def _timed_out(self, subject: str, sent: int, *, keyed: bool) -> Unreachable:
+        times = "" if sent == 1 else f" (sent {sent} times)"
+        message = f"no reply on {subject} within {self.timeout:g}s{times}"
+        if not keyed:
+            return Unreachable(message)
+        return Unreachable(
+            f"{message}; it may have been applied: the same command with"
+            f" --idempotency-key {self._key} gets its answer",
+            idempotency_key=self._key,
+        )
 
     async def close(self) -> None:
         """Close the connection."""

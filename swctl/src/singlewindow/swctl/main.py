@@ -110,7 +110,7 @@ def _asks_for_json(arguments: list[str]) -> bool:
 async def _run_remote(args: argparse.Namespace) -> int:
     from singlewindow.swctl.client import Client
 
-    client = Client(args.nats_url, args.timeout)
+    client = Client(args.nats_url, args.timeout, idempotency_key=args.idempotency_key)
     try:
         result = await COMMANDS[args.command](args, client)
     finally:
@@ -147,6 +147,9 @@ def report_failure(exc: BaseException, *, as_json: bool) -> int:
             "message": message,
             "fields": [{"path": path, "message": text} for path, text in fields],
         }
+        key = getattr(exc, "idempotency_key", None)
+        if key is not None:
+            error["idempotency_key"] = key
         print(json.dumps({"error": error}, ensure_ascii=False))
     return exit_code
 
@@ -576,6 +579,14 @@ def _count(text: str) -> int:
     return value
 
 
+def _idempotency_key(text: str) -> str:
+    from singlewindow.contracts.endpoints import IDEMPOTENCY_KEY
+
+    if not IDEMPOTENCY_KEY.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"8 to 128 letters, digits or . _ : -, not {text!r}")
+    return text
+
+
 def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     """--nats-url, --json and --timeout; with the real defaults on swctl itself only.
 
@@ -604,6 +615,15 @@ def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         default=default(DEFAULT_TIMEOUT),
         metavar="SECONDS",
         help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--idempotency-key",
+        type=_idempotency_key,
+        default=default(None),
+        metavar="KEY",
+        help="send the command's changes with this key (8-128 of A-Z a-z 0-9 . _ : -): "
+        "the same command again with the same key gets the first answer, not a second effect "
+        "(default: a fresh key, printed if no reply came)",
     )
 
 

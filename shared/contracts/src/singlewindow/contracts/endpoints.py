@@ -8,6 +8,7 @@ client are derived from them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -20,6 +21,11 @@ ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
 DataT = TypeVar("DataT", bound=BaseModel)
 
 RPC_ROOT = "sw.rpc"
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+"""The optional NATS header of a request to a `changes_state` endpoint: its idempotency key."""
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+"""What an idempotency key may be: 8 to 128 letters, digits and `. _ : -` (a UUID fits)."""
 
 
 class Audience(StrEnum):

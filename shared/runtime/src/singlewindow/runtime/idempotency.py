@@ -25,14 +25,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from singlewindow.contracts.endpoints import Endpoint
+from singlewindow.contracts.endpoints import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY, Endpoint
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 from singlewindow.contracts.wire import encode_error
 from singlewindow.runtime.clock import Clock
@@ -55,10 +54,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.idempotency")
 
-HEADER = "Idempotency-Key"
-"""The NATS header that carries a request's idempotency key."""
-KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{8,128}")
-"""What a key may be: 8 to 128 letters, digits and `. _ : -` (a UUID fits)."""
+HEADER = IDEMPOTENCY_HEADER
+KEY_PATTERN = IDEMPOTENCY_KEY
 RETENTION = timedelta(hours=24)
 """How long an answer is kept for retries, unless the service is configured otherwise."""
 PURGE_EVERY = timedelta(hours=1)
@@ -214,6 +211,7 @@ class Idempotency:
         keyed = _Keyed(endpoint, key, caller, body)
         stored, expired = await self._stored(keyed)
         if stored is not None:
+            log.info("answer replayed", subject=endpoint.subject)
             return stored
         command = _Command(self.db)
         token = HELD.set(command)
@@ -225,6 +223,7 @@ class Idempotency:
                 if command.pending is None:  # it changed nothing: a retry may run again
                     stored, _ = await self._stored(keyed)
                     if stored is not None:  # a duplicate that ran first holds the answer
+                        log.info("answer replayed", subject=endpoint.subject)
                         return stored
                     raise
                 reply, refusal = encode_error(exc.body()), exc
@@ -234,6 +233,7 @@ class Idempotency:
                     raise DomainError(
                         ErrorCode.CONFLICT, f"a request with this {HEADER} is in progress"
                     )
+                log.info("answer replayed", subject=endpoint.subject)
                 return stored
             if refusal is not None:
                 raise refusal
