@@ -18,8 +18,9 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from singlewindow.contracts import accounts, registration
 from singlewindow.contracts.endpoints import IDEMPOTENCY_HEADER
+from singlewindow.contracts.errors import ErrorBody, ErrorCode
 from singlewindow.contracts.registration import ApplicationState, ApplicationView
-from singlewindow.contracts.wire import encode_result
+from singlewindow.contracts.wire import encode_error, encode_result
 from singlewindow.swctl.platform import nats_server_binary
 
 from tests.support.identifiers import application
@@ -82,16 +83,23 @@ ANSWER = ApplicationView(
 )
 
 
-class Responder:
-    """Plays a service on one subject: keeps each request, answers from the `answer_from`th."""
+IN_PROGRESS = encode_error(ErrorBody(code=ErrorCode.IN_PROGRESS, message="in progress"))
 
-    def __init__(self, answer_from: int | None) -> None:
+
+class Responder:
+    """Plays a service on one subject: keeps each request, answers from the `answer_from`th
+    (the ones before `busy_until` with `in_progress`)."""
+
+    def __init__(self, answer_from: int | None, busy_until: int = 0) -> None:
         self.answer_from = answer_from
+        self.busy_until = busy_until
         self.requests: list[Msg] = []
 
     async def handle(self, msg: Msg) -> None:
         self.requests.append(msg)
-        if self.answer_from is not None and len(self.requests) >= self.answer_from:
+        if len(self.requests) < self.busy_until:
+            await msg.respond(IN_PROGRESS)
+        elif self.answer_from is not None and len(self.requests) >= self.answer_from:
             await msg.respond(encode_result(ANSWER))
 
     def keys(self) -> list[str | None]:
@@ -149,6 +157,43 @@ async def test_no_reply_at_all_prints_the_key_to_retry_with(
     assert (error["code"], error["idempotency_key"]) == ("unreachable", "nightly-import-0042")
     assert "--idempotency-key nightly-import-0042" in error["message"]
     assert responder.keys() == ["nightly-import-0042", "nightly-import-0042"]
+
+
+async def test_a_request_whose_key_is_in_progress_is_sent_again_until_it_is_answered(
+    nc: NatsClient, nats_url: str, tmp_path: Path
+) -> None:
+    responder = Responder(answer_from=1, busy_until=3)
+    await nc.subscribe(registration.SUBMIT_CARDLESS.subject, cb=responder.handle)
+    swctl = Swctl(nats_url, tmp_path / "swctl")
+    result = await run(
+        swctl, "--json", "register", "cardless", "--file", application_file(tmp_path)
+    )
+    assert result.code == 0, result.stderr
+    assert result.json()["application_id"] == ANSWER.application_id
+    assert len(set(responder.keys())) == 1
+    assert len(responder.keys()) == 3
+
+
+async def test_a_key_still_in_progress_when_time_is_up_is_printed(
+    nc: NatsClient, nats_url: str, tmp_path: Path
+) -> None:
+    responder = Responder(answer_from=None, busy_until=1000)
+    await nc.subscribe(registration.SUBMIT_CARDLESS.subject, cb=responder.handle)
+    swctl = Swctl(nats_url, tmp_path / "swctl")
+    result = await run(
+        swctl,
+        "--json",
+        "--timeout",
+        "0.5",
+        "--idempotency-key",
+        "nightly-import-0043",
+        "register",
+        "cardless",
+        "--file",
+        application_file(tmp_path),
+    )
+    error = result.json()["error"]
+    assert (error["code"], error["idempotency_key"]) == ("in_progress", "nightly-import-0043")
 
 
 async def test_a_read_carries_no_key_and_is_not_sent_twice(

@@ -25,9 +25,10 @@ from singlewindow.registration.handlers import routes, submit_cardless
 from singlewindow.registration.repository import metadata
 from singlewindow.registration.settings import Settings
 from singlewindow.runtime.clock import ManualClock
-from singlewindow.runtime.idempotency import HEADER
+from singlewindow.runtime.idempotency import HEADER, LEASE, _Keyed
 from singlewindow.runtime.passwords import Argon2Parameters, PasswordHashing
 from singlewindow.runtime.rpc import respond
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.support.handlers import LocalService, kind_of, local_service, statements
@@ -107,14 +108,39 @@ async def test_a_retry_with_the_same_key_gets_the_first_application_and_makes_no
     assert await count(registering.service, "outbox") == 2  # announced once
 
 
-async def test_concurrent_duplicates_get_one_application_and_the_same_answer(
+async def test_concurrent_duplicates_make_one_application_and_get_its_answer_or_wait(
     registering: Registering,
 ) -> None:
     payload = body()
     replies = await asyncio.gather(*(submit(registering, payload) for _ in range(4)))
-    assert {view(reply).application_id for reply in replies} == {view(replies[0]).application_id}
+    answers = {reply for reply in replies if b'"result"' in reply}
+    assert len(answers) == 1
+    waiting = [refusal(reply).code for reply in replies if reply not in answers]
+    assert set(waiting) <= {ErrorCode.IN_PROGRESS}
+    assert await submit(registering, payload) in answers
     assert await count(registering.service, "applications") == 1
     assert await count(registering.service, "idempotency") == 1
+
+
+async def test_a_key_whose_request_died_is_taken_over_after_its_lease(
+    registering: Registering,
+) -> None:
+    payload = body()
+    keyed = _Keyed(contract.SUBMIT_CARDLESS, KEY, None, payload)
+    async with registering.service.db.transaction() as connection:
+        await connection.execute(
+            insert(registering.service.idempotency.table).values(
+                key_digest=keyed.digest,
+                fingerprint=keyed.fingerprint,
+                claim=keyed.claim,
+                reply=None,
+                expires_at=registering.clock.now() + LEASE,
+            )
+        )
+    assert refusal(await submit(registering, payload)).code is ErrorCode.IN_PROGRESS
+    registering.clock.advance(LEASE)
+    assert view(await submit(registering, payload)).application_id
+    assert await count(registering.service, "applications") == 1
 
 
 async def test_the_answer_commits_in_the_transaction_of_the_application(
@@ -125,14 +151,16 @@ async def test_the_answer_commits_in_the_transaction_of_the_application(
     assert [kind_of(s) for s in executed] == [
         "BEGIN DEFERRED",
         "SELECT idempotency",
+        "BEGIN IMMEDIATE",  # the claim
+        "INSERT idempotency",
+        "DELETE idempotency",  # expired keys, at most once an hour
         "BEGIN DEFERRED",
         "SELECT applications",
-        "BEGIN IMMEDIATE",
+        "BEGIN IMMEDIATE",  # the application, its events and the answer
         "INSERT applications",
         "INSERT outbox",
         "INSERT outbox",
-        "DELETE idempotency",  # expired keys, at most once an hour
-        "INSERT idempotency",
+        "UPDATE idempotency",
     ]
 
 
@@ -206,12 +234,22 @@ COUNT: Endpoint[Count, None] = Endpoint(
 
 
 async def counted(
-    registering: Registering, request: Count, key: str = KEY, *, crash: bool = False
+    registering: Registering,
+    request: Count,
+    key: str = KEY,
+    *,
+    crash: bool = False,
+    started: asyncio.Event | None = None,
+    until: asyncio.Event | None = None,
 ) -> bytes:
-    """A command that writes a row, then answers, refuses or crashes."""
+    """A command that writes a row, then answers, refuses or crashes (or first waits)."""
     written = await count(registering.service, "inbox")
 
     async def handle(parsed: Any) -> None:
+        if started is not None:
+            started.set()
+        if until is not None:
+            await until.wait()
         connection: AsyncConnection
         async with registering.service.db.transaction() as connection:
             await connection.exec_driver_sql(
@@ -252,6 +290,21 @@ async def test_an_error_after_the_write_rolls_back_the_write_and_keeps_no_answer
     assert await count(registering.service, "inbox") == 0
     assert await count(registering.service, "idempotency") == 0
     assert json.loads(await counted(registering, request)) == {"result": None}
+    assert await count(registering.service, "inbox") == 1
+
+
+async def test_a_duplicate_while_the_first_runs_is_told_it_is_in_progress_and_runs_nothing(
+    registering: Registering,
+) -> None:
+    request, started, release = Count(token="session-of-one"), asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(counted(registering, request, started=started, until=release))
+    await started.wait()  # it has claimed its key and runs
+    duplicate = json.loads(await counted(registering, request))
+    assert duplicate["error"]["code"] == "in_progress"
+    release.set()
+    answer = await first
+    assert json.loads(answer) == {"result": None}
+    assert await counted(registering, request) == answer
     assert await count(registering.service, "inbox") == 1
 
 

@@ -17,6 +17,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
 from singlewindow.contracts.bus import inbox_prefix
 from singlewindow.contracts.endpoints import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY, Endpoint
+from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.wire import decode_result
 from singlewindow.swctl.errors import SessionFileError
 
@@ -41,6 +42,27 @@ class Unreachable(Exception):
 
 RETRIES = 1
 """Times a state-changing request is sent again, with the same key, after a timeout."""
+IN_PROGRESS_PAUSE = 0.25
+"""Seconds before a request whose key is in use is sent again; it doubles, up to the timeout."""
+
+
+class InProgress(DomainError):
+    """The platform still runs the first request with this command's key."""
+
+    def __init__(self, refusal: DomainError, idempotency_key: str) -> None:
+        super().__init__(
+            refusal.code,
+            f"{refusal.message} (with --idempotency-key {idempotency_key})",
+            refusal.fields,
+        )
+        self.idempotency_key = idempotency_key
+
+
+def _in_progress(reply: bytes) -> bool:
+    if b'"in_progress"' not in reply:
+        return False
+    error = json.loads(reply).get("error")
+    return isinstance(error, dict) and error.get("code") == ErrorCode.IN_PROGRESS.value
 
 
 class Client:
@@ -86,7 +108,12 @@ class Client:
         """Send a request to `endpoint` and return its typed result; a refusal is raised as
         DomainError."""
         key = self._next_key() if endpoint.changes_state else None
-        return decode_result(endpoint, await self._request(endpoint.subject, request, key))
+        try:
+            return decode_result(endpoint, await self._request(endpoint.subject, request, key))
+        except DomainError as exc:
+            if key is not None and exc.code is ErrorCode.IN_PROGRESS:
+                raise InProgress(exc, self._key) from None
+            raise
 
     def _next_key(self) -> str:
         key = self._key if self._keyed == 0 else f"{self._key}.{self._keyed}"
@@ -105,7 +132,7 @@ class Client:
         headers = {"correlation_id": str(uuid.uuid4())}
         if key is not None:
             headers[IDEMPOTENCY_HEADER] = key
-        sent = 0
+        sent, waited = 0, 0.0
         while True:
             sent += 1
             try:
@@ -120,6 +147,12 @@ class Client:
                     continue
                 raise self._timed_out(subject, sent, keyed=key is not None) from exc
             data: bytes = message.data
+            if key is not None and waited < self.timeout and _in_progress(data):
+                # The first request with this key still runs: its answer comes in a moment.
+                pause = min(IN_PROGRESS_PAUSE * 2 ** (sent - 1), self.timeout - waited)
+                await asyncio.sleep(pause)
+                waited += pause
+                continue
             return data
 
     def _timed_out(self, subject: str, sent: int, *, keyed: bool) -> Unreachable:

@@ -8,12 +8,13 @@ an answer without its effect. A retry with the same key and the same body gets t
 without running the command; the same key with a different body is refused
 (`idempotency_key_reused`). Keys are kept for `retention` (24 h by default), then forgotten.
 
-While a keyed request runs, its handler's transactions are held (`db.HELD`): each commits when
-the handler begins its next one, and the last commits once the answer is recorded in it. A refusal
-that follows a write (a failed login counted, say) is stored with that write and replayed; a
-refusal that changed nothing is not stored, so a retry runs again (and is refused again, unless
-what refused it has changed). A concurrent duplicate runs too, but its last write conflicts on the
-key and rolls back: it answers with the first's answer, never with a second effect.
+A request claims its key before it runs (a row without an answer, held for `LEASE`): a duplicate
+that comes meanwhile, on any replica, is refused `in_progress` and runs nothing. While it runs, its
+handler's transactions are held (`db.HELD`): each commits when the handler begins its next one,
+and the last commits once the answer is written in it. A refusal that follows a write (a failed
+login counted, say) is kept with that write and answered again; a refusal that changed nothing
+gives the key up, so a retry runs again (and is refused again, unless what refused it changed).
+A request that dies leaves its claim, which a retry takes over once the lease has run out.
 
 Nothing secret is stored in the clear: the key itself is not kept (rows are found by a digest of
 endpoint, caller and key), the body only as an HMAC under the key, and the answer (a login's
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
@@ -49,6 +51,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -58,6 +61,9 @@ HEADER = IDEMPOTENCY_HEADER
 KEY_PATTERN = IDEMPOTENCY_KEY
 RETENTION = timedelta(hours=24)
 """How long an answer is kept for retries, unless the service is configured otherwise."""
+LEASE = timedelta(seconds=60)
+"""How long a request holds its key while it runs: a duplicate meanwhile is told it is in
+progress; a request that died gives its key up to a retry after this long."""
 PURGE_EVERY = timedelta(hours=1)
 """How often expired keys are deleted, in the transaction of a keyed request."""
 
@@ -71,7 +77,8 @@ def idempotency_table(metadata: MetaData) -> Table:
         metadata,
         Column("key_digest", String(64), primary_key=True),
         Column("fingerprint", String(64), nullable=False),
-        Column("reply", LargeBinary, nullable=False),
+        Column("claim", String(32), nullable=False),
+        Column("reply", LargeBinary, nullable=True),
         Column("expires_at", DateTime(timezone=True), nullable=False),
     )
     Index("idempotency_expires_at", table.c.expires_at)
@@ -109,6 +116,9 @@ class _Keyed:
         self.digest = hashlib.sha256(b"idempotency-key\0" + scope).hexdigest()
         self.fingerprint = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
         self._pad_seed = b"idempotency-reply\0" + scope
+        self.claim = secrets.token_hex(16)
+        """This request's hold on the key, until its answer is kept."""
+        self.answered = False
 
     def seal(self, reply: bytes) -> bytes:
         """The answer as stored: XORed with a pad only the key's holder can derive."""
@@ -190,11 +200,30 @@ class Idempotency:
         self.clock = clock
         self.retention = retention
         columns = table.c
-        self._find = select(columns.fingerprint, columns.reply, columns.expires_at).where(
-            columns.key_digest == bindparam("digest")
+        self._find = select(
+            columns.fingerprint, columns.reply, columns.expires_at, columns.claim
+        ).where(columns.key_digest == bindparam("digest"))
+        self._claim = insert(table)
+        self._take_over = (
+            update(table)
+            .where(
+                columns.key_digest == bindparam("digest"), columns.expires_at <= bindparam("now")
+            )
+            .values(
+                fingerprint=bindparam("new_fingerprint"),
+                claim=bindparam("new_claim"),
+                reply=None,
+                expires_at=bindparam("lease_until"),
+            )
         )
-        self._insert = insert(table)
-        self._forget = delete(table).where(columns.key_digest == bindparam("digest"))
+        self._answer = (
+            update(table)
+            .where(columns.key_digest == bindparam("digest"), columns.claim == bindparam("mine"))
+            .values(reply=bindparam("sealed"), expires_at=bindparam("keep_until"))
+        )
+        self._release = delete(table).where(
+            columns.key_digest == bindparam("digest"), columns.claim == bindparam("mine")
+        )
         self._purge = delete(table).where(columns.expires_at <= bindparam("now"))
         self._purged_at: datetime | None = None
 
@@ -207,9 +236,9 @@ class Idempotency:
         run: Callable[[], Awaitable[bytes]],
     ) -> bytes:
         """The first answer to this key, running `run` (which encodes the result) if there is
-        none yet; a refusal from `run` is raised, stored first if it followed a write."""
+        none yet; a refusal from `run` is raised, kept first if it followed a write."""
         keyed = _Keyed(endpoint, key, caller, body)
-        stored, expired = await self._stored(keyed)
+        stored = await self._claimed_or_answered(keyed)
         if stored is not None:
             log.info("answer replayed", subject=endpoint.subject)
             return stored
@@ -221,74 +250,117 @@ class Idempotency:
                 refusal: DomainError | None = None
             except DomainError as exc:
                 if command.pending is None:  # it changed nothing: a retry may run again
-                    stored, _ = await self._stored(keyed)
-                    if stored is not None:  # a duplicate that ran first holds the answer
-                        log.info("answer replayed", subject=endpoint.subject)
-                        return stored
                     raise
                 reply, refusal = encode_error(exc.body()), exc
-            if not await self._record(command, keyed, reply, expired=expired):
-                stored, _ = await self._stored(keyed)
-                if stored is None:
-                    raise DomainError(
-                        ErrorCode.CONFLICT, f"a request with this {HEADER} is in progress"
-                    )
-                log.info("answer replayed", subject=endpoint.subject)
-                return stored
+            if not await self._record(command, keyed, reply):
+                raise DomainError(
+                    ErrorCode.CONFLICT,
+                    f"the request took longer than its {HEADER} is held ({LEASE.seconds} s)"
+                    " and was not applied; send it again",
+                )
             if refusal is not None:
                 raise refusal
             return reply
+        except BaseException:
+            await command.rollback()
+            if not keyed.answered:
+                await self._released(keyed)
+            raise
         finally:
             HELD.reset(token)
-            await command.rollback()
 
-    async def _stored(self, keyed: _Keyed) -> tuple[bytes | None, bool]:
-        """The answer stored for this key, checked against the body; and whether an expired
-        row is in the way of recording one."""
+    async def _claimed_or_answered(self, keyed: _Keyed) -> bytes | None:
+        """Claim the key for this request (None), or the answer already kept for it; a request
+        holding it, or another body under it, is refused."""
+        now = self.clock.now()
         async with self.db.reading() as connection:
             row = (await connection.execute(self._find, {"digest": keyed.digest})).first()
-        if row is None:
-            return None, False
-        if as_utc(row.expires_at) <= self.clock.now():
-            return None, True
+        if row is not None and as_utc(row.expires_at) > now:
+            return self._kept(keyed, row)
+        purge = self._purged_at is None or now - self._purged_at >= PURGE_EVERY
+        if purge:
+            self._purged_at = now
+        try:
+            async with self.db.engine.begin() as connection:
+                if row is None:
+                    await connection.execute(
+                        self._claim,
+                        {
+                            "key_digest": keyed.digest,
+                            "fingerprint": keyed.fingerprint,
+                            "claim": keyed.claim,
+                            "reply": None,
+                            "expires_at": now + LEASE,
+                        },
+                    )
+                else:  # expired: kept too long, or held by a request that died
+                    taken = await connection.execute(
+                        self._take_over,
+                        {
+                            "digest": keyed.digest,
+                            "now": now,
+                            "new_fingerprint": keyed.fingerprint,
+                            "new_claim": keyed.claim,
+                            "lease_until": now + LEASE,
+                        },
+                    )
+                    if taken.rowcount != 1:
+                        raise _Lost
+                if purge:
+                    await connection.execute(self._purge, {"now": now})
+        except (IntegrityError, _Lost):
+            async with self.db.reading() as connection:
+                row = (await connection.execute(self._find, {"digest": keyed.digest})).first()
+            if row is None:  # claimed, then given up, meanwhile
+                raise DomainError(
+                    ErrorCode.IN_PROGRESS,
+                    f"a request with this {HEADER} was just running; send it again",
+                ) from None
+            return self._kept(keyed, row)
+        return None
+
+    def _kept(self, keyed: _Keyed, row: Any) -> bytes:
+        """The kept answer of `row`, if it is one for this very request."""
         if not hmac.compare_digest(row.fingerprint, keyed.fingerprint):
             raise DomainError(
                 ErrorCode.IDEMPOTENCY_KEY_REUSED,
                 f"this {HEADER} was sent with a different request; send a new key",
                 (FieldError(path=HEADER, message="already used for a different request"),),
             )
-        return keyed.open(row.reply), False
+        if row.reply is None:
+            raise DomainError(
+                ErrorCode.IN_PROGRESS,
+                f"a request with this {HEADER} is in progress; send it again in a moment",
+            )
+        keyed.answered = True
+        return keyed.open(row.reply)
 
-    async def _record(
-        self, command: _Command, keyed: _Keyed, reply: bytes, *, expired: bool
-    ) -> bool:
-        """Record the answer in the command's last transaction and commit both; False if
-        another request recorded this key first (then nothing of this one commits)."""
-        now = self.clock.now()
-        purge = self._purged_at is None or now - self._purged_at >= PURGE_EVERY
-        if purge:
-            self._purged_at = now
-        try:
-            async with (
-                command.transaction()
-                if command.pending is None
-                else _as_is(command.pending) as connection
-            ):
-                if expired:
-                    await connection.execute(self._forget, {"digest": keyed.digest})
-                if purge:
-                    await connection.execute(self._purge, {"now": now})
-                await connection.execute(
-                    self._insert,
-                    {
-                        "key_digest": keyed.digest,
-                        "fingerprint": keyed.fingerprint,
-                        "reply": keyed.seal(reply),
-                        "expires_at": now + self.retention,
-                    },
-                )
-            await command.commit()
-        except IntegrityError:
-            await command.rollback()
+    async def _record(self, command: _Command, keyed: _Keyed, reply: bytes) -> bool:
+        """Keep the answer in the command's last transaction and commit both; False if the
+        claim was lost meanwhile (then nothing of this request commits)."""
+        values = {
+            "digest": keyed.digest,
+            "mine": keyed.claim,
+            "sealed": keyed.seal(reply),
+            "keep_until": self.clock.now() + self.retention,
+        }
+        async with (
+            command.transaction()
+            if command.pending is None
+            else _as_is(command.pending) as connection
+        ):
+            kept = await connection.execute(self._answer, values)
+        if kept.rowcount != 1:
             return False
+        await command.commit()
+        keyed.answered = True
         return True
+
+    async def _released(self, keyed: _Keyed) -> None:
+        """Give the key up: the request changed nothing, so a retry may run it again."""
+        async with self.db.engine.begin() as connection:  # not the command's: it is over
+            await connection.execute(self._release, {"digest": keyed.digest, "mine": keyed.claim})
+
+
+class _Lost(Exception):
+    """Another request took the key over first."""
