@@ -125,7 +125,7 @@ class _Keyed:
         pad = hashlib.shake_256(self._pad_seed).digest(len(reply))
         return bytes(a ^ b for a, b in zip(reply, pad, strict=True))
 
-    open = seal
+    unseal = seal
 
 
 class _Command:
@@ -333,7 +333,7 @@ class Idempotency:
                 f"a request with this {HEADER} is in progress; send it again in a moment",
             )
         keyed.answered = True
-        return keyed.open(row.reply)
+        return keyed.unseal(row.reply)
 
     async def _record(self, command: _Command, keyed: _Keyed, reply: bytes) -> bool:
         """Keep the answer in the command's last transaction and commit both; False if the
