@@ -84,3 +84,13 @@ def test_swctl_run_again_with_the_same_idempotency_key_prints_the_same_applicati
     assert again.json()["application_id"] == first.json()["application_id"]
     fresh = swctl("--json", "register", "cardless", "--file", str(path))
     assert fresh.json()["error"]["code"] == "conflict"  # a new key: a second submission
+
+
+async def test_a_malformed_key_is_refused_naming_the_header_and_submits_nothing(
+    nats_bus: Bus,
+) -> None:
+    content = application()
+    reply = await submit(nats_bus, json.dumps(content).encode(), "not a key!")
+    assert reply["error"]["code"] == "invalid"
+    assert [field["path"] for field in reply["error"]["fields"]] == [IDEMPOTENCY_HEADER]
+    assert await announced(nats_bus, content["enterprise"]["uscc"]) == 0

@@ -21,7 +21,7 @@ from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.registration import ApplicationView
 from singlewindow.contracts.wire import decode_result
 from singlewindow.registration.dependencies import Registration
-from singlewindow.registration.handlers import routes, submit_cardless
+from singlewindow.registration.handlers import routes, show_application, submit_cardless
 from singlewindow.registration.repository import metadata
 from singlewindow.registration.settings import Settings
 from singlewindow.runtime.clock import ManualClock
@@ -219,6 +219,26 @@ async def test_a_key_is_forgotten_after_the_retention_time(registering: Register
     # Run again, the submission meets the application the first made.
     assert refusal(await submit(registering, payload)).code is ErrorCode.CONFLICT
     assert await count(registering.service, "applications") == 1
+
+
+async def test_a_key_on_a_read_is_ignored(registering: Registering) -> None:
+    submitted = view(await submit(registering, body(), key=None))
+
+    async def handle(request: Any) -> BaseModel | None:
+        return await show_application(request, registering.deps)
+
+    request = json.dumps({"application_id": submitted.application_id}).encode()
+    with statements(registering.service) as executed:
+        reply = await respond(
+            contract.SHOW_APPLICATION,
+            request,
+            None,
+            handle,
+            headers={HEADER: KEY},
+            idempotency=registering.service.idempotency,
+        )
+    assert json.loads(reply)["result"]["application_id"] == submitted.application_id
+    assert not any("idempotency" in statement for statement in executed)
 
 
 class Count(BaseModel):
