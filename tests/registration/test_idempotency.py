@@ -261,6 +261,8 @@ async def counted(
     crash: bool = False,
     started: asyncio.Event | None = None,
     until: asyncio.Event | None = None,
+    hashes: bool = False,
+    seen: list[int] | None = None,
 ) -> bytes:
     """A command that writes a row, then answers, refuses or crashes (or first waits)."""
     written = await count(registering.service, "inbox")
@@ -275,6 +277,12 @@ async def counted(
             await connection.exec_driver_sql(
                 "INSERT INTO inbox VALUES ('test', ?, '2026-01-01 00:00:00')", (f"e{written}",)
             )
+        if hashes:
+            await registering.deps.passwords.hash("Chongqing-Trade-2026")
+            async with registering.service.db.engine.connect() as elsewhere:
+                rows = await elsewhere.exec_driver_sql("SELECT 1 FROM inbox")
+                assert seen is not None
+                seen.append(len(rows.all()))
         if crash:
             raise RuntimeError("the process dies after the write")
         if parsed.refuse:
@@ -325,6 +333,19 @@ async def test_a_duplicate_while_the_first_runs_is_told_it_is_in_progress_and_ru
     answer = await first
     assert json.loads(answer) == {"result": None}
     assert await counted(registering, request) == answer
+    assert await count(registering.service, "inbox") == 1
+
+
+async def test_a_write_before_hashing_commits_first_so_no_lock_is_held_while_it_hashes(
+    registering: Registering,
+) -> None:
+    seen: list[int] = []
+    request = Count(token="session-of-one", refuse=True)
+    first = await counted(registering, request, hashes=True, seen=seen)
+    assert seen == [1]  # another connection saw the write while the hash ran
+    # The refusal followed a write: kept, and answered again without a second one.
+    assert await counted(registering, request, hashes=True, seen=seen) == first
+    assert seen == [1]
     assert await count(registering.service, "inbox") == 1
 
 

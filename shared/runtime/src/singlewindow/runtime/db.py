@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-__all__ = ["HELD", "Database", "Held", "IntegrityError", "as_utc"]
+__all__ = ["HELD", "Database", "Held", "IntegrityError", "as_utc", "settle_held"]
 
 
 def as_utc(value: datetime) -> datetime:
@@ -75,9 +75,21 @@ class Held(Protocol):
         """Its uncommitted write transaction, for a read that must see it; None without one."""
         ...
 
+    async def settle(self) -> None:
+        """Commit its uncommitted write transaction now."""
+        ...
+
 
 HELD: ContextVar[Held | None] = ContextVar("singlewindow_held_transaction", default=None)
 """The unit of work the current task's transactions join, if any (`idempotency.py`)."""
+
+
+async def settle_held() -> None:
+    """Commit the current task's held write transaction, if any, before slow work (hashing, a
+    request to another service) that must not keep the database's write lock meanwhile."""
+    held = HELD.get()
+    if held is not None:
+        await held.settle()
 
 
 class Database:

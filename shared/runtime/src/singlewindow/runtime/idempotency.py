@@ -10,8 +10,9 @@ without running the command; the same key with a different body is refused
 
 A request claims its key before it runs (a row without an answer, held for `LEASE`): a duplicate
 that comes meanwhile, on any replica, is refused `in_progress` and runs nothing. While it runs, its
-handler's transactions are held (`db.HELD`): each commits when the handler begins its next one,
-and the last commits once the answer is written in it. A refusal that follows a write (a failed
+handler's transactions are held (`db.HELD`): each commits when the handler begins its next one
+or slow work (a password hash, a request to another service: `db.settle_held`), and the last
+commits once the answer is written in it. A refusal that follows a write (a failed
 login counted, say) is kept with that write and answered again; a refusal that changed nothing
 gives the key up, so a retry runs again (and is refused again, unless what refused it changed).
 A request that dies leaves its claim, which a retry takes over once the lease has run out.
@@ -130,7 +131,7 @@ class _Keyed:
 
 class _Command:
     """A keyed request's transactions (the `db.Held` it sets): each commits when the next
-    begins; the last stays open for the answer to be recorded in it."""
+    begins, or before slow work; the last stays open for the answer to be recorded in it."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -138,6 +139,8 @@ class _Command:
         self._active: AsyncConnection | None = None
         self.pending: AsyncConnection | None = None
         """The last write transaction, ended by its handler but not yet committed."""
+        self.wrote = False
+        """Whether any write transaction of the command ended well (committed or pending)."""
 
     def joins(self, database: Database) -> bool:
         return database is self.database and asyncio.current_task() is self._task
@@ -158,11 +161,15 @@ class _Command:
             raise
         finally:
             self._active = None
-        self.pending = connection
+        self.pending, self.wrote = connection, True
 
     def reading(self) -> AbstractAsyncContextManager[AsyncConnection] | None:
         connection = self._active or self.pending
         return None if connection is None else _as_is(connection)
+
+    async def settle(self) -> None:
+        if asyncio.current_task() is self._task:
+            await self.commit()
 
     async def commit(self) -> None:
         """Commit the pending write transaction, if there is one."""
@@ -249,7 +256,7 @@ class Idempotency:
                 reply = await run()
                 refusal: DomainError | None = None
             except DomainError as exc:
-                if command.pending is None:  # it changed nothing: a retry may run again
+                if not command.wrote:  # it changed nothing: a retry may run again
                     raise
                 reply, refusal = encode_error(exc.body()), exc
             if not await self._record(command, keyed, reply):

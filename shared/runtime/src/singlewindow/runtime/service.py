@@ -30,7 +30,7 @@ from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.events import CloudEvent, EventSpec, StreamSpec
 from singlewindow.contracts.wire import decode_result
 from singlewindow.runtime.clock import Clock, SystemClock
-from singlewindow.runtime.db import Database
+from singlewindow.runtime.db import Database, settle_held
 from singlewindow.runtime.idempotency import RETENTION, Idempotency, idempotency_table
 from singlewindow.runtime.messaging import (
     REDELIVERY_DELAYS,
@@ -155,6 +155,7 @@ class Service:
         """Ask another service; its silence becomes a plain UNAVAILABLE refusal naming it."""
         if endpoint not in self._asks:
             raise ValueError(f"{self.name} does not declare that it asks {endpoint.subject}")
+        await settle_held()  # no write lock held while the other service answers
         try:
             message = await self.broker.request(
                 request.model_dump_json().encode(), endpoint.subject, timeout=wait
