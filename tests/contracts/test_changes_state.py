@@ -6,7 +6,7 @@ subject below with the reason it changes nothing a retry could double."""
 from __future__ import annotations
 
 from singlewindow import contracts
-from singlewindow.contracts.endpoints import endpoints_of
+from singlewindow.contracts.endpoints import IDEMPOTENCY_HEADER, endpoints_of
 
 READ_ONLY = {
     "sw.rpc.accounts.session.show": "reads the session",
@@ -53,3 +53,13 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.registration.cardless.resubmit",
         "sw.rpc.review.tasks.decide",
     } <= changing
+
+
+def test_the_asyncapi_documents_name_the_header_on_state_changing_requests_only() -> None:
+    from singlewindow.registration.handlers import routes
+    from singlewindow.runtime.asyncapi import document
+
+    messages = document(routes, title="registration")["components"]["messages"]
+    submit = messages["sw.rpc.registration.cardless.submit:Request"]
+    assert set(submit["headers"]["properties"]) == {IDEMPOTENCY_HEADER}
+    assert "headers" not in messages["sw.rpc.registration.application.show:Request"]
