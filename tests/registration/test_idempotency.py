@@ -18,7 +18,7 @@ from singlewindow.contracts import registration as contract
 from singlewindow.contracts.accounts import OnboardingCheckView
 from singlewindow.contracts.endpoints import Audience, Endpoint
 from singlewindow.contracts.errors import DomainError, ErrorCode
-from singlewindow.contracts.registration import ApplicationView
+from singlewindow.contracts.registration import SubmittedApplication
 from singlewindow.contracts.wire import decode_result
 from singlewindow.registration.dependencies import Registration
 from singlewindow.registration.handlers import routes, show_application, submit_cardless
@@ -77,7 +77,7 @@ async def submit(registering: Registering, payload: bytes, key: str | None = KEY
     )
 
 
-def view(reply: bytes) -> ApplicationView:
+def view(reply: bytes) -> SubmittedApplication:
     result = decode_result(contract.SUBMIT_CARDLESS, reply)
     assert result is not None
     return result
@@ -227,7 +227,9 @@ async def test_a_key_on_a_read_is_ignored(registering: Registering) -> None:
     async def handle(request: Any) -> BaseModel | None:
         return await show_application(request, registering.deps)
 
-    request = json.dumps({"application_id": submitted.application_id}).encode()
+    request = json.dumps(
+        {"application_id": submitted.application_id, "claim_secret": submitted.claim_secret}
+    ).encode()
     with statements(registering.service) as executed:
         reply = await respond(
             contract.SHOW_APPLICATION,
@@ -361,3 +363,4 @@ async def test_a_stored_answer_is_not_kept_in_the_clear(registering: Registering
         row = (await connection.exec_driver_sql("SELECT * FROM idempotency")).one()
     assert KEY not in str(tuple(row))
     assert view(reply).application_id.encode() not in bytes(row.reply)
+    assert view(reply).claim_secret.encode() not in bytes(row.reply)

@@ -1,6 +1,7 @@
 """Accounts service settings, from `SW_ACCOUNTS_*` environment variables."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import SettingsConfigDict
 from singlewindow.runtime.service import ServiceSettings
@@ -20,9 +21,25 @@ class Settings(ServiceSettings):
     throttle_max_seconds: float = 900
     registration_timeout_seconds: float = 3.0
     password_min_length: int = 8
+    environment: Literal["production", "development"] = "production"
+    """`development` (the embedded platform, tests) lets card login run without a CRL."""
     card_trust_anchor: Path | None = None
     """The CA certificate (PEM or DER) card certificates must chain to; none: no card requests."""
     card_crl: Path | None = None
     """The CA's revocation list (PEM or DER); re-read whenever the file changes."""
     card_challenge_seconds: float = 120
     """How long a card challenge may wait for its signature."""
+
+    def startup_problem(self) -> str | None:
+        """Why the service must not start with these settings, if it must not."""
+        if (
+            self.environment == "production"
+            and self.card_trust_anchor is not None
+            and self.card_crl is None
+        ):
+            return (
+                "card login needs the card CA's revocation list: set SW_ACCOUNTS_CARD_CRL "
+                "(or leave SW_ACCOUNTS_CARD_TRUST_ANCHOR unset for no card login; "
+                "SW_ACCOUNTS_ENVIRONMENT=development allows no CRL, for development only)"
+            )
+        return None

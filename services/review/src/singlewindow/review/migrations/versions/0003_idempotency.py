@@ -1,14 +1,14 @@
 """Idempotency keys: the answers of keyed requests, kept for their retries.
 
-Revision ID: idempotency
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 from alembic import op
 from singlewindow.runtime.idempotency import create_idempotency_table
 
-revision = "idempotency"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
