@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 from singlewindow.contracts import accounts, registration
 from singlewindow.contracts.endpoints import IDEMPOTENCY_HEADER
 from singlewindow.contracts.errors import ErrorBody, ErrorCode
-from singlewindow.contracts.registration import ApplicationState, ApplicationView
+from singlewindow.contracts.registration import ApplicationState, SubmittedApplication
 from singlewindow.contracts.wire import encode_error, encode_result
 from singlewindow.swctl.platform import nats_server_binary
 
@@ -69,7 +69,7 @@ async def nc(nats_url: str) -> AsyncIterator[NatsClient]:
         await client.close()
 
 
-ANSWER = ApplicationView(
+ANSWER = SubmittedApplication(
     application_id="app_0123456789abcdef",
     kind="cardless",
     uscc="91500000MA5U7X1C69",
@@ -80,6 +80,7 @@ ANSWER = ApplicationView(
     attempt=1,
     submitted_at=datetime(2026, 1, 5, tzinfo=UTC),
     decided_at=None,
+    claim_secret="a-claim-secret-of-the-test-0123456789",
 )
 
 
