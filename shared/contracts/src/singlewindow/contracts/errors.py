@@ -21,6 +21,8 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    WRONG_SESSION = "wrong_session"
+    """A staff session on an enterprise subject, or an enterprise session on a staff subject."""
     # Card errors, each its own so a client can tell the user exactly what to do.
     NO_READER = "no_reader"
     NO_CARD = "no_card"
