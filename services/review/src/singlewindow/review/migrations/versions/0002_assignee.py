@@ -1,0 +1,18 @@
+"""Tasks are assigned to a reviewer, by a claim or a supervisor.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("tasks", sa.Column("assignee", sa.String(64)))
+    op.create_index("ix_tasks_assignee", "tasks", ["assignee"])
