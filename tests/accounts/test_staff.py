@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -336,3 +337,33 @@ async def test_every_staff_login_and_change_is_audited_without_secrets(
     text = "".join(e.model_dump_json() for e in events)
     for secret in (ONE_TIME, ADMIN_PASSWORD, "reviewer-long-passphrase-42", reviewer.token, token):
         assert secret not in text
+
+
+async def test_a_password_change_ends_every_other_session_of_the_account(
+    deps: AccountsRuntime,
+) -> None:
+    await admin(deps)
+    elsewhere = await login(deps, "admin", ADMIN_PASSWORD)
+    here = await login(deps, "admin", ADMIN_PASSWORD)
+    new = "Another-Quiet-River-8"
+    changed = await change_staff_password(
+        ChangeStaffPassword(token=here.token, current_password=ADMIN_PASSWORD, new_password=new),
+        deps,
+    )
+    for ended in (elsewhere, here):
+        refused = await refusal(resolve_staff_session(ResolveStaffSession(token=ended.token), deps))
+        assert refused.code is ErrorCode.UNAUTHENTICATED
+    await resolve_staff_session(ResolveStaffSession(token=changed.token), deps)
+
+
+async def test_a_staff_session_ends_at_its_absolute_limit_however_busy(
+    deps: AccountsRuntime, clock: ManualClock
+) -> None:
+    session = await admin(deps)
+    step = deps.staff_sessions.idle.total_seconds() - 1
+    while clock.now() + timedelta(seconds=step) < session.expires_at:
+        clock.advance(step)
+        await resolve_staff_session(ResolveStaffSession(token=session.token), deps)
+    clock.advance(session.expires_at - clock.now())
+    refused = await refusal(resolve_staff_session(ResolveStaffSession(token=session.token), deps))
+    assert refused.code is ErrorCode.UNAUTHENTICATED

@@ -25,7 +25,7 @@ ADMIN_PASSWORD = "Integration-Chief-Passphrase-1"
 STAFF_PASSWORD = "Integration-Staff-Passphrase-1"
 """What every staff member added here changes its one-time password to."""
 
-_ready: dict[tuple[Path, str], None] = {}
+_ready: set[tuple[Path, str]] = set()
 """(data directory, account) of staff whose password is set, platform by platform."""
 
 
@@ -61,7 +61,7 @@ async def admin_token(bus: Bus, platform: Platform) -> str:
     token = await change_password(
         bus, await login(bus, "admin", one_time), one_time, ADMIN_PASSWORD
     )
-    _ready[(data_dir, "admin")] = None
+    _ready.add((data_dir, "admin"))
     return token
 
 
@@ -76,6 +76,6 @@ async def staff_token(bus: Bus, platform: Platform, role: str = "reviewer") -> s
             {"token": await admin_token(bus, platform), "account": account, "role": role},
         )
         first = await login(bus, account, added.one_time_password)
-        _ready[key] = None
+        _ready.add(key)
         return await change_password(bus, first, added.one_time_password, STAFF_PASSWORD)
     return (await login(bus, account, STAFF_PASSWORD)).token

@@ -79,11 +79,12 @@ class StaffAction(StrEnum):
 
     LOGOUT = "logout"
     CHANGE_PASSWORD = "change_password"
+    IDENTIFY = "identify"
+    """Tell another service who is calling; that service decides what the role may do there
+    (review: reviewers and supervisors)."""
     MANAGE_STAFF = "manage_staff"
     IMPORT_REFERENCE_DATA = "import_reference_data"
     """No endpoint takes it yet: the role holds the permission for when one does."""
-    REVIEW = "review"
-    SUPERVISE = "supervise"
 
 
 @dataclass(frozen=True)
@@ -101,18 +102,12 @@ PLATFORM_ADMIN = frozenset({StaffRole.PLATFORM_ADMIN})
 STAFF_PERMISSIONS: dict[StaffAction, StaffPermission] = {
     StaffAction.LOGOUT: StaffPermission(ANY_STAFF, before_password_change=True),
     StaffAction.CHANGE_PASSWORD: StaffPermission(ANY_STAFF, before_password_change=True),
+    StaffAction.IDENTIFY: StaffPermission(ANY_STAFF),
     StaffAction.MANAGE_STAFF: StaffPermission(
         PLATFORM_ADMIN, forbidden="only a platform administrator manages staff"
     ),
     StaffAction.IMPORT_REFERENCE_DATA: StaffPermission(
         PLATFORM_ADMIN, forbidden="only a platform administrator imports reference data"
-    ),
-    StaffAction.REVIEW: StaffPermission(
-        frozenset({StaffRole.REVIEWER, StaffRole.SUPERVISOR}),
-        forbidden="review needs a reviewer or supervisor",
-    ),
-    StaffAction.SUPERVISE: StaffPermission(
-        frozenset({StaffRole.SUPERVISOR}), forbidden="only a supervisor reassigns tasks"
     ),
 }
 
@@ -153,7 +148,6 @@ class StaffCallerRecord:
 
     member: StaffRecord
     digest: str
-    expires_at: datetime
 
 
 def staff_refusal(member: StaffRecord, action: StaffAction) -> DomainError | None:
@@ -349,8 +343,9 @@ async def authorize_staff(
             raise DomainError(ErrorCode.WRONG_SESSION, ENTERPRISE_SESSION)
         raise DomainError(ErrorCode.UNAUTHENTICATED, ENDED)
     member, row = found
-    expires_at = as_utc(row["session_expires_at"])
-    idle_expiry = deps.staff_sessions.idle_expiry(as_utc(row["session_last_seen_at"]), expires_at)
+    idle_expiry = deps.staff_sessions.idle_expiry(
+        as_utc(row["session_last_seen_at"]), as_utc(row["session_expires_at"])
+    )
     if (
         row["session_revoked_at"] is not None
         or now >= idle_expiry
@@ -361,7 +356,7 @@ async def authorize_staff(
     if refused is not None:
         raise refused
     await Staff(connection).touch(digest, now)
-    return StaffCallerRecord(member=member, digest=digest, expires_at=expires_at)
+    return StaffCallerRecord(member=member, digest=digest)
 
 
 async def _open_session(
@@ -569,10 +564,7 @@ async def _set_status(
 async def resolve_staff_session(request: ResolveStaffSession, deps: AccountsRuntime) -> StaffCaller:
     """Say which staff member a live session belongs to, for another service's checks."""
     async with deps.service.db.transaction() as connection:
-        # Any staff action a changed password allows: the asking service checks the role.
-        caller = await authorize_staff(deps, connection, request.token, StaffAction.LOGOUT)
-    if caller.member.password_must_change:
-        raise DomainError(ErrorCode.ACTION_REQUIRED, CHANGE_FIRST)
+        caller = await authorize_staff(deps, connection, request.token, StaffAction.IDENTIFY)
     return StaffCaller(account=caller.member.account, role=caller.member.role)
 
 
