@@ -721,8 +721,9 @@ class Bus:
         )
 
 
-async def register_login_account(bus: Bus, store: Store) -> str:
-    """Submit an application, approve its review task, wait for accounts to create the admin."""
+async def register_login_account(bus: Bus, store: Store) -> dict[str, str]:
+    """Submit an application, approve its review task, wait for accounts to create the admin;
+    return what shows the application (its id and claim secret)."""
     document = application(next(_serials), LOGIN_ACCOUNT)
     result = await bus.call(registration_contract.SUBMIT_CARDLESS.subject, document)
     application_id: str = result["application_id"]
@@ -741,7 +742,7 @@ async def register_login_account(bus: Bus, store: Store) -> str:
             raise TimeoutError("accounts did not create the approved administrator")
         await asyncio.sleep(0.1)
     await bus.login()
-    return application_id
+    return {"application_id": application_id, "claim_secret": result["claim_secret"]}
 
 
 # Measurements through the platform
@@ -1187,7 +1188,7 @@ async def measure_throughput(
 
 
 async def measure_latency(
-    bus: Bus, platform: Platform, store: Store, options: Options, application_id: str
+    bus: Bus, platform: Platform, store: Store, options: Options, claim: dict[str, str]
 ) -> dict[str, dict[str, list[float]]]:
     """p50 and p99 of cheap requests, and of raw nats-py request/reply, at 1 and N clients."""
     echo = start_echo(platform.config.nats_url, platform.log_path("bench-echo"))
@@ -1195,8 +1196,8 @@ async def measure_latency(
         await wait_echo(bus)
         pids = await counted_pids(platform, store)
         pids["bench-echo"] = echo.pid
-        show = json.dumps({"application_id": application_id}).encode()
-        unknown = json.dumps({"application_id": "app_doesnotexist0000"}).encode()
+        show = json.dumps(claim).encode()
+        unknown = json.dumps(claim | {"application_id": "app_doesnotexist0000"}).encode()
         open_tasks = len((await bus.call(LIST_TASKS, {}))["tasks"])
         requests = options.latency_requests
         cases = (
@@ -1226,13 +1227,13 @@ async def measure_latency(
 
 
 def data_operations(
-    bus: Bus, options: Options, application_id: str
+    bus: Bus, options: Options, claim: dict[str, str]
 ) -> tuple[tuple[str, Callable[[], Awaitable[object]], int], ...]:
     """The requests sections 4 and 5 send: label, call, and how many per run in section 4."""
     checks = itertools.count(1)
 
     async def show_found() -> None:
-        await bus.call(SHOW_APPLICATION, {"application_id": application_id})
+        await bus.call(SHOW_APPLICATION, claim)
 
     async def check_free() -> None:
         await bus.onboarding_check(next(checks))
@@ -1246,11 +1247,11 @@ def data_operations(
 
 
 async def measure_data_size(
-    bus: Bus, platform: Platform, store: Store, options: Options, application_id: str
+    bus: Bus, platform: Platform, store: Store, options: Options, claim: dict[str, str]
 ) -> dict[str, Any]:
     """Per-request latency and platform CPU with `small_rows`, then `large_rows`, seeded rows."""
     password_hash = Argon2Parameters().hasher().hash(PASSWORD)
-    operations = data_operations(bus, options, application_id)
+    operations = data_operations(bus, options, claim)
     seeded = 0
     phases: dict[str, Any] = {}
     for rows in (options.small_rows, options.large_rows):
@@ -1283,7 +1284,7 @@ async def measure_data_size(
 
 
 async def measure_sql(
-    bus: Bus, platform: Platform, store: Store, options: Options, application_id: str
+    bus: Bus, platform: Platform, store: Store, options: Options, claim: dict[str, str]
 ) -> dict[str, Any]:
     """SQL work per request, per service, counted from the database side (see Store.mark).
 
@@ -1291,7 +1292,7 @@ async def measure_sql(
     leaves (relays, consumers) is waited for, and the background (the relays' idle polls),
     measured in an idle window first, is taken off in proportion to the window's length.
     """
-    operations = data_operations(bus, options, application_id)
+    operations = data_operations(bus, options, claim)
     await store.prepare_counting()
     for _label, call, _count in operations:  # warm-up after a restart
         await call()
@@ -1342,23 +1343,19 @@ async def suite(
     nc = await nats.connect(platform.config.nats_url, name="bench", connect_timeout=5)
     bus = Bus(nc)
     try:
-        application_id = await register_login_account(bus, store)
+        claim = await register_login_account(bus, store)
         await bus.settle(store)
         await asyncio.sleep(3)
         pids = platform_pids(platform)
         results.raw["memory_idle_kib"] = {name: memory_kib(pid) for name, pid in pids.items()}
         results.raw["memory_imports_kib"] = await asyncio.to_thread(import_memory, platform)
         results.raw["throughput"] = await measure_throughput(bus, platform, store, options, threads)
-        results.raw["latency"] = await measure_latency(
-            bus, platform, store, options, application_id
-        )
+        results.raw["latency"] = await measure_latency(bus, platform, store, options, claim)
         await bus.settle(store)
         await asyncio.sleep(3)
         results.raw["memory_after_load_kib"] = {name: memory_kib(pid) for name, pid in pids.items()}
-        results.raw["data_size"] = await measure_data_size(
-            bus, platform, store, options, application_id
-        )
-        results.raw["sql"] = await measure_sql(bus, platform, store, options, application_id)
+        results.raw["data_size"] = await measure_data_size(bus, platform, store, options, claim)
+        results.raw["sql"] = await measure_sql(bus, platform, store, options, claim)
         if isinstance(store, PostgresStore):
             results.raw["sql"]["pg_stat_statements"] = store.statements_view
     finally:

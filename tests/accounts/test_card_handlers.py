@@ -4,28 +4,35 @@ valid at the service's time, a card logs in to the account it is bound to."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from singlewindow.accounts.cards import card_challenge, card_status, login_card
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.enterprises import register_admin_by_card
+from singlewindow.accounts.login import login_password, show_session
 from singlewindow.accounts.operators import add_operator_by_card
+from singlewindow.accounts.settings import Settings
+from singlewindow.accounts.tables import enterprises
 from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import (
     AddCardOperator,
     CardStatus,
     LoginWithCard,
+    LoginWithPassword,
     RegisterCardAdmin,
     RequestCardChallenge,
     RequiredAction,
     Role,
     SessionView,
+    ShowSession,
 )
 from singlewindow.contracts.card_gateway import OperatorLevel
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.runtime.clock import ManualClock
+from sqlalchemy import select
 
-from tests.support.accounts import answer, card_admin
+from tests.support.accounts import PASSWORD, answer, card_admin
 from tests.support.cards import Card, CardAuthority, holder
 from tests.support.handlers import staged
 from tests.support.identifiers import make_account, make_uscc
@@ -134,6 +141,45 @@ async def test_a_legal_person_card_registers_the_administrator_once(
     assert contract.ENTERPRISE_REGISTERED.parse(registered).via == "card"
 
 
+async def test_a_certificate_without_a_card_type_registers_no_administrator(
+    deps: AccountsRuntime, authority: CardAuthority
+) -> None:
+    # An operator's card whose certificate does not say so, its data file edited to claim
+    # legal-person: the certificate alone decides, and it decides nothing here.
+    uscc = make_uscc()
+    card = authority.issue(uscc=uscc, card_type="operator", level="entry", certify_type=False)
+    claimed = card.with_data(card_type="legal-person", operator_level=None)
+    with pytest.raises(DomainError) as raised:
+        await register_admin_by_card(
+            RegisterCardAdmin.model_validate(
+                await answer(deps, claimed) | {"admin": holder(make_account())}
+            ),
+            deps,
+        )
+    assert (raised.value.code, raised.value.message) == (
+        ErrorCode.CARD_REFUSED,
+        "certificate does not state the card type",
+    )
+    status = await card_status(CardStatus(uscc=uscc), deps)
+    assert (status.enterprise_registered, status.has_administrator) == (False, False)
+
+
+async def test_a_card_registration_stores_no_id_number_the_certificate_does_not_vouch_for(
+    deps: AccountsRuntime, authority: CardAuthority
+) -> None:
+    card, _session = await card_admin(deps, authority)
+    async with deps.service.db.reading() as connection:
+        row = (
+            await connection.execute(
+                select(enterprises.c.legal_rep_name, enterprises.c.legal_rep_id_number).where(
+                    enterprises.c.uscc == card.data["enterprise_uscc"]
+                )
+            )
+        ).one()
+    assert card.data["holder_id_number"]  # the data file says one
+    assert tuple(row) == (card.data["holder_name"], None)
+
+
 async def test_an_operator_card_of_the_enterprise_adds_an_operator_who_logs_in_with_it(
     deps: AccountsRuntime, authority: CardAuthority
 ) -> None:
@@ -173,3 +219,45 @@ async def add(
         await answer(deps, card) | {"token": admin.token, "operator": details}
     )
     return await add_operator_by_card(request, deps)
+
+
+# Revocation
+
+
+async def test_a_card_session_ends_when_its_card_is_revoked(
+    deps: AccountsRuntime, authority: CardAuthority
+) -> None:
+    card, session = await card_admin(deps, authority)
+    assert (await show_session(ShowSession(token=session.token), deps)).method == "card"
+    authority.revoke(card)  # a new CRL file; nothing restarts
+    with pytest.raises(DomainError) as raised:
+        await show_session(ShowSession(token=session.token), deps)
+    assert (raised.value.code, raised.value.message) == (
+        ErrorCode.UNAUTHENTICATED,
+        "the card of this session has been revoked; the session has ended",
+    )
+    # The account itself lives on: its password still opens a session.
+    password = await login_password(
+        LoginWithPassword(account=session.account, password=PASSWORD), deps
+    )
+    assert (await show_session(ShowSession(token=password.token), deps)).method == "password"
+
+
+async def test_another_cards_revocation_leaves_a_card_session_alone(
+    deps: AccountsRuntime, authority: CardAuthority
+) -> None:
+    _card, session = await card_admin(deps, authority)
+    other, _ = await card_admin(deps, authority)
+    authority.revoke(other)
+    assert (await show_session(ShowSession(token=session.token), deps)).method == "card"
+
+
+def test_production_refuses_card_login_without_a_crl(tmp_path: Path) -> None:
+    anchor = tmp_path / "card-ca.pem"
+    assert "SW_ACCOUNTS_CARD_CRL" in (Settings(card_trust_anchor=anchor).startup_problem() or "")
+    assert (
+        Settings(card_trust_anchor=anchor, card_crl=tmp_path / "ca.crl").startup_problem() is None
+    )
+    assert Settings().startup_problem() is None  # no card login at all
+    development = Settings(card_trust_anchor=anchor, environment="development")
+    assert development.startup_problem() is None

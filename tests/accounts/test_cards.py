@@ -69,14 +69,16 @@ def test_each_difference_from_the_certificate_is_named(
     )
 
 
-def test_a_certificate_without_a_card_type_leaves_the_type_to_the_data_file() -> None:
+def test_a_certificate_without_a_card_type_leaves_nothing_to_the_data_file() -> None:
     untyped = CardIdentity(
         holder_name="周七",
         enterprise_name="重庆某某贸易有限公司",
         uscc="91500000MA5U7X1C69",
         card_number="8800000012345678",
     )
-    assert card_data_mismatch(card(operator_level="declaration"), untyped) is None
+    assert card_data_mismatch(card(operator_level="declaration"), untyped) == (
+        "card data does not match the card's certificate: the card type differs"
+    )
 
 
 def test_the_division_is_read_from_the_uscc() -> None:

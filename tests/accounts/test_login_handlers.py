@@ -106,17 +106,50 @@ async def test_an_unknown_account_is_throttled_like_a_known_one(deps: AccountsRu
     assert (await refused(deps, "NOBODY_AT_ALL", "guess")).code is ErrorCode.THROTTLED
 
 
-async def test_concurrent_failures_are_all_counted(deps: AccountsRuntime) -> None:
+class CountingVerifies(PasswordHashing):
+    """Password hashing that counts the verifies it was asked for."""
+
+    verified = 0
+
+    async def verify(self, stored_hash: str, password: str) -> bool:
+        self.verified += 1
+        return await super().verify(stored_hash, password)
+
+
+async def test_concurrent_guesses_verify_no_more_than_the_throttle_allows(
+    deps: AccountsRuntime, clock: ManualClock
+) -> None:
+    passwords = CountingVerifies(CHEAP_ARGON2, max_concurrent=4)
+    deps = replace(deps, passwords=passwords)
     account = await cardless_admin(deps)
     results = await asyncio.gather(
-        *(login(deps, account, "wrong-password") for _ in range(6)), return_exceptions=True
+        *(login(deps, account, "wrong-password") for _ in range(50)), return_exceptions=True
+    )
+    codes = [result.code for result in results if isinstance(result, DomainError)]
+    assert len(codes) == 50
+    # The three free failures and the one that starts a delay; the rest met the delay.
+    assert passwords.verified == 4
+    assert codes.count(ErrorCode.UNAUTHENTICATED) == 4
+    failed = [outcome for outcome in await outcomes(deps) if outcome[0] == "failed"]
+    assert len(failed) == 4
+    async with deps.service.db.reading() as connection:
+        assert await connection.scalar(select(login_throttle.c.failures)) == 4
+    # The delay is the one four verified failures earn (1 s), not fifty's (the 900 s maximum).
+    assert (await refused(deps, account, PASSWORD)).code is ErrorCode.THROTTLED
+    clock.advance(1)
+    assert (await login(deps, account)).account == account
+
+
+async def test_concurrent_guesses_at_an_unknown_account_are_bounded_alike(
+    deps: AccountsRuntime,
+) -> None:
+    passwords = CountingVerifies(CHEAP_ARGON2, max_concurrent=4)
+    deps = replace(deps, passwords=passwords)
+    results = await asyncio.gather(
+        *(login(deps, "nobody_at_all", "guess") for _ in range(20)), return_exceptions=True
     )
     assert all(isinstance(result, DomainError) for result in results)
-    assert (await refused(deps, account, PASSWORD)).code is ErrorCode.THROTTLED
-    async with deps.service.db.reading() as connection:
-        counted = await connection.scalar(select(login_throttle.c.failures))
-    failed = [outcome for outcome in await outcomes(deps) if outcome[0] == "failed"]
-    assert counted == len(failed) >= 4  # none lost; a late one may have met the delay instead
+    assert passwords.verified == 4
 
 
 # What a refusal says and records
@@ -266,12 +299,15 @@ async def test_a_password_login_is_one_select_then_one_write_of_the_session_and_
         "BEGIN DEFERRED",
         "SELECT",
         "BEGIN IMMEDIATE",
+        "INSERT login_throttle",  # the attempt reserved before the verify
+        "BEGIN IMMEDIATE",
+        "DELETE login_throttle",
         "INSERT sessions",
         "INSERT outbox",
     ]
 
 
-async def test_a_wrong_password_is_one_select_then_the_counted_failure_and_its_audit(
+async def test_a_wrong_password_is_one_select_then_the_reserved_attempt_and_its_audit(
     deps: AccountsRuntime,
 ) -> None:
     account = await cardless_admin(deps)
@@ -281,7 +317,8 @@ async def test_a_wrong_password_is_one_select_then_the_counted_failure_and_its_a
         "BEGIN DEFERRED",
         "SELECT",
         "BEGIN IMMEDIATE",
-        "INSERT login_throttle",  # or count one more, atomically
+        "INSERT login_throttle",  # or count one more unless blocked, atomically
+        "BEGIN IMMEDIATE",
         "INSERT outbox",
     ]
 
@@ -304,6 +341,8 @@ async def test_a_login_after_failures_also_forgets_them(
     assert seen == [
         "BEGIN DEFERRED",
         "SELECT",
+        "BEGIN IMMEDIATE",
+        "INSERT login_throttle",
         "BEGIN IMMEDIATE",
         "DELETE login_throttle",
         "INSERT sessions",

@@ -106,20 +106,22 @@ async def test_both_vpcd_slots_are_listed_and_show_the_card_put_in(
     assert listed.readers[1].enterprise_name == card.card.data.enterprise_name
 
 
-async def test_the_card_data_and_certificate_are_read_without_a_pin(
+async def test_the_card_data_and_certificate_are_read_without_a_pin_the_id_number_masked(
     card_bus: Bus, slots: CardSlots, issue_card: IssueCard
 ) -> None:
     card = issue_card(card_type="operator", operator_level="declaration", customs_code="5001234567")
-    await slots.insert(card)
+    emulator = await slots.insert(card)
     view = await card_bus.call(card_gateway.READ_CARD, {})
     assert view.reader == READERS[0]
+    assert not view.pin_verified
+    assert emulator.verifies_with_pin() == 0
     data = card.card.data
     assert view.card.model_dump(mode="json") == {
         "card_number": data.card_number,
         "card_type": "operator",
         "operator_level": "declaration",
         "holder_name": "张三",
-        "holder_id_number": "11010519491231002X",
+        "holder_id_number": "110105********002X",
         "enterprise_uscc": data.enterprise_uscc,
         "enterprise_name": "重庆某某贸易有限公司",
         "organisation_code": data.enterprise_uscc[8:17],
@@ -128,6 +130,48 @@ async def test_the_card_data_and_certificate_are_read_without_a_pin(
     assert view.certificate_pem == card.certificate_pem
     identity = card_certificate_fields(certificate_from_pem(view.certificate_pem)).identity
     assert (identity.card_type, identity.operator_level) == ("operator", "declaration")
+
+
+async def test_the_full_id_number_is_read_only_with_the_pin_in_the_same_card_session(
+    card_bus: Bus, slots: CardSlots, issue_card: IssueCard
+) -> None:
+    emulator = await slots.insert(issue_card())
+    view = await card_bus.call(card_gateway.READ_CARD, {"pin": CARD_PIN})
+    assert view.pin_verified
+    assert view.card.holder_id_number == "11010519491231002X"
+    # A PIN verified in an earlier request does not carry over: each request is its own session.
+    await card_bus.call(card_gateway.VERIFY_PIN, {"pin": CARD_PIN})
+    after = await card_bus.call(card_gateway.READ_CARD, {})
+    assert after.card.holder_id_number == "110105********002X"
+    error = await refused(card_bus, card_gateway.READ_CARD, {"pin": WRONG_PIN})
+    assert (error.code, error.message) == (ErrorCode.PIN_INCORRECT, "wrong PIN: 9 tries left")
+    assert emulator.verifies_with_pin() == 3
+
+
+async def test_a_card_with_one_try_left_is_sent_no_pin_unless_the_request_accepts_the_risk(
+    card_bus: Bus, slots: CardSlots, issue_card: IssueCard
+) -> None:
+    card = issue_card(tries=2)
+    emulator = await slots.insert(card)
+    error = await refused(card_bus, card_gateway.VERIFY_PIN, {"pin": WRONG_PIN})
+    assert (error.code, error.message) == (ErrorCode.PIN_INCORRECT, "wrong PIN: 1 try left")
+    last_try = (
+        "the card has one PIN try left: a wrong PIN now blocks it; no PIN was sent. "
+        "Ask again with last_try to use it (swctl: --last-pin-try)"
+    )
+    for subject, request in requests_to(
+        (card_gateway.VERIFY_PIN, {"pin": WRONG_PIN}),
+        (card_gateway.SIGN_CHALLENGE, {"pin": WRONG_PIN, "challenge": challenge()}),
+        (card_gateway.READ_CARD, {"pin": WRONG_PIN}),
+    ):
+        error = await refused(card_bus, subject, request)
+        assert (error.code, error.message) == (ErrorCode.ACTION_REQUIRED, last_try)
+        assert [f.path for f in error.fields] == ["last_try"]
+    assert emulator.verifies_with_pin() == 1  # the card still has its last try
+    assert json.loads(card.path.read_text())["pin"]["tries_left"] == 1
+    verified = await card_bus.call(card_gateway.VERIFY_PIN, {"pin": CARD_PIN, "last_try": True})
+    assert verified.card_number == card.number
+    assert emulator.verifies_with_pin() == 2
 
 
 async def test_the_signature_and_certificate_verify_with_the_platform_and_with_openssl(
@@ -184,7 +228,9 @@ async def test_wrong_pins_count_down_to_blocked_and_then_no_pin_reaches_the_card
     emulator = await slots.insert(card)
     answers = []
     for _ in range(3):
-        error = await refused(card_bus, card_gateway.VERIFY_PIN, {"pin": WRONG_PIN})
+        error = await refused(
+            card_bus, card_gateway.VERIFY_PIN, {"pin": WRONG_PIN, "last_try": True}
+        )
         answers.append((error.code, error.message))
     assert answers == [
         (ErrorCode.PIN_INCORRECT, "wrong PIN: 2 tries left"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from singlewindow.cardcrypto import (
     issue_ca_certificate,
     issue_card_certificate,
     issue_crl,
+    load_revocation_list,
     sm3,
     verify_certificate,
     verify_challenge_signature,
@@ -53,6 +54,7 @@ IDENTITY = CardIdentity(
     enterprise_name="厦门远洋进出口贸易有限公司",
     uscc="91350200MA2Y0A1B2C",
     card_number="8800000012345678",
+    card_type="legal-person",
 )
 
 
@@ -327,7 +329,8 @@ def test_openssl_parses_our_certificates(files: Path) -> None:
     assert "Signature Algorithm: SM2-with-SM3" in card.stdout
     assert (
         f"Subject: serialNumber={IDENTITY.uscc},C=CN,O={IDENTITY.enterprise_name},"
-        f"OU={IDENTITY.card_number},CN={IDENTITY.holder_name}" in card.stdout
+        f"OU={IDENTITY.card_number},title={IDENTITY.card_type},CN={IDENTITY.holder_name}"
+        in card.stdout
     )
     assert "Digital Signature" in card.stdout
     assert "X509v3 Authority Key Identifier" in card.stdout
@@ -403,7 +406,7 @@ def test_we_accept_a_card_certificate_openssl_issued_with_our_ca_key(
     )
     subject = (
         f"/serialNumber={IDENTITY.uscc}/C=CN/O={IDENTITY.enterprise_name}"
-        f"/OU={IDENTITY.card_number}/CN={IDENTITY.holder_name}"
+        f"/OU={IDENTITY.card_number}/title={IDENTITY.card_type}/CN={IDENTITY.holder_name}"
     )
     request = openssl(
         "req",
@@ -454,6 +457,20 @@ def test_we_accept_a_card_certificate_openssl_issued_with_our_ca_key(
 
 
 # What the platform's verifier accepts and refuses
+
+
+def test_a_card_certificate_that_states_no_card_type_is_refused(
+    ca: DevCA, card_key: SM2PrivateKey
+) -> None:
+    untyped = issue_card_certificate(
+        ca.key,
+        ca.certificate,
+        card_key.public_key,
+        replace(IDENTITY, card_type=None),
+        not_before=NOW - timedelta(days=1),
+        not_after=NOW + timedelta(days=365),
+    )
+    assert refusal(untyped, ca.certificate, at=NOW) is CertificateProblem.NO_CARD_TYPE
 
 
 def test_valid_card_certificate_is_accepted_with_its_fields(
@@ -558,6 +575,32 @@ def test_outdated_crl_is_refused(ca: DevCA, card_certificate: bytes) -> None:
     )
     problem = refusal(card_certificate, ca.certificate, crl_der=crl_der)
     assert problem is CertificateProblem.CRL_NOT_CURRENT
+
+
+def test_a_revocation_list_is_read_once_and_checked_per_serial(ca: DevCA) -> None:
+    crl_der = issue_crl(
+        ca.key,
+        ca.certificate,
+        [RevokedCertificate(777, NOW)],
+        crl_number=3,
+        this_update=NOW - timedelta(hours=1),
+        next_update=NOW + timedelta(days=7),
+    )
+    revocations = load_revocation_list(crl_der, ca.certificate, at=NOW)
+    assert revocations.revoked == frozenset({777})
+    revocations.check(778, at=NOW)
+    with pytest.raises(CertificateError) as revoked:
+        revocations.check(777, at=NOW)
+    assert revoked.value.problem is CertificateProblem.REVOKED
+    with pytest.raises(CertificateError) as outdated:
+        revocations.check(778, at=NOW + timedelta(days=8))
+    assert outdated.value.problem is CertificateProblem.CRL_NOT_CURRENT
+    stranger = make_ca()
+    with pytest.raises(CertificateError) as unsigned:
+        load_revocation_list(
+            issue_crl(stranger.key, stranger.certificate, [], crl_number=1), ca.certificate
+        )
+    assert unsigned.value.problem is CertificateProblem.CRL_INVALID
 
 
 def test_tampered_certificate_is_refused(ca: DevCA, card_certificate: bytes) -> None:

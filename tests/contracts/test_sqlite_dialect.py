@@ -14,6 +14,7 @@ import aiosqlite
 import aiosqlite.core
 import pytest
 import sqlalchemy.exc
+from singlewindow.registration.repository import metadata as registration_tables
 from singlewindow.runtime import db
 from singlewindow.runtime.db import Database, IntegrityError
 from singlewindow.runtime.sqlite import SQLiteDialect_swaiosqlite, check_aiosqlite
@@ -32,6 +33,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from tests.support.handlers import local_service
 
 metadata = MetaData()
 items = Table(
@@ -268,3 +271,12 @@ async def test_the_stock_dialect_takes_several_hops(engines: dict[str, AsyncEngi
         start = CountingQueue.puts
         await connection.execute(insert(items), {"key": "a"})
         assert hops_since(start) == 3
+
+
+async def test_a_service_commits_with_synchronous_full(tmp_path: Path) -> None:
+    """Under WAL, `synchronous=NORMAL` may lose the last commits on power loss; FULL does not."""
+    async with local_service("registration", registration_tables, tmp_path) as service:
+        for connect in (service.db.transaction, service.db.reading):
+            async with connect() as connection:
+                assert await connection.scalar(text("PRAGMA synchronous")) == 2  # FULL
+                assert await connection.scalar(text("PRAGMA journal_mode")) == "wal"

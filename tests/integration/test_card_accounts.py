@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -215,6 +218,24 @@ async def test_an_operator_card_cannot_register_an_administrator(
     assert "only a legal-person card registers" in refusal.message
 
 
+async def test_a_card_whose_certificate_states_no_type_cannot_register_an_administrator(
+    nats_bus: Bus, authority: CardAuthority
+) -> None:
+    card = authority.issue(
+        uscc=make_uscc(), card_type="operator", level="entry", certify_type=False
+    )
+    claimed = card.with_data(card_type="legal-person", operator_level=None)
+    refusal = await refused(register_admin(nats_bus, claimed))
+    assert (refusal.code, refusal.message) == (
+        ErrorCode.CARD_REFUSED,
+        "certificate does not state the card type",
+    )
+    status: CardStatusView = await nats_bus.call(
+        accounts.CARD_STATUS, {"uscc": card.data["enterprise_uscc"]}
+    )
+    assert not status.has_administrator
+
+
 async def test_a_weak_administrator_password_is_refused_without_spending_the_challenge(
     nats_bus: Bus, authority: CardAuthority
 ) -> None:
@@ -380,6 +401,46 @@ async def test_every_card_attempt_is_audited_without_secrets(
     assert attempts[2]["reason"].startswith("card data does not match")
     assert PASSWORD not in str(attempts)
     assert card.data["holder_id_number"] not in str(attempts)
+
+
+async def test_a_card_session_ends_when_the_crl_revokes_its_card(
+    nats_bus: Bus, authority: CardAuthority
+) -> None:
+    card = authority.issue(uscc=make_uscc())
+    session = await register_admin(nats_bus, card)
+    shown: SessionView = await nats_bus.call(accounts.SHOW_SESSION, {"token": session.token})
+    assert shown.method == "card"
+    authority.revoke(card)  # a new CRL file; the service is not restarted
+    refusal = await refused(nats_bus.call(accounts.SHOW_SESSION, {"token": session.token}))
+    assert (refusal.code, refusal.message) == (
+        ErrorCode.UNAUTHENTICATED,
+        "the card of this session has been revoked; the session has ended",
+    )
+
+
+def test_the_accounts_service_refuses_to_start_in_production_without_a_crl(
+    authority: CardAuthority, tmp_path: Path
+) -> None:
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SW_ACCOUNTS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'accounts.db'}",
+        "SW_ACCOUNTS_CARD_TRUST_ANCHOR": str(authority.anchor_path),
+    }
+    started = subprocess.run(
+        [sys.executable, "-m", "singlewindow.accounts"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert started.returncode == 1
+    assert started.stderr.strip().splitlines()[-1] == (
+        "accounts service not started: card login needs the card CA's revocation list: set "
+        "SW_ACCOUNTS_CARD_CRL (or leave SW_ACCOUNTS_CARD_TRUST_ANCHOR unset for no card login; "
+        "SW_ACCOUNTS_ENVIRONMENT=development allows no CRL, for development only)"
+    )
+    assert "Traceback" not in started.stderr
 
 
 async def test_a_card_session_ends_with_the_account_like_any_other(

@@ -19,6 +19,7 @@ from singlewindow.contracts import accounts, card_gateway
 from singlewindow.contracts.accounts import CardChallenge, SessionView
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.swctl.platform import Platform
+from singlewindow.virtual_card.issuing import DevCA
 
 from tests.support.cards import holder
 from tests.support.identifiers import make_account, make_uscc
@@ -217,6 +218,54 @@ def test_a_revoked_card_no_longer_logs_in(desk: Desk) -> None:
     refused = desk.login()
     assert refused.code == 1
     assert "refused: certificate has been revoked" in refused.stderr
+
+
+def test_a_card_session_is_refused_once_the_dev_ca_revokes_its_card(desk: Desk) -> None:
+    card = desk.issue(make_uscc())
+    desk.insert(card)
+    assert desk.register(make_account()).code == 0
+    assert desk.login().code == 0
+    assert desk.swctl("whoami").code == 0
+    revoked = desk.swctl("card", "revoke", *desk.data_dir, card)
+    assert revoked.code == 0, revoked.stderr
+    ended = desk.swctl("whoami", "--json")
+    assert ended.code == 1
+    assert ended.json()["error"] == {
+        "code": "unauthenticated",
+        "message": "the card of this session has been revoked; the session has ended",
+        "fields": [],
+    }
+
+
+def test_a_card_whose_certificate_states_no_type_cannot_register(desk: Desk) -> None:
+    ca = DevCA.open(desk.platform.config.dev_ca_dir)
+    issued = ca.issue_card(
+        desk.platform.config.cards_dir,
+        card_type="legal-person",
+        uscc=make_uscc(),
+        enterprise_name=ENTERPRISE,
+        holder_name="张三",
+        holder_id_number="11010519491231002X",
+        certify_card_type=False,
+    )
+    desk.insert(str(issued.path))
+    refused = desk.register(make_account())
+    assert refused.code == 1
+    assert "refused: certificate does not state the card type" in refused.stderr
+
+
+def test_the_last_pin_try_is_used_only_when_asked_for(desk: Desk) -> None:
+    desk.insert(desk.issue(make_uscc(), "--type", "legal-person", "--tries", "2"))
+    assert desk.register(make_account()).code == 0
+    assert desk.login("12345678").json()["error"]["code"] == "pin_incorrect"  # 1 try left
+    held_back = desk.login()
+    assert held_back.code == 1
+    assert held_back.json()["error"]["code"] == "action_required"
+    assert "--last-pin-try" in held_back.stderr
+    used = desk.swctl(
+        "login", "--card", "--pin-stdin", "--last-pin-try", "--json", stdin=PIN + "\n"
+    )
+    assert used.code == 0, used.stderr
 
 
 def test_an_expired_card_cannot_register(desk: Desk) -> None:

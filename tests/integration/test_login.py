@@ -108,14 +108,26 @@ async def test_failures_after_the_free_ones_are_refused_as_throttled(
     assert throttled.body() == (await refused_login(nats_bus, account, PASSWORD)).body()
 
 
-async def test_concurrent_failures_are_all_counted(nats_bus: Bus, reviewer: str) -> None:
+async def test_concurrent_guesses_are_verified_no_more_than_the_throttle_allows(
+    nats_bus: Bus, reviewer: str
+) -> None:
     account = await admin(nats_bus, reviewer)
     outcomes = await asyncio.gather(
-        *(login(nats_bus, account, "wrong-password") for _ in range(6)), return_exceptions=True
+        *(login(nats_bus, account, "wrong-password") for _ in range(30)), return_exceptions=True
     )
-    assert all(isinstance(o, DomainError) for o in outcomes)
+    codes = [o.code for o in outcomes if isinstance(o, DomainError)]
+    assert len(codes) == 30
+    # Three free failures and the one that starts the delay were verified; the rest waited.
+    assert codes.count(ErrorCode.UNAUTHENTICATED) == 4
+    assert codes.count(ErrorCode.THROTTLED) == 26
+    audit = await _all(nats_bus, "SW_AUDIT", "sw.audit.>")
+    verified = [e for e in audit if e["data"].get("account") == account]
+    assert [e["data"]["outcome"] for e in verified].count("failed") == 4
     throttled = await refused_login(nats_bus, account, PASSWORD)
     assert throttled.code is ErrorCode.THROTTLED
+    # The delay four verified failures earn (the test settings' 600 s base), not thirty's.
+    wait = int(re.findall(r"\d+", throttled.message)[0])
+    assert 1 <= wait <= 600
 
 
 async def test_every_attempt_is_audited_apart_from_public_events_without_the_password(

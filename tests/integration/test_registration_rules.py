@@ -11,15 +11,15 @@ import pytest
 from singlewindow.contracts import accounts, registration, review
 from singlewindow.contracts.accounts import OnboardingCheckView
 from singlewindow.contracts.errors import DomainError, ErrorCode
-from singlewindow.contracts.registration import ApplicationView
+from singlewindow.contracts.registration import ApplicationView, SubmittedApplication
 from singlewindow.contracts.review import TaskList
 
 from tests.support.identifiers import application, make_uscc
 from tests.support.platform import Bus, eventually
 
 
-async def submit(bus: Bus, content: dict[str, Any]) -> ApplicationView:
-    result: ApplicationView = await bus.call(registration.SUBMIT_CARDLESS, content)
+async def submit(bus: Bus, content: dict[str, Any]) -> SubmittedApplication:
+    result: SubmittedApplication = await bus.call(registration.SUBMIT_CARDLESS, content)
     return result
 
 
@@ -202,7 +202,7 @@ async def test_only_a_returned_application_can_be_resubmitted(nats_bus: Bus) -> 
     with pytest.raises(DomainError) as raised:
         await nats_bus.call(
             registration.RESUBMIT_CARDLESS,
-            content | {"application_id": view.application_id},
+            content | {"application_id": view.application_id, "claim_secret": view.claim_secret},
         )
     assert raised.value.code is ErrorCode.CONFLICT
     assert "pending" in raised.value.message
@@ -236,7 +236,8 @@ async def test_a_rejected_application_shows_its_reason(nats_bus: Bus, reviewer: 
 
     async def rejected() -> ApplicationView | None:
         shown: ApplicationView = await nats_bus.call(
-            registration.SHOW_APPLICATION, {"application_id": view.application_id}
+            registration.SHOW_APPLICATION,
+            {"application_id": view.application_id, "claim_secret": view.claim_secret},
         )
         return shown if shown.state.value == "rejected" else None
 
@@ -244,3 +245,41 @@ async def test_a_rejected_application_shows_its_reason(nats_bus: Bus, reviewer: 
     # A rejected application frees its USCC for a new one.
     again = await submit(nats_bus, application(uscc=view.uscc))
     assert again.state.value == "pending"
+
+
+async def test_a_returned_application_is_resubmitted_and_shown_to_its_applicant_only(
+    nats_bus: Bus, reviewer: str
+) -> None:
+    content = application()
+    view = await submit(nats_bus, content)
+    task = await open_task(nats_bus, view.application_id, reviewer)
+    await nats_bus.call(
+        review.DECIDE_TASK,
+        {"token": reviewer, "task_id": task, "decision": "return", "reason": "address incomplete"},
+    )
+    mine = {"application_id": view.application_id, "claim_secret": view.claim_secret}
+
+    async def returned() -> ApplicationView | None:
+        shown: ApplicationView = await nats_bus.call(registration.SHOW_APPLICATION, mine)
+        return shown if shown.state.value == "returned" else None
+
+    await eventually(returned)
+    # Someone who read the id in a public event, with no secret or another application's.
+    other = await submit(nats_bus, application())
+    strangers = [
+        {"application_id": view.application_id},
+        {"application_id": view.application_id, "claim_secret": other.claim_secret},
+    ]
+    for stranger in strangers:
+        for endpoint, body in (
+            (registration.SHOW_APPLICATION, stranger),
+            (registration.RESUBMIT_CARDLESS, content | stranger),
+        ):
+            with pytest.raises(DomainError) as raised:
+                await nats_bus.call(endpoint, body)
+            assert raised.value.code in {ErrorCode.INVALID, ErrorCode.FORBIDDEN}
+            assert [f.path for f in raised.value.fields] == ["claim_secret"]
+    shown: ApplicationView = await nats_bus.call(registration.SHOW_APPLICATION, mine)
+    assert (shown.state.value, shown.attempt) == ("returned", 1)
+    again: ApplicationView = await nats_bus.call(registration.RESUBMIT_CARDLESS, content | mine)
+    assert (again.state.value, again.attempt) == ("pending", 2)

@@ -12,7 +12,7 @@ from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from singlewindow.contracts import registration, review
 from singlewindow.contracts.errors import DomainError
-from singlewindow.contracts.registration import ApplicationView
+from singlewindow.contracts.registration import SubmittedApplication
 from singlewindow.contracts.review import TaskList
 from singlewindow.swctl.platform import Platform
 
@@ -34,7 +34,7 @@ async def submit_for(seconds: float, platform: Platform) -> list[str]:
     try:
         while asyncio.get_running_loop().time() < deadline:
             try:
-                view: ApplicationView = await client.call(
+                view: SubmittedApplication = await client.call(
                     registration.SUBMIT_CARDLESS, application()
                 )
             except UNANSWERED:

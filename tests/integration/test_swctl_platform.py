@@ -94,3 +94,40 @@ async def test_events_tail_json_is_one_array_and_jsonl_one_event_a_line(
     assert all(event["specversion"] == "1.0" for event in events)
     lines = swctl("events", "tail", "--from-start", "--limit", "2", "--jsonl").stdout.splitlines()
     assert [json.loads(line)["id"] for line in lines] == [event["id"] for event in events[:2]]
+
+
+def test_swctl_keeps_the_claim_secret_of_what_it_submitted_and_shows_with_it(
+    platform: Platform, tmp_path: Path
+) -> None:
+    swctl = Swctl(platform.config.nats_url, tmp_path / "swctl")
+    (tmp_path / "application.json").write_text(json.dumps(application()))
+    submitted = swctl(
+        "register", "cardless", "--file", str(tmp_path / "application.json"), "--json"
+    )
+    assert submitted.code == 0, submitted.stderr
+    application_id = submitted.json()["application_id"]
+    secret = submitted.json()["claim_secret"]
+    kept = tmp_path / "swctl" / "applications" / f"{application_id}.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert json.loads(kept.read_text())["claim_secret"] == secret
+    assert f"claim secret kept in {kept}" in submitted.stderr
+
+    shown = swctl("registration", "show", application_id, "--json")
+    assert shown.code == 0, shown.stderr
+    assert shown.json()["state"] == "pending"
+    assert "claim_secret" not in shown.json()
+
+    # Another person's swctl knows the id (events carry it) but not the secret.
+    stranger = Swctl(platform.config.nats_url, tmp_path / "stranger")
+    unknown = stranger("registration", "show", application_id)
+    assert unknown.code == 2
+    assert "--claim-secret-stdin" in unknown.stderr
+    guessed = stranger(
+        "registration", "show", application_id, "--claim-secret-stdin", stdin="x" * 43 + "\n"
+    )
+    assert guessed.code == 1
+    assert "claim secret" in guessed.stderr
+    told = stranger(
+        "registration", "show", application_id, "--claim-secret-stdin", stdin=secret + "\n"
+    )
+    assert told.code == 0, told.stderr

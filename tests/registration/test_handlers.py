@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from singlewindow.contracts import accounts, review
 from singlewindow.contracts import registration as contract
 from singlewindow.contracts.accounts import OnboardingCheck, OnboardingCheckView
@@ -22,6 +23,7 @@ from singlewindow.contracts.registration import (
     OnboardingDetails,
     ResubmitCardless,
     ShowApplication,
+    SubmittedApplication,
 )
 from singlewindow.contracts.review import Decision, ReviewDecided
 from singlewindow.registration.dependencies import Registration
@@ -123,17 +125,29 @@ async def decide(
     assert delivery.acked
 
 
-async def returned(registering: Registering) -> tuple[CardlessApplication, ApplicationView]:
+async def returned(
+    registering: Registering,
+) -> tuple[CardlessApplication, SubmittedApplication]:
     submitted = cardless()
     view = await submit_cardless(submitted, registering.deps)
     await decide(registering, view, Decision.RETURN)
     return submitted, view
 
 
-def resubmission(view: ApplicationView, corrected: CardlessApplication) -> ResubmitCardless:
+def resubmission(
+    view: SubmittedApplication, corrected: CardlessApplication, claim_secret: str | None = None
+) -> ResubmitCardless:
     return ResubmitCardless(
-        application_id=view.application_id, enterprise=corrected.enterprise, admin=corrected.admin
+        application_id=view.application_id,
+        claim_secret=claim_secret or view.claim_secret,
+        enterprise=corrected.enterprise,
+        admin=corrected.admin,
     )
+
+
+def unclaimed(view: ApplicationView) -> ApplicationView:
+    """The application as shown, without the claim secret only its submission reply has."""
+    return ApplicationView.model_validate(view.model_dump(exclude={"claim_secret"}))
 
 
 async def test_a_submission_is_stored_pending_and_announced_masked_to_integrators_and_review(
@@ -143,12 +157,10 @@ async def test_a_submission_is_stored_pending_and_announced_masked_to_integrator
     view = await submit_cardless(submitted, registering.deps)
     assert (view.state, view.kind, view.attempt) == (ApplicationState.PENDING, CARDLESS, 1)
     assert view.submitted_at == registering.clock.now()
-    assert (
-        await show_application(
-            ShowApplication(application_id=view.application_id), registering.deps
-        )
-        == view
-    )
+    assert await show_application(
+        ShowApplication(application_id=view.application_id, claim_secret=view.claim_secret),
+        registering.deps,
+    ) == unclaimed(view)
 
     announced, requested = await staged(registering.service)
     assert (announced.type, requested.type) == (contract.SUBMITTED.type, review.REQUESTED.type)
@@ -174,6 +186,61 @@ async def test_a_submission_is_stored_pending_and_announced_masked_to_integrator
             OnboardingCheck(uscc=view.uscc, account=submitted.admin.account),
         )
     ]
+
+
+async def test_the_claim_secret_is_in_the_submit_reply_only_and_stored_as_a_digest(
+    registering: Registering,
+) -> None:
+    view = await submit_cardless(cardless(), registering.deps)
+    assert len(view.claim_secret) >= 43  # 256 random bits, URL-safe
+    everything = str([event.model_dump() for event in await staged(registering.service)])
+    assert view.claim_secret not in everything
+    async with registering.service.db.reading() as connection:
+        dumped = str((await connection.exec_driver_sql("SELECT * FROM applications")).all())
+    assert view.claim_secret not in dumped
+    second = await submit_cardless(cardless(), registering.deps)
+    assert second.claim_secret != view.claim_secret
+
+
+async def test_only_the_claim_secret_of_the_submission_shows_the_application(
+    registering: Registering,
+) -> None:
+    view = await submit_cardless(cardless(), registering.deps)
+    other = await submit_cardless(cardless(), registering.deps)
+    for wrong in ("x" * 43, other.claim_secret):
+        with pytest.raises(DomainError) as raised:
+            await show_application(
+                ShowApplication(application_id=view.application_id, claim_secret=wrong),
+                registering.deps,
+            )
+        assert raised.value.code is ErrorCode.FORBIDDEN
+        assert [f.path for f in raised.value.fields] == ["claim_secret"]
+        assert wrong not in raised.value.message
+
+
+async def test_a_returned_application_is_resubmitted_by_its_applicant_only(
+    registering: Registering,
+) -> None:
+    submitted, view = await returned(registering)
+    other = await submit_cardless(cardless(), registering.deps)
+    before = await staged(registering.service)
+    with pytest.raises(DomainError) as raised:
+        await resubmit_cardless(
+            resubmission(view, submitted, claim_secret=other.claim_secret), registering.deps
+        )
+    assert raised.value.code is ErrorCode.FORBIDDEN
+    assert await staged(registering.service) == before
+    shown = await show_application(
+        ShowApplication(application_id=view.application_id, claim_secret=view.claim_secret),
+        registering.deps,
+    )
+    assert (shown.state, shown.attempt) == (ApplicationState.RETURNED, 1)
+
+
+def test_show_and_resubmit_without_a_claim_secret_are_invalid() -> None:
+    with pytest.raises(ValidationError) as raised:
+        ShowApplication.model_validate({"application_id": "app_abcdefgh"})
+    assert raised.value.errors()[0]["loc"] == ("claim_secret",)
 
 
 async def test_a_second_application_for_a_pending_uscc_is_refused_on_its_uscc(
@@ -292,7 +359,8 @@ async def test_of_two_resubmissions_at_once_the_second_is_refused(
     assert raised.value.code is ErrorCode.CONFLICT
     assert "pending" in raised.value.message
     shown = await show_application(
-        ShowApplication(application_id=view.application_id), registering.deps
+        ShowApplication(application_id=view.application_id, claim_secret=view.claim_secret),
+        registering.deps,
     )
     assert (shown.state, shown.attempt) == (ApplicationState.PENDING, 2)
 
@@ -357,7 +425,10 @@ async def test_resubmitting_an_unknown_application_is_not_found(
 ) -> None:
     submitted = cardless()
     request = ResubmitCardless(
-        application_id="app_unknown123", enterprise=submitted.enterprise, admin=submitted.admin
+        application_id="app_unknown123",
+        claim_secret="x" * 43,
+        enterprise=submitted.enterprise,
+        admin=submitted.admin,
     )
     with pytest.raises(DomainError) as raised:
         await resubmit_cardless(request, registering.deps)
@@ -370,7 +441,8 @@ async def test_a_decision_on_an_earlier_attempt_is_ignored(registering: Register
     before = await staged(registering.service)
     await decide(registering, view, Decision.APPROVE, attempt=1)
     shown = await show_application(
-        ShowApplication(application_id=view.application_id), registering.deps
+        ShowApplication(application_id=view.application_id, claim_secret=view.claim_secret),
+        registering.deps,
     )
     assert (shown.state, shown.attempt) == (ApplicationState.PENDING, 2)
     assert await staged(registering.service) == before
@@ -384,7 +456,8 @@ async def test_a_decision_is_applied_and_announced_once(registering: Registering
     again = await deliver(registering.service, routes, registering.deps, approval)
     assert (first.acked, again.acked) == (True, True)
     shown = await show_application(
-        ShowApplication(application_id=view.application_id), registering.deps
+        ShowApplication(application_id=view.application_id, claim_secret=view.claim_secret),
+        registering.deps,
     )
     assert (shown.state, shown.decided_at) == (ApplicationState.APPROVED, registering.clock.now())
     approvals = [e for e in await staged(registering.service) if e.type == contract.APPROVED.type]
@@ -397,7 +470,8 @@ async def test_a_returned_application_shows_the_reviewers_reason(
 ) -> None:
     _, view = await returned(registering)
     shown = await show_application(
-        ShowApplication(application_id=view.application_id), registering.deps
+        ShowApplication(application_id=view.application_id, claim_secret=view.claim_secret),
+        registering.deps,
     )
     assert (shown.state, shown.reason) == (ApplicationState.RETURNED, "address is incomplete")
     [event] = [e for e in await staged(registering.service) if e.type == contract.RETURNED.type]
@@ -456,7 +530,7 @@ async def test_a_submission_takes_eight_statements_in_five_transactions(
     ]
 
 
-async def test_a_resubmission_takes_four_statements_in_two_transactions(
+async def test_a_resubmission_takes_five_statements_in_two_transactions(
     registering: Registering,
 ) -> None:
     submitted, view = await returned(registering)
@@ -464,6 +538,7 @@ async def test_a_resubmission_takes_four_statements_in_two_transactions(
         await resubmit_cardless(resubmission(view, submitted), registering.deps)
     assert [kind_of(s) for s in executed] == [
         "BEGIN DEFERRED",
+        "SELECT applications",  # the claim
         "SELECT applications",
         "BEGIN IMMEDIATE",
         "UPDATE applications",
@@ -484,3 +559,50 @@ async def test_applying_a_decision_takes_three_statements_in_one_transaction(
         "UPDATE applications",
         "INSERT outbox",
     ]
+
+
+def withdrawal(view: ApplicationView, reason: str) -> CloudEvent:
+    """The event accounts publishes when it cannot register an approved application."""
+    data = contract.ApplicationWithdrawn(
+        application_id=view.application_id,
+        uscc=view.uscc,
+        admin_account=view.admin_account,
+        reason=reason,
+    )
+    return contract.WITHDRAWN.make(data, subject=view.uscc, source="urn:test:accounts")
+
+
+async def test_an_approval_accounts_could_not_apply_shows_withdrawn_with_its_reason(
+    registering: Registering,
+) -> None:
+    submitted = cardless()
+    view = await submit_cardless(submitted, registering.deps)
+    await decide(registering, view, Decision.APPROVE)
+    reason = f"the account name {view.admin_account} was taken after this application was submitted"
+    delivered = await deliver(
+        registering.service, routes, registering.deps, withdrawal(view, reason)
+    )
+    assert delivered.acked
+    shown = await show_application(
+        ShowApplication(application_id=view.application_id, claim_secret=view.claim_secret),
+        registering.deps,
+    )
+    assert (shown.state, shown.reason) == (ApplicationState.WITHDRAWN, reason)
+    # Withdrawn holds nothing: the applicant may apply again for the same enterprise.
+    again = await submit_cardless(cardless(uscc=view.uscc), registering.deps)
+    assert again.state is ApplicationState.PENDING
+
+
+async def test_a_withdrawal_of_an_application_not_approved_changes_nothing(
+    registering: Registering,
+) -> None:
+    view = await submit_cardless(cardless(), registering.deps)
+    delivered = await deliver(
+        registering.service, routes, registering.deps, withdrawal(view, "forged")
+    )
+    assert delivered.acked
+    shown = await show_application(
+        ShowApplication(application_id=view.application_id, claim_secret=view.claim_secret),
+        registering.deps,
+    )
+    assert (shown.state, shown.reason) == (ApplicationState.PENDING, None)

@@ -11,7 +11,6 @@ cosmicpython's `FakeUnitOfWork` stands in for the real one.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.resources
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -143,13 +142,8 @@ class FakeJetStream:
     def __init__(self) -> None:
         self.published: list[CloudEvent] = []
 
-    async def publish_async(
-        self, subject: str, payload: bytes, headers: dict[str, str]
-    ) -> asyncio.Future[None]:
+    async def publish(self, subject: str, payload: bytes, **options: Any) -> None:
         self.published.append(CloudEvent.model_validate_json(payload))
-        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        acknowledged.set_result(None)
-        return acknowledged
 
 
 async def relay(service: Service) -> list[CloudEvent]:

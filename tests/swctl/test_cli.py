@@ -191,6 +191,27 @@ def test_a_damaged_session_file_is_said_plainly_and_logout_removes_it(
     assert not session.exists()
 
 
+def test_an_application_swctl_keeps_no_claim_secret_of_is_not_asked_about(swctl: Swctl) -> None:
+    shown = swctl("registration", "show", "app_abcdefgh1234")
+    no_traceback(shown)
+    assert shown.code == 2
+    assert "no claim secret of app_abcdefgh1234 kept in" in shown.stderr
+    assert "--claim-secret-stdin" in shown.stderr
+    both = swctl("register", "resubmit", "app_abcdefgh1234", "--file", "-", "--claim-secret-stdin")
+    assert both.code == 2
+    assert "--file - and --claim-secret-stdin cannot both read stdin" in both.stderr
+
+
+def test_a_damaged_claim_secret_file_is_said_plainly(swctl: Swctl) -> None:
+    kept = swctl.config_dir / "applications" / "app_abcdefgh1234.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{not json")
+    shown = swctl("registration", "show", "app_abcdefgh1234")
+    no_traceback(shown)
+    assert shown.code == 1
+    assert f"the claim secret file {kept} is damaged" in shown.stderr
+
+
 def test_logout_without_a_session_says_so_and_succeeds(swctl: Swctl) -> None:
     result = swctl("logout")
     assert result.code == 0

@@ -157,6 +157,21 @@ def test_an_expired_card_is_refused_by_the_platform(ca: DevCA, tmp_path: Path) -
     assert refused.value.problem == CertificateProblem.EXPIRED
 
 
+def test_a_card_issued_without_a_certified_type_is_refused_by_the_platform(
+    ca: DevCA, tmp_path: Path
+) -> None:
+    # The data file says operator; the certificate says nothing of the type.
+    card = issue(
+        ca, tmp_path, card_type="operator", operator_level="entry", certify_card_type=False
+    )
+    assert card.card.data.card_type == "operator"
+    assert card_certificate_fields(card.card.certificate).identity.card_type is None
+    with pytest.raises(CertificateError) as refused:
+        verify_certificate(card.card.certificate, ca.certificate, crl_der=crl_of(ca))
+    assert refused.value.problem == CertificateProblem.NO_CARD_TYPE
+    assert str(refused.value) == "certificate does not state the card type"
+
+
 def test_revoking_by_card_number_or_serial_puts_the_card_on_the_crl(
     ca: DevCA, tmp_path: Path
 ) -> None:

@@ -39,12 +39,22 @@ PinSource = Callable[[CardView | None], str]
 class Flows:
     """The card flows over one swctl client connection."""
 
-    def __init__(self, client: Client, *, reader: str | None, pin: PinSource, out: TextIO) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        reader: str | None,
+        pin: PinSource,
+        out: TextIO,
+        last_try: bool = False,
+    ) -> None:
         self.client = client
         self.reader = reader
         self.pin = pin
         self.out = out
         """Where the card's data and prompts go: stderr when stdout is kept for --json."""
+        self.last_try = last_try
+        """Whether to use a card's last PIN try (card-gateway sends no PIN then, unless told)."""
 
     async def login(self, *, read_first: bool) -> SessionView:
         """Log in with the card in the reader; it must be bound to an account."""
@@ -104,7 +114,7 @@ class Flows:
         return await self._answer(accounts.ADD_CARD_OPERATOR, pin, request)
 
     async def read_card(self) -> CardView:
-        """The card in the reader: its data and certificate."""
+        """The card in the reader: its data (the holder's ID number masked) and certificate."""
         card: CardView = await self.client.call(card_gateway.READ_CARD, {"reader": self.reader})
         return card
 
@@ -153,7 +163,12 @@ class Flows:
         challenge: CardChallenge = await self.client.call(accounts.CARD_CHALLENGE, {})
         signed: SignedChallenge = await self.client.call(
             card_gateway.SIGN_CHALLENGE,
-            {"reader": self.reader, "pin": pin, "challenge": challenge.challenge},
+            {
+                "reader": self.reader,
+                "pin": pin,
+                "challenge": challenge.challenge,
+                "last_try": self.last_try,
+            },
         )
         proof = {
             "challenge_id": challenge.challenge_id,

@@ -1,4 +1,10 @@
-"""`swctl deadletter list|replay`: see the events a consumer gave up on, and send them again."""
+"""`swctl deadletter list|replay`: see the events a consumer gave up on, and send them again.
+
+Two kinds of dead letter share the stream: an event a service's consumer could not apply after
+every redelivery (`consumer` names the consumer), and an event a service's outbox relay could not
+get into any stream (`consumer` is `outbox`, `parked_outbox_seq` the row kept, marked parked, in
+that service's outbox). Replaying either publishes the event to its original subject again.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ class DeadLetter(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     sequence: int
+    service: str
+    """The service that gave up on the event."""
     consumer: str
     reason: str
     original_subject: str
@@ -26,6 +34,8 @@ class DeadLetter(BaseModel):
     original_sequence: int
     dead_lettered_at: datetime
     body: str
+    parked_outbox_seq: int | None = None
+    """For an event no stream accepted: its row in the service's outbox, kept and marked parked."""
 
 
 class DeadLetterList(BaseModel):
@@ -63,9 +73,11 @@ async def list_dead_letters(args: argparse.Namespace, client: Client) -> DeadLet
             except TimeoutError:
                 break
             headers = message.headers or {}
+            parked = headers.get("Sw-Outbox-Seq")
             letters.append(
                 DeadLetter(
                     sequence=message.metadata.sequence.stream,
+                    service=_service_of(message.subject),
                     consumer=headers.get("Sw-Consumer", "?"),
                     reason=headers.get("Sw-Dead-Letter-Reason", "?"),
                     original_subject=headers.get("Sw-Original-Subject", "?"),
@@ -73,11 +85,18 @@ async def list_dead_letters(args: argparse.Namespace, client: Client) -> DeadLet
                     original_sequence=int(headers.get("Sw-Original-Sequence", "0")),
                     dead_lettered_at=message.metadata.timestamp,
                     body=message.data.decode("utf-8", errors="replace"),
+                    parked_outbox_seq=int(parked) if parked and parked.isdigit() else None,
                 )
             )
     finally:
         await subscription.unsubscribe()
     return DeadLetterList(dead_letters=tuple(letters))
+
+
+def _service_of(subject: str) -> str:
+    """`sw.deadletter.<service>.<consumer>` → the service."""
+    parts = subject.split(".")
+    return parts[2] if len(parts) > 3 else "?"
 
 
 async def replay(args: argparse.Namespace, client: Client) -> Replayed:

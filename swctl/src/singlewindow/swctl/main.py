@@ -270,25 +270,50 @@ def _token() -> str:
 
 async def cmd_register_cardless(args: argparse.Namespace, client: Client) -> BaseModel:
     from singlewindow.contracts import registration
+    from singlewindow.swctl.claims import keep_claim
 
     application = read_json_file(args.file)
-    return await client.call(registration.SUBMIT_CARDLESS, application)
+    submitted = await client.call(registration.SUBMIT_CARDLESS, application)
+    try:
+        kept = keep_claim(submitted.application_id, submitted.claim_secret)
+    except SessionFileError as exc:
+        print(f"swctl: {exc}; keep the claim_secret shown: nothing else gives it", file=sys.stderr)
+    else:
+        print(f"claim secret kept in {kept}", file=sys.stderr)
+    return submitted
 
 
 async def cmd_register_resubmit(args: argparse.Namespace, client: Client) -> BaseModel:
     from singlewindow.contracts import registration
 
-    application = read_json_file(args.file) | {"application_id": args.application}
+    if args.file == "-" and args.claim_secret_stdin:
+        raise UsageError("--file - and --claim-secret-stdin cannot both read stdin")
+    application = read_json_file(args.file) | _claim(args)
     return await client.call(registration.RESUBMIT_CARDLESS, application)
 
 
 async def cmd_registration_show(args: argparse.Namespace, client: Client) -> BaseModel:
     from singlewindow.contracts import registration
 
-    return await client.call(
-        registration.SHOW_APPLICATION,
-        {"application_id": args.application},
-    )
+    return await client.call(registration.SHOW_APPLICATION, _claim(args))
+
+
+def _claim(args: argparse.Namespace) -> dict[str, object]:
+    """The application id and its claim secret: from stdin if told, else the one swctl kept."""
+    from singlewindow.swctl.claims import claim_file, load_claim
+
+    if args.claim_secret_stdin:
+        secret = sys.stdin.readline().strip()
+    else:
+        kept = load_claim(args.application)
+        if kept is None:
+            raise UsageError(
+                f"no claim secret of {args.application} kept in "
+                f"{claim_file(args.application) or 'the config directory'}; the submit reply "
+                "gave it: pass it with --claim-secret-stdin"
+            )
+        secret = kept
+    return {"application_id": args.application, "claim_secret": secret}
 
 
 async def cmd_review_list(args: argparse.Namespace, client: Client) -> BaseModel:
@@ -431,7 +456,7 @@ def _card_flows(args: argparse.Namespace, client: Client) -> Flows:
     # With --json, stdout holds the one result document: the card's data and prompts go to stderr.
     out = sys.stderr if args.json else sys.stdout
     pin = cardflows.pin_from_stdin() if args.pin_stdin else cardflows.pin_from_terminal(out)
-    return cardflows.Flows(client, reader=args.reader, pin=pin, out=out)
+    return cardflows.Flows(client, reader=args.reader, pin=pin, out=out, last_try=args.last_pin_try)
 
 
 def _details_file(args: argparse.Namespace, key: str) -> dict[str, Any]:
@@ -681,9 +706,22 @@ def build_parser() -> argparse.ArgumentParser:
             title=f"{name} commands"
         )
 
+    def claim_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--claim-secret-stdin",
+            action="store_true",
+            help="read the application's claim secret from stdin "
+            "(default: the one kept when this swctl submitted it)",
+        )
+
     def card_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--reader", help="the card reader (default: the only one with a card)")
         sub.add_argument("--pin-stdin", action="store_true", help="read the card PIN from stdin")
+        sub.add_argument(
+            "--last-pin-try",
+            action="store_true",
+            help="use the card's last PIN try (a wrong PIN then blocks the card)",
+        )
 
     up_parser = command(commands, "up", "up", "start the embedded platform and wait for Ctrl-C")
     status_parser = command(
@@ -716,10 +754,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(register, "resubmit", "register resubmit", "resubmit a returned application")
     sub.add_argument("application", help="the application id")
     sub.add_argument("--file", required=True, help="the corrected application JSON file")
+    claim_option(sub)
 
     registration_group = group("registration", "follow registration applications")
     sub = command(registration_group, "show", "registration show", "show an application's state")
     sub.add_argument("application", help="the application id")
+    claim_option(sub)
 
     staff.register(group("staff", "the platform's staff accounts and your staff session"), command)
 

@@ -214,6 +214,7 @@ class Platform:
         self._card_environment["accounts"] = {
             "SW_ACCOUNTS_CARD_TRUST_ANCHOR": str(ca.certificate_path),
             "SW_ACCOUNTS_CARD_CRL": str(ca.crl_path),
+            "SW_ACCOUNTS_ENVIRONMENT": "development",
         }
         self.config.cards_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         run_dir = self.config.data_dir / "pcscd"

@@ -268,10 +268,12 @@ class DevCA:
         expired: bool = False,
         not_before: datetime | None = None,
         not_after: datetime | None = None,
+        certify_card_type: bool = True,
     ) -> IssuedCard:
         """Make a virtual card: data, SM2 key, certificate and PIN, saved as
         ``directory/<card number>.json``. ``expired`` backdates the certificate so that it has
-        already run out (to try the platform's refusal)."""
+        already run out, and ``certify_card_type=False`` leaves the card type (and operator
+        level) out of the certificate, as older CAs did: both to try the platform's refusals."""
         data = _card_data(
             card_type=card_type,
             operator_level=operator_level,
@@ -304,8 +306,8 @@ class DevCA:
                     enterprise_name=data.enterprise_name,
                     uscc=data.enterprise_uscc,
                     card_number=number,
-                    card_type=data.card_type,
-                    operator_level=data.operator_level,
+                    card_type=data.card_type if certify_card_type else None,
+                    operator_level=data.operator_level if certify_card_type else None,
                 ),
                 not_before=not_before,
                 not_after=not_after,

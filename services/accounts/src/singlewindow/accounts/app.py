@@ -12,6 +12,8 @@ from singlewindow.runtime.passwords import PasswordHashing
 from singlewindow.runtime.service import Service
 
 settings = Settings()
+if problem := settings.startup_problem():
+    raise SystemExit(f"accounts service not started: {problem}")
 service = Service(accounts.SERVICE, settings, metadata)
 app = service.app(
     Path(__file__).parent / "migrations",

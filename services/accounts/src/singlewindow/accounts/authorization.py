@@ -24,6 +24,7 @@ from singlewindow.accounts.tables import (
     sessions,
     staff_sessions,
 )
+from singlewindow.cardcrypto import CertificateError, CertificateProblem
 from singlewindow.contracts.accounts import RequiredAction, Role
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.runtime.db import as_utc
@@ -77,6 +78,7 @@ PERMISSIONS: dict[Action, Permission] = {
 }
 
 ENDED = "session has expired or was ended; log in again"
+CARD_REVOKED = "the card of this session has been revoked; the session has ended"
 OTHER_ENTERPRISE = "an account acts on its own enterprise only"
 STAFF_SESSION = "this is a staff session; enterprise requests need an enterprise session"
 
@@ -92,6 +94,8 @@ class SessionRecord:
     revoked_at: datetime | None
     card_number: str | None
     card_still_bound: bool
+    card_serial: int | None
+    """The serial number of the certificate a card session logged in with."""
 
 
 @dataclass(frozen=True)
@@ -170,15 +174,36 @@ async def authorize(
         revoked_at=None if row["session_revoked_at"] is None else as_utc(row["session_revoked_at"]),
         card_number=row["session_card_number"],
         card_still_bound=row["bound_account_id"] == account.account_id,
+        card_serial=None if row["session_card_serial"] is None else int(row["session_card_serial"]),
     )
     if session_lapsed(deps, session, now) or account.status is not AccountStatus.ACTIVE:
         raise DomainError(ErrorCode.UNAUTHENTICATED, ENDED)
+    if session.method == "card":
+        _check_card_not_revoked(deps, session, now)
     caller = Caller(account=account, session=session, required_actions=account.required_actions)
     refused = caller.refusal(action, on=on)
     if refused is not None:
         raise refused
     await connection.execute(_TOUCH, {"digest": digest, "now": now})
     return caller
+
+
+def _check_card_not_revoked(deps: AccountsRuntime, session: SessionRecord, now: datetime) -> None:
+    """End a card session whose certificate the current CRL revokes (fail closed: a CRL that
+    cannot be read or is out of date refuses card sessions too)."""
+    revocations = deps.trust.current().revocations
+    if revocations is None:  # no CRL: development only (see Settings.startup_problem)
+        return
+    if session.card_serial is None:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, ENDED)
+    try:
+        revocations.check(session.card_serial, at=now)
+    except CertificateError as exc:
+        if exc.problem is CertificateProblem.REVOKED:
+            raise DomainError(ErrorCode.UNAUTHENTICATED, CARD_REVOKED) from exc
+        raise DomainError(
+            ErrorCode.CARD_REFUSED, f"card sessions are not available: {exc.problem.value}"
+        ) from exc
 
 
 _CALLER = (
@@ -189,6 +214,7 @@ _CALLER = (
         sessions.c.expires_at.label("session_expires_at"),
         sessions.c.revoked_at.label("session_revoked_at"),
         sessions.c.card_number.label("session_card_number"),
+        sessions.c.card_serial.label("session_card_serial"),
         card_bindings.c.account_id.label("bound_account_id"),
     )
     .select_from(

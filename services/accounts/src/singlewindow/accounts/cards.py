@@ -260,7 +260,8 @@ async def login_card(request: LoginWithCard, deps: AccountsRuntime) -> SessionVi
 async def open_card_session(
     deps: AccountsRuntime, connection: AsyncConnection, account: Account, proven: ProvenCard
 ) -> SessionView:
-    """Open a session of `account` that lives as long as the proven card stays bound to it."""
+    """Open a session of `account` that lives as long as the proven card stays bound to it and
+    its certificate is not revoked."""
     return await open_session(
         deps,
         Logins(connection),
@@ -268,6 +269,7 @@ async def open_card_session(
         "card",
         card_number=proven.card.card_number,
         card_fingerprint=proven.certificate.fingerprint,
+        card_serial=proven.certificate.serial_number,
     )
 
 
@@ -312,7 +314,9 @@ def _check(
     certificate: bytes, challenge: bytes, signature: bytes, trust: Trust, now: datetime
 ) -> CardCertificateFields | str:
     try:
-        fields = verify_certificate(certificate, trust.anchor, crl_der=trust.crl, at=now)
+        fields = verify_certificate(certificate, trust.anchor, at=now)
+        if trust.revocations is not None:  # read and checked once per CRL file
+            trust.revocations.check(fields.serial_number, at=now)
         if not verify_challenge_signature(certificate, challenge, signature):
             return SIGNATURE_MISMATCH
     except CertificateError as exc:

@@ -137,21 +137,18 @@ def division_of(uscc: str) -> str:
 def card_data_mismatch(card: CardData, identity: CardIdentity) -> str | None:
     """What the card's data file says differently from its certificate, if anything.
 
-    The certificate is what the CA vouches for; the data file is only the card's word. The card
-    type and operator level are compared when the certificate states them (its `title`);
-    a certificate without them leaves the data file's word to stand.
+    The certificate is what the CA vouches for; the data file is only the card's word. A
+    certificate that does not state the card type (its `title`) never gets this far: it is
+    refused when verified, and here its missing type differs from any the data file claims.
     """
     compared = [
         ("enterprise USCC", card.enterprise_uscc, identity.uscc),
         ("enterprise name", card.enterprise_name, identity.enterprise_name),
         ("holder name", card.holder_name, identity.holder_name),
         ("card number", card.card_number, identity.card_number),
+        ("card type", _text(card.card_type), _text(identity.card_type)),
+        ("operator level", _text(card.operator_level), _text(identity.operator_level)),
     ]
-    if identity.card_type is not None:
-        compared.append(("card type", _text(card.card_type), _text(identity.card_type)))
-        compared.append(
-            ("operator level", _text(card.operator_level), _text(identity.operator_level))
-        )
     for what, on_card, on_certificate in compared:
         if _comparable(on_card) != _comparable(on_certificate):
             return f"card data does not match the card's certificate: the {what} differs"

@@ -39,6 +39,7 @@ from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 from singlewindow.contracts.events import CloudEvent
 from singlewindow.contracts.registration import (
     ApplicationDecided,
+    ApplicationWithdrawn,
     Onboarding,
     OnboardingDetails,
 )
@@ -110,9 +111,10 @@ class Enterprises:
                 uscc=card.enterprise_uscc,
                 name=card.enterprise_name,
                 division=division_of(card.enterprise_uscc),
-                # The legal-person card is the legal representative's own.
+                # The legal-person card is the legal representative's own. Its certificate
+                # vouches for the holder's name, not for an ID number: only the card says that.
                 legal_rep_name=card.holder_name if legal_person else None,
-                legal_rep_id_number=card.holder_id_number if legal_person else None,
+                legal_rep_id_number=None,
                 registered_via="card",
                 created_at=now,
             )
@@ -134,6 +136,33 @@ class Enterprises:
         """Whether an account name is in use, in any case."""
         return bool(await self.connection.scalar(_TAKEN, {"key": account_key(account)}))
 
+    async def registered_from(self, onboarding: Onboarding) -> bool:
+        """Whether the enterprise and administrator `onboarding` asks for exist as it made them:
+        the application was applied before."""
+        found = await self.connection.scalar(
+            _REGISTERED_FROM,
+            {"uscc": onboarding.enterprise.uscc, "key": account_key(onboarding.admin_account)},
+        )
+        return bool(found)
+
+
+async def unavailable_because(repository: Enterprises, onboarding: Onboarding) -> str | None:
+    """Why the enterprise an approved application asks for can no longer be registered, in
+    words for the applicant; None if it can."""
+    uscc, account = onboarding.enterprise.uscc, onboarding.admin_account
+    if await repository.exists(uscc):
+        return (
+            f"the enterprise {uscc} was registered by other means after this application was"
+            " submitted (with its legal-person card, say): its administrator can add you as an"
+            " operator"
+        )
+    if await repository.account_taken(account):
+        return (
+            f"the account name {account} was taken after this application was submitted:"
+            " submit the application again with another account name"
+        )
+    return None
+
 
 _HAS_ADMIN = select(
     exists().where(
@@ -144,6 +173,15 @@ _HAS_ADMIN = select(
 )
 _EXISTS = select(exists().where(enterprises.c.uscc == bindparam("uscc")))
 _TAKEN = select(exists().where(accounts.c.account_key == bindparam("key")))
+_REGISTERED_FROM = select(
+    exists().where(
+        enterprises.c.uscc == bindparam("uscc"),
+        enterprises.c.registered_via == "cardless",
+        accounts.c.uscc == enterprises.c.uscc,
+        accounts.c.account_key == bindparam("key"),
+        accounts.c.role == Role.ADMIN.value,
+    )
+)
 
 
 @routes.serve(contract.ONBOARDING_CHECK)
@@ -169,16 +207,30 @@ async def _fetch_onboarding(approved: ApplicationDecided, deps: AccountsRuntime)
 async def register_approved_enterprise(
     onboarding: Onboarding, event: CloudEvent, connection: AsyncConnection, deps: AccountsRuntime
 ) -> None:
-    """Create the enterprise and its active administrator when an application is approved."""
+    """Create the enterprise and its active administrator when an application is approved, or
+    withdraw the approval, saying why, when its USCC or account name was taken meanwhile."""
     repository = Enterprises(connection)
     uscc = onboarding.enterprise.uscc
-    if await repository.exists(uscc) or await repository.account_taken(onboarding.admin_account):
-        # Registered by another route (a card) since the application was vetted: nothing to create.
-        log.error(
-            "approved application cannot be applied",
+    if await repository.registered_from(onboarding):
+        return  # this application's enterprise exists: an approval announced twice
+    reason = await unavailable_because(repository, onboarding)
+    if reason is not None:
+        log.warning(
+            "approved application withdrawn",
             application_id=onboarding.application_id,
             uscc=uscc,
-            reason="enterprise or account already exists",
+            reason=reason,
+        )
+        await deps.service.emit(
+            connection,
+            registration.WITHDRAWN,
+            ApplicationWithdrawn(
+                application_id=onboarding.application_id,
+                uscc=uscc,
+                admin_account=onboarding.admin_account,
+                reason=reason,
+            ),
+            subject=uscc,
         )
         return
     admin = await repository.create_from_application(

@@ -1,8 +1,13 @@
 """Logging in with a password, and the sessions it opens: show, account, logout.
 
 A password login costs one read (the account, its throttling and whether its enterprise declared
-its business scope, in one statement) and one write (the session and the audit event); a refusal
-costs the read and the write that records it.
+its business scope, in one statement), one write that reserves the attempt, and one write (the
+session and the audit event); a refusal costs the read, the reservation and the audit.
+
+Every attempt is reserved before its password is verified: one conditional upsert counts it only
+while the name is not blocked, and the same transaction starts the delay that count earns. So
+however many guesses arrive at once, only those the throttle allows are verified, and the delay
+grows only with attempts actually verified.
 """
 
 from __future__ import annotations
@@ -58,7 +63,6 @@ class LoginState:
     """What a login attempt needs to know first: the account, if any, and its throttling."""
 
     account: Account | None
-    failures: int
     blocked_until: datetime | None
 
 
@@ -73,17 +77,22 @@ class Logins:
         row = (await self.connection.execute(_LOGIN_STATE, {"key": key})).mappings().one()
         return LoginState(
             account=None if row["account_id"] is None else account_from_row(row),
-            failures=row["failures"] or 0,
             blocked_until=None if row["blocked_until"] is None else as_utc(row["blocked_until"]),
         )
 
-    async def record_failure(self, key: str, now: datetime) -> int:
-        """Count one more consecutive failure for `key`, atomically; return the new count."""
-        statement = _RECORD_FAILURE[self.connection.dialect.name]
-        failures: int = (
+    async def reserve_attempt(self, key: str, now: datetime) -> int | None:
+        """Count one more attempt for `key` unless it is blocked at `now`, atomically: the new
+        count, or None when blocked (nothing counted)."""
+        statement = _RESERVE_ATTEMPT[self.connection.dialect.name]
+        failures: int | None = (
             await self.connection.execute(statement, {"key": key, "now": now})
-        ).scalar_one()
+        ).scalar_one_or_none()
         return failures
+
+    async def blocked_until(self, key: str) -> datetime | None:
+        """Until when logins for `key` are refused, if it has been throttled at all."""
+        until = await self.connection.scalar(_BLOCKED_UNTIL, {"key": key})
+        return None if until is None else as_utc(until)
 
     async def block_until(self, key: str, until: datetime) -> None:
         """Refuse logins for `key` until `until`."""
@@ -109,8 +118,10 @@ class Logins:
         *,
         card_number: str | None = None,
         card_fingerprint: str | None = None,
+        card_serial: int | None = None,
     ) -> None:
-        """Store a new session under its token digest (a card session with its card)."""
+        """Store a new session under its token digest (a card session with its card and the
+        serial number of the certificate it logged in with)."""
         await self.connection.execute(
             _OPEN_SESSION,
             {
@@ -122,6 +133,7 @@ class Logins:
                 "expires_at": expires_at,
                 "card_number": card_number,
                 "card_fingerprint": card_fingerprint,
+                "card_serial": None if card_serial is None else str(card_serial),
             },
         )
 
@@ -131,9 +143,7 @@ class Logins:
 
 
 _probe = select(bindparam("key", type_=String).label("key")).subquery("probe")
-_LOGIN_STATE = select(
-    *ACCOUNT_COLUMNS, login_throttle.c.failures, login_throttle.c.blocked_until
-).select_from(
+_LOGIN_STATE = select(*ACCOUNT_COLUMNS, login_throttle.c.blocked_until).select_from(
     _probe.outerjoin(accounts, accounts.c.account_key == _probe.c.key)
     .outerjoin(enterprises, enterprises.c.uscc == accounts.c.uscc)
     .outerjoin(login_throttle, login_throttle.c.account_key == _probe.c.key)
@@ -142,19 +152,29 @@ _LOGIN_STATE = select(
 The joins stay flat: a nested one would make SQLite materialise (scan) the accounts."""
 
 
-_COUNT_FAILURE = {"failures": login_throttle.c.failures + literal(1)}
-_NEW_FAILURE = {"account_key": bindparam("key"), "failures": 1, "blocked_until": bindparam("now")}
-_RECORD_FAILURE = {
+_COUNT_ATTEMPT = {"failures": login_throttle.c.failures + literal(1)}
+_NEW_ATTEMPT = {"account_key": bindparam("key"), "failures": 1, "blocked_until": bindparam("now")}
+_NOT_BLOCKED = login_throttle.c.blocked_until <= bindparam("now")
+_RESERVE_ATTEMPT = {
     "sqlite": sqlite.insert(login_throttle)
-    .values(_NEW_FAILURE)
-    .on_conflict_do_update(index_elements=[login_throttle.c.account_key], set_=_COUNT_FAILURE)
+    .values(_NEW_ATTEMPT)
+    .on_conflict_do_update(
+        index_elements=[login_throttle.c.account_key], set_=_COUNT_ATTEMPT, where=_NOT_BLOCKED
+    )
     .returning(login_throttle.c.failures),
     "postgresql": postgresql.insert(login_throttle)
-    .values(_NEW_FAILURE)
-    .on_conflict_do_update(index_elements=[login_throttle.c.account_key], set_=_COUNT_FAILURE)
+    .values(_NEW_ATTEMPT)
+    .on_conflict_do_update(
+        index_elements=[login_throttle.c.account_key], set_=_COUNT_ATTEMPT, where=_NOT_BLOCKED
+    )
     .returning(login_throttle.c.failures),
 }
-"""By dialect: insert the first failure or count one more, in one atomic statement."""
+"""By dialect: insert the first attempt or count one more unless blocked, in one statement
+(no row comes back when blocked). The row stays locked until the transaction that also sets the
+delay commits, so a concurrent attempt sees the delay."""
+_BLOCKED_UNTIL = select(login_throttle.c.blocked_until).where(
+    login_throttle.c.account_key == bindparam("key")
+)
 _BLOCK = (
     update(login_throttle)
     .where(login_throttle.c.account_key == bindparam("key"))
@@ -183,23 +203,16 @@ async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> S
     async with deps.service.db.reading() as connection:
         state = await Logins(connection).state(key)
     found = state.account
-    if state.blocked_until is not None and state.blocked_until > now:
-        wait = math.ceil((state.blocked_until - now).total_seconds())
+    blocked = await reserve_attempt(deps, key, now, known_block=state.blocked_until)
+    if blocked is not None:
         async with deps.service.db.transaction() as connection:
             await _audit(deps, connection, name, found, "throttled", "too many failed attempts")
-        raise DomainError(
-            ErrorCode.THROTTLED, f"too many failed attempts; try again in {wait} seconds"
-        )
+        raise throttled(blocked, now)
     # An unknown account is verified against a decoy hash: both refusals take as long.
     stored_hash = found.password_hash if found else deps.decoy_hash
     matches = await deps.passwords.verify(stored_hash, request.password)
     if found is None or not matches:
         async with deps.service.db.transaction() as connection:
-            logins = Logins(connection)
-            failures = await logins.record_failure(key, now)
-            delay = deps.throttle.delay_after(failures)
-            if delay:
-                await logins.block_until(key, now + timedelta(seconds=delay))
             await _audit(deps, connection, name, found, "failed", "incorrect credentials")
         raise DomainError(ErrorCode.UNAUTHENTICATED, INCORRECT_CREDENTIALS)
     if found.status is not AccountStatus.ACTIVE:
@@ -213,13 +226,41 @@ async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> S
     )
     async with deps.service.db.transaction() as connection:
         logins = Logins(connection)
-        if state.failures:
-            await logins.clear_failures(key)
+        await logins.clear_failures(key)
         if rehash:
             await logins.set_password_hash(found.account_id, rehash)
         session = await open_session(deps, logins, found, "password")
         await _audit(deps, connection, name, found, "succeeded", None)
     return session
+
+
+async def reserve_attempt(
+    deps: AccountsRuntime, key: str, now: datetime, *, known_block: datetime | None = None
+) -> datetime | None:
+    """Reserve one attempt of the login name `key` before its password is verified: None once
+    reserved (counted, with the delay its count earns), else until when `key` is blocked.
+
+    Every password login (whatever kind of account) reserves its attempt here first, and clears
+    the count with `Logins.clear_failures` when the password matched. `known_block`, the block
+    read with the account, spares a write when it is still in force."""
+    if known_block is not None and known_block > now:
+        return known_block
+    async with deps.service.db.transaction() as connection:
+        logins = Logins(connection)
+        attempts = await logins.reserve_attempt(key, now)
+        if attempts is None:  # blocked meanwhile by a concurrent attempt
+            return await logins.blocked_until(key) or now
+        if delay := deps.throttle.delay_after(attempts):
+            await logins.block_until(key, now + timedelta(seconds=delay))
+    return None
+
+
+def throttled(blocked_until: datetime, now: datetime) -> DomainError:
+    """The refusal of a login attempt while its name is blocked."""
+    wait = max(1, math.ceil((blocked_until - now).total_seconds()))
+    return DomainError(
+        ErrorCode.THROTTLED, f"too many failed attempts; try again in {wait} seconds"
+    )
 
 
 @routes.serve(contract.LOGOUT)
@@ -277,6 +318,7 @@ async def open_session(
     *,
     card_number: str | None = None,
     card_fingerprint: str | None = None,
+    card_serial: int | None = None,
 ) -> SessionView:
     """Open a session of `account` (a card session bound to its card) and describe it."""
     now = deps.service.clock.now()
@@ -290,6 +332,7 @@ async def open_session(
         expires_at,
         card_number=card_number,
         card_fingerprint=card_fingerprint,
+        card_serial=card_serial,
     )
     return session_view(
         deps, account, token, now, expires_at, method=method, card_number=card_number

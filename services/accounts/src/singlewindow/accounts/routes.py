@@ -6,4 +6,8 @@ from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.contracts import accounts, registration
 from singlewindow.runtime.routes import Routes
 
-routes = Routes[AccountsRuntime](accounts.SERVICE, asks=(registration.ONBOARDING_DETAILS,))
+routes = Routes[AccountsRuntime](
+    accounts.SERVICE,
+    asks=(registration.ONBOARDING_DETAILS,),
+    publishes=(registration.WITHDRAWN,),
+)

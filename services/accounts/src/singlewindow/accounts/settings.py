@@ -1,6 +1,7 @@
 """Accounts service settings, from `SW_ACCOUNTS_*` environment variables."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import SettingsConfigDict
 from singlewindow.runtime.service import ServiceSettings
@@ -20,6 +21,8 @@ class Settings(ServiceSettings):
     throttle_max_seconds: float = 900
     registration_timeout_seconds: float = 3.0
     password_min_length: int = 8
+    environment: Literal["production", "development"] = "production"
+    """`development` (the embedded platform, tests) lets card login run without a CRL."""
     card_trust_anchor: Path | None = None
     """The CA certificate (PEM or DER) card certificates must chain to; none: no card requests."""
     card_crl: Path | None = None
@@ -33,3 +36,17 @@ class Settings(ServiceSettings):
     bootstrap_password_file: Path | None = None
     """Its one-time password: a file (a mounted Secret) holding JSON `{"account": ...,
     "password": ...}` or the bare password; it must be changed at first login."""
+
+    def startup_problem(self) -> str | None:
+        """Why the service must not start with these settings, if it must not."""
+        if (
+            self.environment == "production"
+            and self.card_trust_anchor is not None
+            and self.card_crl is None
+        ):
+            return (
+                "card login needs the card CA's revocation list: set SW_ACCOUNTS_CARD_CRL "
+                "(or leave SW_ACCOUNTS_CARD_TRUST_ANCHOR unset for no card login; "
+                "SW_ACCOUNTS_ENVIRONMENT=development allows no CRL, for development only)"
+            )
+        return None

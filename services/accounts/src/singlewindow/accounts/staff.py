@@ -1,10 +1,10 @@
 """Staff accounts: the platform's own people, apart from enterprise accounts.
 
 Reviewers, supervisors and platform administrators have their own names, sessions and audit
-events. They share the enterprise accounts' password policy, argon2id hashing and login throttle
-(`login.Logins`, under a `staff:` key no enterprise account name can take). The first platform
-administrator comes from the deployment (`bootstrap_admin`), with a one-time password that must
-be changed before anything else.
+events. They share the enterprise accounts' password policy, argon2id hashing and login
+throttle (`login.reserve_attempt`, under a `staff:` key no enterprise account name can take).
+The first platform administrator comes from the deployment (`bootstrap_admin`), with a one-time
+password that must be changed before anything else.
 
     caller = await authorize_staff(deps, connection, request.token, StaffAction.MANAGE_STAFF)
 """
@@ -12,10 +12,9 @@ be changed before anything else.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from singlewindow.accounts.domain import (
     new_session_token,
     token_digest,
 )
-from singlewindow.accounts.login import Logins
+from singlewindow.accounts.login import Logins, reserve_attempt, throttled
 from singlewindow.accounts.routes import routes
 from singlewindow.accounts.tables import sessions, staff, staff_sessions
 from singlewindow.contracts import accounts as contract
@@ -382,22 +381,19 @@ async def staff_login(request: StaffLogin, deps: AccountsRuntime) -> StaffSessio
     key = throttle_key(name)
     now = deps.service.clock.now()
     async with deps.service.db.reading() as connection:
-        throttle = await Logins(connection).state(key)
+        known_block = await Logins(connection).blocked_until(key)
         found = await Staff(connection).by_name(name)
-    if throttle.blocked_until is not None and throttle.blocked_until > now:
-        wait = math.ceil((throttle.blocked_until - now).total_seconds())
+    blocked = await reserve_attempt(deps, key, now, known_block=known_block)
+    if blocked is not None:
         async with deps.service.db.transaction() as connection:
             await _audit_login(deps, connection, name, "throttled", "too many failed attempts")
-        raise DomainError(
-            ErrorCode.THROTTLED, f"too many failed attempts; try again in {wait} seconds"
-        )
+        raise throttled(blocked, now)
     # An unknown account is verified against a decoy hash: both refusals take as long.
     matches = await deps.passwords.verify(
         found.password_hash if found else deps.decoy_hash, request.password
     )
     if found is None or not matches:
         async with deps.service.db.transaction() as connection:
-            await _count_failure(deps, connection, key, now)
             await _audit_login(deps, connection, name, "failed", "incorrect credentials")
         raise DomainError(ErrorCode.UNAUTHENTICATED, INCORRECT_CREDENTIALS)
     if found.status is not StaffStatus.ACTIVE:
@@ -411,8 +407,7 @@ async def staff_login(request: StaffLogin, deps: AccountsRuntime) -> StaffSessio
     )
     async with deps.service.db.transaction() as connection:
         repository = Staff(connection)
-        if throttle.failures:
-            await Logins(connection).clear_failures(key)
+        await Logins(connection).clear_failures(key)
         if rehash:
             await repository.rehash(found.staff_id, rehash)
         session = await _open_session(deps, repository, found, now)
@@ -454,16 +449,11 @@ async def change_staff_password(
         )
     key = throttle_key(member.account)
     now = deps.service.clock.now()
-    async with deps.service.db.reading() as connection:
-        throttle = await Logins(connection).state(key)
-    if throttle.blocked_until is not None and throttle.blocked_until > now:
-        wait = math.ceil((throttle.blocked_until - now).total_seconds())
-        raise DomainError(
-            ErrorCode.THROTTLED, f"too many failed attempts; try again in {wait} seconds"
-        )
+    blocked = await reserve_attempt(deps, key, now)
+    if blocked is not None:
+        raise throttled(blocked, now)
     if not await deps.passwords.verify(member.password_hash, request.current_password):
         async with deps.service.db.transaction() as connection:
-            await _count_failure(deps, connection, key, now)
             await _audit_login(
                 deps, connection, member.account, "failed", "incorrect current password"
             )
@@ -479,6 +469,7 @@ async def change_staff_password(
             raise DomainError(
                 ErrorCode.CONFLICT, "the password was changed meanwhile; log in again"
             )
+        await Logins(connection).clear_failures(key)
         await repository.revoke_all(member.staff_id, now)
         changed = await repository.by_name(member.account)
         assert changed is not None
@@ -584,16 +575,6 @@ def _taken(account: str) -> DomainError:
         f"staff account {account} exists; choose another name",
         (FieldError(path="account", message="is taken"),),
     )
-
-
-async def _count_failure(
-    deps: AccountsRuntime, connection: AsyncConnection, key: str, now: datetime
-) -> None:
-    logins = Logins(connection)
-    failures = await logins.record_failure(key, now)
-    delay = deps.throttle.delay_after(failures)
-    if delay:
-        await logins.block_until(key, now + timedelta(seconds=delay))
 
 
 async def _audit_login(

@@ -94,6 +94,7 @@ sessions = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("card_number", String(40)),
     Column("card_fingerprint", String(64)),
+    Column("card_serial", String(80)),
 )
 
 login_throttle = Table(

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from singlewindow.cardcrypto import certificate_from_pem, crl_from_pem
+from singlewindow.cardcrypto import (
+    CertificateError,
+    RevocationList,
+    certificate_from_pem,
+    crl_from_pem,
+    load_revocation_list,
+)
 from singlewindow.contracts.errors import DomainError, ErrorCode
 
 log = structlog.get_logger("singlewindow.accounts.trust")
@@ -19,6 +25,8 @@ class Trust:
 
     anchor: bytes
     crl: bytes | None
+    revocations: RevocationList | None
+    """The CRL read and its signature checked (once per CRL file); None without a CRL."""
 
 
 @dataclass
@@ -38,6 +46,7 @@ class TrustStore:
         self.anchor = anchor
         self.crl = crl
         self._cache: dict[Path, _Cached] = {}
+        self._revocations: tuple[bytes, bytes, RevocationList] | None = None
 
     def current(self) -> Trust:
         """The CA certificate and CRL as the files hold them now."""
@@ -49,7 +58,23 @@ class TrustStore:
             )
         anchor = self._read(self.anchor, "CA certificate", certificate_from_pem)
         crl = None if self.crl is None else self._read(self.crl, "revocation list", crl_from_pem)
-        return Trust(anchor=anchor, crl=crl)
+        return Trust(anchor=anchor, crl=crl, revocations=self._revocation_list(anchor, crl))
+
+    def _revocation_list(self, anchor: bytes, crl: bytes | None) -> RevocationList | None:
+        if crl is None:
+            return None
+        cached = self._revocations
+        if cached is not None and cached[0] is anchor and cached[1] is crl:
+            return cached[2]
+        try:
+            revocations = load_revocation_list(crl, anchor)
+        except CertificateError as exc:
+            log.error("card revocation list refused", path=str(self.crl), problem=str(exc))
+            raise DomainError(
+                ErrorCode.CARD_REFUSED, f"card requests are not available: {exc.problem.value}"
+            ) from exc
+        self._revocations = (anchor, crl, revocations)
+        return revocations
 
     def _read(self, path: Path, what: str, from_pem: Callable[[bytes], bytes]) -> bytes:
         try:

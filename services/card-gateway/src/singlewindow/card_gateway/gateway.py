@@ -7,7 +7,10 @@ An asyncio lock per reader puts concurrent requests in a queue: a request waits 
 another program on the machine (PC/SC sharing violation) is CARD_BUSY at once.
 
 The PIN is used once, never kept, logged or retried: before it is sent the card is asked its PIN
-status (VERIFY with no data), so a blocked card never receives it.
+status (VERIFY with no data), so a blocked card never receives it, and a card with one try left
+receives it only when the request says `last_try`: no caller runs a card down to blocked by
+accident, or without saying so. The holder's full ID number leaves the gateway only from a card
+session that verified the PIN; otherwise it is masked as events mask it.
 """
 
 from __future__ import annotations
@@ -45,8 +48,14 @@ from singlewindow.contracts.card_gateway import (
     SignedChallenge,
 )
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
+from singlewindow.contracts.identifiers import mask_id_number
 
 T = TypeVar("T")
+
+
+class LastPinTry(CardError):
+    """The card has one PIN try left and the request did not say it accepts that risk."""
+
 
 MIN_CHALLENGE: Final = 16
 MAX_CHALLENGE: Final = 64
@@ -80,6 +89,12 @@ def refusal(exc: CardError, reader: str | None) -> DomainError:
             return DomainError(
                 ErrorCode.NOT_AN_EPORT_CARD, f"the card in {where} is not an E-Port card"
             )
+        case LastPinTry():
+            message = (
+                "the card has one PIN try left: a wrong PIN now blocks it; no PIN was sent. "
+                "Ask again with last_try to use it (swctl: --last-pin-try)"
+            )
+            return DomainError(ErrorCode.ACTION_REQUIRED, message, _field("last_try", message))
         case PinIncorrect(tries_left=0):
             message = (
                 "wrong PIN: the card is now blocked after too many wrong PINs; "
@@ -150,36 +165,56 @@ def only_reader_with_card() -> str:
     return holding[0]
 
 
-def read_card(reader: str) -> CardView:
-    """The card's data and certificate (no PIN)."""
+def read_card(reader: str, pin: str | None = None, *, last_try: bool = False) -> CardView:
+    """The card's data and certificate; the holder's ID number in full only with the PIN,
+    verified in this same connection."""
     with PcscContext() as context, context.connect(reader) as connection:
         card = EPortCard(connection)
+        if pin is not None:
+            card.select()
+            _present_pin(card, pin, last_try=last_try)
         data = card.read_card_data()
         certificate = card.read_certificate()
-    return CardView(reader=reader, card=data, certificate_pem=certificate_to_pem(certificate))
+    if pin is None:
+        data = masked(data)
+    return CardView(
+        reader=reader,
+        card=data,
+        certificate_pem=certificate_to_pem(certificate),
+        pin_verified=pin is not None,
+    )
 
 
-def _present_pin(card: EPortCard, pin: str) -> None:
-    card.pin_status()  # a blocked card says so here, before it is sent the PIN
+def masked(data: CardData) -> CardData:
+    """The card's data with the holder's ID number masked, as events show it."""
+    return data.model_copy(update={"holder_id_number": mask_id_number(data.holder_id_number)})
+
+
+def _present_pin(card: EPortCard, pin: str, *, last_try: bool) -> None:
+    status = card.pin_status()  # a blocked card says so here, before it is sent the PIN
+    if status.tries_left == 1 and not last_try:
+        raise LastPinTry("one PIN try left")
     card.verify_pin(pin)
 
 
-def verify_pin(reader: str, pin: str) -> PinVerified:
+def verify_pin(reader: str, pin: str, *, last_try: bool = False) -> PinVerified:
     """Check the PIN once."""
     with PcscContext() as context, context.connect(reader) as connection:
         card = EPortCard(connection)
         card.select()
-        _present_pin(card, pin)
+        _present_pin(card, pin, last_try=last_try)
         data = card.read_card_data()
     return PinVerified(reader=reader, card_number=data.card_number)
 
 
-def sign_challenge(reader: str, pin: str, challenge: bytes) -> SignedChallenge:
+def sign_challenge(
+    reader: str, pin: str, challenge: bytes, *, last_try: bool = False
+) -> SignedChallenge:
     """Select, verify the PIN, sign, read the data and certificate: one connection."""
     with PcscContext() as context, context.connect(reader) as connection:
         card = EPortCard(connection)
         card.select()
-        _present_pin(card, pin)
+        _present_pin(card, pin, last_try=last_try)
         signature = card.sign(challenge)
         data = card.read_card_data()
         certificate = card.read_certificate()

@@ -31,14 +31,20 @@ async def list_readers(request: ListReaders, deps: Gateway) -> ReaderList:
 
 @routes.serve(contract.READ_CARD)
 async def read_card(request: ReadCard, deps: Gateway) -> CardView:
-    """Read a card's data and certificate; no PIN needed."""
-    return await deps.cards.run(request.reader, gateway.read_card)
+    """Read a card's data and certificate; the holder's full ID number only with the PIN."""
+    return await deps.cards.run(
+        request.reader,
+        partial(gateway.read_card, pin=request.pin, last_try=request.last_try),
+    )
 
 
 @routes.serve(contract.VERIFY_PIN)
 async def verify_pin(request: VerifyPin, deps: Gateway) -> PinVerified:
     """Check a PIN once; a wrong one reports the tries left, never retried."""
-    return await deps.cards.run(request.reader, partial(gateway.verify_pin, pin=request.pin))
+    return await deps.cards.run(
+        request.reader,
+        partial(gateway.verify_pin, pin=request.pin, last_try=request.last_try),
+    )
 
 
 @routes.serve(contract.SIGN_CHALLENGE)
@@ -47,5 +53,10 @@ async def sign_challenge(request: SignChallenge, deps: Gateway) -> SignedChallen
     challenge = gateway.decode_challenge(request.challenge)
     return await deps.cards.run(
         request.reader,
-        partial(gateway.sign_challenge, pin=request.pin, challenge=challenge),
+        partial(
+            gateway.sign_challenge,
+            pin=request.pin,
+            challenge=challenge,
+            last_try=request.last_try,
+        ),
     )

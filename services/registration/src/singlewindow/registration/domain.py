@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Iterable
 
@@ -25,6 +27,26 @@ OUTCOMES = {
 def new_application_id() -> str:
     """An unguessable application id: it is the applicant's claim ticket."""
     return f"app_{secrets.token_urlsafe(12)}"
+
+
+def new_claim_secret() -> str:
+    """The applicant's secret for one application: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def claim_digest(claim_secret: str) -> str:
+    """What is stored of a claim secret: its SHA-256 (the secret is random, no salt needed)."""
+    return hashlib.sha256(claim_secret.encode("ascii")).hexdigest()
+
+
+def check_claim(application_id: str, stored_digest: str | None, claim_secret: str) -> None:
+    """Refuse a request whose claim secret is not the one the application's submission gave."""
+    if stored_digest is None or not hmac.compare_digest(stored_digest, claim_digest(claim_secret)):
+        raise DomainError(
+            ErrorCode.FORBIDDEN,
+            f"the claim secret is not the one the submission of {application_id} gave",
+            (FieldError(path="claim_secret", message="does not match this application"),),
+        )
 
 
 def check_resubmission(state: ApplicationState, uscc: str, new_uscc: str) -> None:

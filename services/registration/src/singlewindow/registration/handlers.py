@@ -13,21 +13,26 @@ from singlewindow.contracts.registration import (
     ApplicationState,
     ApplicationSubmitted,
     ApplicationView,
+    ApplicationWithdrawn,
     CardlessApplication,
     MaskedAdmin,
     Onboarding,
     OnboardingDetails,
     ResubmitCardless,
     ShowApplication,
+    SubmittedApplication,
 )
 from singlewindow.contracts.review import ReviewDecided, ReviewRequested
 from singlewindow.registration.dependencies import Registration
 from singlewindow.registration.domain import (
     CARDLESS,
     account_taken,
+    check_claim,
     check_resubmission,
     check_unclaimed,
+    claim_digest,
     new_application_id,
+    new_claim_secret,
     outcome_of,
 )
 from singlewindow.registration.repository import Applications
@@ -42,35 +47,42 @@ routes = Routes[Registration](
 
 
 @routes.serve(contract.SUBMIT_CARDLESS)
-async def submit_cardless(application: CardlessApplication, deps: Registration) -> ApplicationView:
-    """Submit a cardless application (enterprise information and administrator) for review."""
+async def submit_cardless(
+    application: CardlessApplication, deps: Registration
+) -> SubmittedApplication:
+    """Submit a cardless application for review; the reply alone has its claim secret."""
     _check_password(deps, application)
     uscc, account = application.enterprise.uscc, application.admin.account
     async with deps.service.db.reading() as connection:
         holders = await Applications(connection, deps.service.clock).holders_of(uscc, account)
     check_unclaimed(holders, uscc, account, holder=None)
     password_hash = await _cleared(deps, application)
+    claim_secret = new_claim_secret()
     try:
         async with deps.service.db.transaction() as connection:
             view = await Applications(connection, deps.service.clock).add(
-                new_application_id(), CARDLESS, application, password_hash
+                new_application_id(),
+                CARDLESS,
+                application,
+                password_hash,
+                claim_digest(claim_secret),
             )
             await _announce(deps, connection, contract.SUBMITTED, view, application)
     except IntegrityError as exc:
         raise await _lost_race(deps, application, holder=None) from exc
-    return view
+    return SubmittedApplication(**view.model_dump(), claim_secret=claim_secret)
 
 
 @routes.serve(contract.RESUBMIT_CARDLESS)
 async def resubmit_cardless(request: ResubmitCardless, deps: Registration) -> ApplicationView:
-    """Resubmit an application that was returned for correction."""
+    """Resubmit an application that was returned for correction (its applicant only)."""
     application = CardlessApplication(enterprise=request.enterprise, admin=request.admin)
     application_id = request.application_id
     uscc, account = application.enterprise.uscc, application.admin.account
     async with deps.service.db.reading() as connection:
-        holders = await Applications(connection, deps.service.clock).holders_of(
-            uscc, account, including=application_id
-        )
+        applications = Applications(connection, deps.service.clock)
+        _claimed(application_id, await applications.claimed(application_id), request.claim_secret)
+        holders = await applications.holders_of(uscc, account, including=application_id)
     current = next((a for a in holders if a.application_id == application_id), None)
     if current is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"no application {application_id}")
@@ -95,8 +107,10 @@ async def resubmit_cardless(request: ResubmitCardless, deps: Registration) -> Ap
 
 @routes.serve(contract.SHOW_APPLICATION)
 async def show_application(request: ShowApplication, deps: Registration) -> ApplicationView:
-    """Show an application's state and, if rejected or returned, the reason."""
-    return await _application(deps, request.application_id)
+    """Show an application's state and, if rejected or returned, the reason (its applicant only)."""
+    async with deps.service.db.reading() as connection:
+        found = await Applications(connection, deps.service.clock).claimed(request.application_id)
+    return _claimed(request.application_id, found, request.claim_secret)
 
 
 @routes.serve(contract.ONBOARDING_DETAILS)
@@ -155,11 +169,26 @@ async def apply_review_decision(
     )
 
 
-async def _application(deps: Registration, application_id: str) -> ApplicationView:
-    async with deps.service.db.reading() as connection:
-        view = await Applications(connection, deps.service.clock).get(application_id)
-    if view is None:
+@routes.consume(contract.WITHDRAWALS)
+async def withdraw_approved_application(
+    withdrawn: ApplicationWithdrawn,
+    event: CloudEvent,
+    connection: AsyncConnection,
+    deps: Registration,
+) -> None:
+    """Mark an approved application withdrawn, with accounts' reason, for its applicant to see."""
+    await Applications(connection, deps.service.clock).withdraw(
+        withdrawn.application_id, withdrawn.reason
+    )
+
+
+def _claimed(
+    application_id: str, found: tuple[ApplicationView, str | None] | None, claim_secret: str
+) -> ApplicationView:
+    if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"no application {application_id}")
+    view, stored_digest = found
+    check_claim(application_id, stored_digest, claim_secret)
     return view
 
 

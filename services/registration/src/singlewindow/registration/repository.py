@@ -47,12 +47,15 @@ applications = Table(
     Column("attempt", Integer, nullable=False),
     Column("details", Text, nullable=False),
     Column("password_hash", String(200), nullable=False),
+    Column("claim_digest", String(64)),
     Column("submitted_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True)),
 )
 OPEN = applications.c.state.in_([s.value for s in OPEN_STATES])
 VIEW = tuple(
-    c for c in applications.c if c.name not in {"admin_account_key", "details", "password_hash"}
+    c
+    for c in applications.c
+    if c.name not in {"admin_account_key", "details", "password_hash", "claim_digest"}
 )
 """The columns an applicant's view of an application shows."""
 Index(
@@ -84,8 +87,9 @@ class Applications:
         kind: str,
         application: CardlessApplication,
         password_hash: str,
+        claim_digest: str,
     ) -> ApplicationView:
-        """Store a new pending application."""
+        """Store a new pending application and the digest of its claim secret."""
         values: dict[str, Any] = {
             "application_id": application_id,
             "kind": kind,
@@ -98,6 +102,7 @@ class Applications:
             "attempt": 1,
             "details": _details_json(application),
             "password_hash": password_hash,
+            "claim_digest": claim_digest,
             "submitted_at": self.clock.now(),
             "decided_at": None,
         }
@@ -111,6 +116,17 @@ class Applications:
         )
         row = result.mappings().first()
         return None if row is None else _view(row)
+
+    async def claimed(self, application_id: str) -> tuple[ApplicationView, str | None] | None:
+        """An application by id, with the digest of its claim secret (None before there were
+        claim secrets)."""
+        result = await self.connection.execute(
+            select(*VIEW, applications.c.claim_digest).where(
+                applications.c.application_id == application_id
+            )
+        )
+        row = result.mappings().first()
+        return None if row is None else (_view(row), row["claim_digest"])
 
     async def details(self, application_id: str) -> tuple[ApplicationView, str, str] | None:
         """An application with its full details (JSON, no password) and its password hash."""
@@ -175,6 +191,20 @@ class Applications:
                 applications.c.state == ApplicationState.PENDING.value,
             )
             .values(state=state.value, reason=reason, decided_at=self.clock.now())
+            .returning(*VIEW)
+        )
+        row = result.mappings().first()
+        return None if row is None else _view(row)
+
+    async def withdraw(self, application_id: str, reason: str) -> ApplicationView | None:
+        """Mark an approved application withdrawn, saying why; None unless it was approved."""
+        result = await self.connection.execute(
+            update(applications)
+            .where(
+                applications.c.application_id == application_id,
+                applications.c.state == ApplicationState.APPROVED.value,
+            )
+            .values(state=ApplicationState.WITHDRAWN.value, reason=reason)
             .returning(*VIEW)
         )
         row = result.mappings().first()

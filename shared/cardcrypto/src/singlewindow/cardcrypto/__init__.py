@@ -31,6 +31,8 @@ from singlewindow.cardcrypto.sm2 import (
     sm3,
 )
 from singlewindow.cardcrypto.verification import (
+    RevocationList,
+    load_revocation_list,
     verify_certificate,
     verify_challenge_signature,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "CardIdentity",
     "CertificateError",
     "CertificateProblem",
+    "RevocationList",
     "RevokedCertificate",
     "SM2Error",
     "SM2PrivateKey",
@@ -55,6 +58,7 @@ __all__ = [
     "issue_ca_certificate",
     "issue_card_certificate",
     "issue_crl",
+    "load_revocation_list",
     "random_serial_number",
     "sm3",
     "verify_certificate",

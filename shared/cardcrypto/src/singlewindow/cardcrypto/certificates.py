@@ -9,7 +9,8 @@ Card certificate subject, from most to least significant RDN:
     OU (2.5.4.11)           the card number
     title (2.5.4.12)        the card type, with the operator level for an operator card:
                             ``legal-person``, ``operator:entry`` or ``operator:declaration``
-                            (absent from certificates issued without a card type)
+                            (absent from certificates issued without a card type, which
+                            `verify_certificate` refuses)
     CN (2.5.4.3)            the holder's name
 
 Names are UTF8String except serialNumber and C, which are PrintableString. The card type and level

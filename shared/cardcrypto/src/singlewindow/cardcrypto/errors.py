@@ -14,6 +14,7 @@ class CertificateProblem(StrEnum):
     NOT_YET_VALID = "certificate is not yet valid"
     EXPIRED = "certificate has expired"
     NOT_A_CARD_CERTIFICATE = "certificate is not a card certificate"
+    NO_CARD_TYPE = "certificate does not state the card type"
     UNSUPPORTED_CRITICAL_EXTENSION = "certificate has an unsupported critical extension"
     REVOKED = "certificate has been revoked"
     TRUST_ANCHOR_INVALID = "trusted CA certificate is not a usable CA certificate"

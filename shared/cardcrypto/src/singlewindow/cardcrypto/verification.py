@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -31,7 +32,9 @@ def verify_certificate(
     crl_der: bytes | None = None,
     at: datetime | None = None,
 ) -> CardCertificateFields:
-    """Check a card certificate against the trusted CA (and its CRL); return its fields."""
+    """Check a card certificate against the trusted CA (and its CRL); return its fields.
+
+    A certificate that does not state the card type is refused (`NO_CARD_TYPE`)."""
     moment = _moment(at)
     anchor = _trust_anchor(trust_anchor_der, moment)
     anchor_key = certificate_public_key(anchor)
@@ -51,7 +54,12 @@ def verify_certificate(
     certificate_public_key(certificate)  # raises unless the card's key is an SM2 key
     if crl_der is not None:
         _check_not_revoked(int(certificate.serial_number), crl_der, anchor, anchor_key, moment)
-    return card_certificate_fields(cert_der)
+    fields = card_certificate_fields(cert_der)
+    # Only the certificate vouches for the card type: without it, the data file's word would
+    # decide whether a card acts as a legal person or an operator.
+    if fields.identity.card_type is None:
+        raise CertificateError(CertificateProblem.NO_CARD_TYPE)
+    return fields
 
 
 def verify_challenge_signature(cert_der: bytes, challenge: bytes, signature_der: bytes) -> bool:
@@ -116,13 +124,40 @@ def _critical_extensions(signed: Any) -> set[str]:
     return {str(name) for name in signed.critical_extensions}
 
 
-def _check_not_revoked(
-    serial_number: int,
-    crl_der: bytes,
-    anchor: x509.Certificate,
-    anchor_key: SM2PublicKey,
-    moment: datetime,
-) -> None:
+@dataclass(frozen=True)
+class RevocationList:
+    """A CRL validly signed by the trusted CA: the serial numbers it revokes, and when it is
+    current. Read once per CRL (`load_revocation_list`), checked per certificate."""
+
+    revoked: frozenset[int]
+    this_update: datetime
+    next_update: datetime | None
+
+    def check(self, serial_number: int, *, at: datetime | None = None) -> None:
+        """Raise `CRL_NOT_CURRENT` unless the list is current at `at` (default: now), and
+        `REVOKED` if it revokes `serial_number`."""
+        moment = _moment(at)
+        if moment < self.this_update or (
+            self.next_update is not None and moment > self.next_update
+        ):
+            raise CertificateError(CertificateProblem.CRL_NOT_CURRENT)
+        if serial_number in self.revoked:
+            raise CertificateError(CertificateProblem.REVOKED)
+
+
+def load_revocation_list(
+    crl_der: bytes, trust_anchor_der: bytes, *, at: datetime | None = None
+) -> RevocationList:
+    """Check that a CRL is signed by the trusted CA (valid at `at`) and read what it revokes.
+
+    Raises CertificateError: `CRL_INVALID`, or the trust anchor's own problem."""
+    anchor = _trust_anchor(trust_anchor_der, _moment(at))
+    return _revocation_list(crl_der, anchor, certificate_public_key(anchor))
+
+
+def _revocation_list(
+    crl_der: bytes, anchor: x509.Certificate, anchor_key: SM2PublicKey
+) -> RevocationList:
     certificate_list = load_crl(crl_der)
     tbs = certificate_list["tbs_cert_list"]
     key_usage = anchor.key_usage_value
@@ -133,10 +168,20 @@ def _check_not_revoked(
         or not signature_is_valid(anchor_key, tbs, certificate_list["signature"])
     ):
         raise CertificateError(CertificateProblem.CRL_INVALID)
-    this_update: datetime = tbs["this_update"].native
-    next_update: datetime | None = tbs["next_update"].native
-    if moment < this_update or (next_update is not None and moment > next_update):
-        raise CertificateError(CertificateProblem.CRL_NOT_CURRENT)
-    for entry in tbs["revoked_certificates"]:
-        if int(entry["user_certificate"].native) == serial_number:
-            raise CertificateError(CertificateProblem.REVOKED)
+    return RevocationList(
+        revoked=frozenset(
+            int(entry["user_certificate"].native) for entry in tbs["revoked_certificates"]
+        ),
+        this_update=tbs["this_update"].native,
+        next_update=tbs["next_update"].native,
+    )
+
+
+def _check_not_revoked(
+    serial_number: int,
+    crl_der: bytes,
+    anchor: x509.Certificate,
+    anchor_key: SM2PublicKey,
+    moment: datetime,
+) -> None:
+    _revocation_list(crl_der, anchor, anchor_key).check(serial_number, at=moment)

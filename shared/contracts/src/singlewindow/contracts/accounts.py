@@ -11,7 +11,7 @@ from singlewindow.contracts import registration
 from singlewindow.contracts.card_gateway import CardData, OperatorLevel
 from singlewindow.contracts.common import AccountHolder, AccountName, Password
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
-from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
 from singlewindow.contracts.identifiers import Uscc
 from singlewindow.contracts.wire import AuthenticatedRequest, Request
 
@@ -20,12 +20,29 @@ QUEUE = "accounts"
 STREAM = StreamSpec(
     name="SW_ACCOUNTS",
     subjects=("sw.events.accounts.>",),
-    description="Enterprises, accounts and business scope",
+    description=(
+        "Enterprises, accounts and business scope. Kept 90 days, the oldest dropped when full:"
+        " every reader follows it through its own durable consumer, and the accounts database,"
+        " not the stream, is the record"
+    ),
+    max_age_seconds=90 * DAY,
+    max_bytes=512 * MIB,
+    discard=Discard.OLD,
 )
 AUDIT_STREAM = StreamSpec(
     name="SW_AUDIT",
     subjects=("sw.audit.>",),
-    description="Audit trail: authentication attempts and administrative changes (not public)",
+    description=(
+        "Audit trail: authentication attempts and administrative changes (not public). Kept"
+        " 400 days (over the six months China's Cybersecurity Law asks of network logs); no"
+        " record may be deleted or purged, and a full trail refuses new records rather than"
+        " dropping old ones (the outbox keeps them until an operator makes room)"
+    ),
+    max_age_seconds=400 * DAY,
+    max_bytes=2048 * MIB,
+    discard=Discard.NEW,
+    deny_delete=True,
+    deny_purge=True,
 )
 
 

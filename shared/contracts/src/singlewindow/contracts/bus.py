@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from singlewindow.contracts.events import StreamSpec
+from singlewindow.contracts.events import MIB, Discard, StreamSpec
 
 DEAD_LETTER_STREAM = StreamSpec(
     name="SW_DEADLETTER",
     subjects=("sw.deadletter.>",),
-    description="Events a consumer could not apply after every redelivery, kept for replay",
+    description=(
+        "Events a consumer could not apply after every redelivery, and outbox events no stream"
+        " accepted, kept until replayed: no age limit, and a full stream refuses new dead"
+        " letters rather than dropping old ones (the failing consumer is redelivered meanwhile,"
+        " and a parked outbox row stays in its service's outbox)"
+    ),
+    max_age_seconds=0,
+    max_bytes=256 * MIB,
+    discard=Discard.NEW,
 )
 
 

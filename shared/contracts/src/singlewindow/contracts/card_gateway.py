@@ -1,8 +1,12 @@
 """Contracts of the card-gateway service: PC/SC readers and E-Port cards as requests and events.
 
-The PIN travels in the request that needs it (verify, sign) and nowhere else: the gateway never
-logs, stores or retries it. Each request opens its own exclusive card connection, and closing it
-resets the card, so a verified PIN never outlives the request that verified it.
+The PIN travels in the request that needs it (verify, sign, a full read) and nowhere else: the
+gateway never logs, stores or retries it. Each request opens its own exclusive card connection,
+and closing it resets the card, so a verified PIN never outlives the request that verified it.
+
+The holder's full ID number is given only after the PIN was verified in the same card session
+(`card.read` with the PIN, `card.sign`); otherwise it is masked, as events mask it. A card with one
+PIN try left is sent no PIN unless the request says `last_try`: a wrong PIN would block it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from singlewindow.contracts.endpoints import Audience, Endpoint
-from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
 from singlewindow.contracts.identifiers import CardPin
 from singlewindow.contracts.wire import Request
 
@@ -21,7 +25,13 @@ QUEUE = "card-gateway"
 STREAM = StreamSpec(
     name="SW_CARD_GATEWAY",
     subjects=("sw.events.card-gateway.>",),
-    description="E-Port cards inserted into and removed from the gateway's readers",
+    description=(
+        "E-Port cards inserted into and removed from the gateway's readers. Kept 7 days, the"
+        " oldest dropped when full: a card's presence is news for the moment, not a record"
+    ),
+    max_age_seconds=7 * DAY,
+    max_bytes=64 * MIB,
+    discard=Discard.OLD,
 )
 
 
@@ -88,20 +98,28 @@ class CardData(BaseModel):
     customs_code: str | None
 
 
+LastTry = Annotated[bool, Field(strict=True)]
+"""The caller knows the card has one PIN try left and a wrong PIN blocks it, and asks to use it."""
+
+
 class ReadCard(Request):
-    """Read a card's data and certificate (no PIN needed)."""
+    """Read a card's data and certificate; with the PIN, the holder's full ID number too."""
 
     reader: ReaderName | None = None
+    pin: CardPin | None = None
+    last_try: LastTry = False
 
 
 class CardView(BaseModel):
-    """A card's data and its X.509 certificate."""
+    """A card's data and its X.509 certificate; the holder's ID number is masked unless the PIN
+    was verified in the same card session (`pin_verified`)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     reader: str
     card: CardData
     certificate_pem: str
+    pin_verified: bool = False
 
 
 class VerifyPin(Request):
@@ -109,6 +127,7 @@ class VerifyPin(Request):
 
     reader: ReaderName | None = None
     pin: CardPin
+    last_try: LastTry = False
 
 
 class PinVerified(BaseModel):
@@ -126,6 +145,7 @@ class SignChallenge(Request):
     reader: ReaderName | None = None
     pin: CardPin
     challenge: Challenge
+    last_try: LastTry = False
 
 
 class SignedChallenge(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,10 +99,34 @@ class EventSpec(Generic[DataT]):
         return self.data_model.model_validate(event.data)
 
 
+DAY = 24 * 3600
+MIB = 1024 * 1024
+
+
+class Discard(StrEnum):
+    """What a full stream does with a new message (JetStream's discard policy)."""
+
+    OLD = "old"
+    """Drop the oldest messages to make room: for events every consumer reads through its own
+    durable within the stream's age, where an old event is history, not pending work."""
+    NEW = "new"
+    """Refuse the new message: where dropping an old one could lose work not yet applied, or the
+    record. The publisher's outbox keeps a refused event (and parks it for an operator)."""
+
+
 @dataclass(frozen=True)
 class StreamSpec:
-    """A JetStream stream owned by one service."""
+    """A JetStream stream owned by one service, with the limits chosen for what it keeps."""
 
     name: str
     subjects: tuple[str, ...]
     description: str
+    max_age_seconds: float
+    """How long a message is kept; 0 keeps it until the byte limit decides."""
+    max_bytes: int
+    """The most the stream stores; what happens at the limit is `discard`'s."""
+    discard: Discard
+    deny_delete: bool = False
+    """Whether single messages may not be deleted (the audit trail)."""
+    deny_purge: bool = False
+    """Whether the stream may not be purged (the audit trail)."""

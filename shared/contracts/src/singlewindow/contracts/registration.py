@@ -15,7 +15,7 @@ from singlewindow.contracts.common import (
     MaskedPerson,
 )
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
-from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
 from singlewindow.contracts.wire import Request
 
 SERVICE = "registration"
@@ -23,11 +23,20 @@ QUEUE = "registration"
 STREAM = StreamSpec(
     name="SW_REGISTRATION",
     subjects=("sw.events.registration.>",),
-    description="Registration applications: submitted, resubmitted, approved, rejected, returned",
+    description=(
+        "Registration applications: submitted, resubmitted, approved, rejected, returned,"
+        " withdrawn. Kept 365 days; a full stream refuses new events rather than dropping old"
+        " ones, since an approval accounts has not applied yet is an enterprise not yet created"
+    ),
+    max_age_seconds=365 * DAY,
+    max_bytes=512 * MIB,
+    discard=Discard.NEW,
 )
 
 
 ApplicationId = Annotated[str, Field(strict=True, pattern=r"^app_[A-Za-z0-9_-]{8,40}$")]
+ClaimSecret = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_-]{22,100}$")]
+"""The applicant's secret for one application: given once, in the submit reply."""
 
 
 class AdminInfo(AccountHolder):
@@ -42,15 +51,17 @@ class CardlessApplication(Request):
 
 
 class ResubmitCardless(CardlessApplication):
-    """A returned application, corrected."""
+    """A returned application, corrected, with the claim secret its submission gave."""
 
     application_id: ApplicationId
+    claim_secret: ClaimSecret
 
 
 class ShowApplication(Request):
-    """Ask for an application's state."""
+    """Ask for an application's state, with the claim secret its submission gave."""
 
     application_id: ApplicationId
+    claim_secret: ClaimSecret
 
 
 class ApplicationState(StrEnum):
@@ -60,6 +71,8 @@ class ApplicationState(StrEnum):
     RETURNED = "returned"
     APPROVED = "approved"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    """Approved, but the enterprise could not be registered (`reason` says why)."""
 
 
 class ApplicationView(BaseModel):
@@ -77,6 +90,14 @@ class ApplicationView(BaseModel):
     attempt: int
     submitted_at: datetime
     decided_at: datetime | None
+
+
+class SubmittedApplication(ApplicationView):
+    """A new application, and the claim secret that alone shows or resubmits it.
+
+    The platform keeps only a digest of the secret: it is in this reply and nowhere else."""
+
+    claim_secret: str
 
 
 class OnboardingDetails(Request):
@@ -127,15 +148,28 @@ class ApplicationDecided(EventData):
     reason: str | None
 
 
+class ApplicationWithdrawn(EventData):
+    """An approved application accounts could not apply, and why, in plain words."""
+
+    application_id: str
+    uscc: str
+    admin_account: str
+    reason: str
+
+
 SUBMITTED = EventSpec(SERVICE, "submitted", 1, ApplicationSubmitted)
 RESUBMITTED = EventSpec(SERVICE, "resubmitted", 1, ApplicationSubmitted)
 APPROVED = EventSpec(SERVICE, "approved", 1, ApplicationDecided)
 REJECTED = EventSpec(SERVICE, "rejected", 1, ApplicationDecided)
 RETURNED = EventSpec(SERVICE, "returned", 1, ApplicationDecided)
+WITHDRAWN = EventSpec(SERVICE, "withdrawn", 1, ApplicationWithdrawn)
+"""Published by accounts, whose business it is to apply an approval, when it cannot (the USCC
+or the account name was taken meanwhile); registration owns it, as review owns the requests
+other services publish to it, so that contracts depend one way (accounts on registration)."""
 
 
 SUBMIT_CARDLESS = Endpoint(
-    SERVICE, "cardless.submit", CardlessApplication, ApplicationView, Audience.PUBLIC
+    SERVICE, "cardless.submit", CardlessApplication, SubmittedApplication, Audience.PUBLIC
 )
 RESUBMIT_CARDLESS = Endpoint(
     SERVICE, "cardless.resubmit", ResubmitCardless, ApplicationView, Audience.PUBLIC
@@ -153,4 +187,11 @@ REVIEW_DECISIONS = Subscription(
     review.DECIDED,
     "registration-review-decisions",
     "Apply reviewers' decisions on cardless applications",
+)
+WITHDRAWALS = Subscription(
+    SERVICE,
+    STREAM,
+    WITHDRAWN,
+    "registration-withdrawals",
+    "Mark an approved application withdrawn when accounts could not register its enterprise",
 )

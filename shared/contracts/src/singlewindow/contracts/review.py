@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
-from singlewindow.contracts.events import EventData, EventSpec, StreamSpec
+from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
 from singlewindow.contracts.wire import AuthenticatedRequest
 
 SERVICE = "review"
@@ -22,12 +22,25 @@ QUEUE = "review"
 STREAM = StreamSpec(
     name="SW_REVIEW",
     subjects=("sw.events.review.>",),
-    description="Back-office review decisions",
+    description=(
+        "Back-office review decisions. Kept 365 days; a full stream refuses new decisions rather"
+        " than dropping old ones, since a decision the requester has not applied yet would be lost"
+    ),
+    max_age_seconds=365 * DAY,
+    max_bytes=256 * MIB,
+    discard=Discard.NEW,
 )
 REQUESTS_STREAM = StreamSpec(
     name="SW_REVIEW_REQUESTS",
     subjects=("sw.internal.review.>",),
-    description="Reviews requested of the back office by other services (not public)",
+    description=(
+        "Reviews requested of the back office by other services (not public). Kept 365 days;"
+        " a full stream refuses new requests rather than dropping old ones, since a request"
+        " review has not opened a task for yet would be lost"
+    ),
+    max_age_seconds=365 * DAY,
+    max_bytes=256 * MIB,
+    discard=Discard.NEW,
 )
 
 

@@ -32,7 +32,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool =
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: under WAL, NORMAL may lose the last commits on power loss, and a lost commit is a
+    # lost registration whose reply already said "accepted" (https://www.sqlite.org/pragma.html).
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.close()

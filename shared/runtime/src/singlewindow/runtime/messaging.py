@@ -5,28 +5,38 @@ publishes the event to JetStream with `Nats-Msg-Id` = event id, so a publish rep
 crash is dropped by the server's de-duplication. A consumer records each event id in its inbox in
 the transaction of its effect, so a redelivered event has no second effect. A consumer whose effect
 keeps failing is redelivered with growing delays, then dead-lettered where an operator can see and
-replay it.
+replay it, and acknowledged only once the dead letter is stored. An outbox row JetStream keeps
+refusing (no stream takes its subject, or its stream is full) is parked: kept in the table, marked,
+and dead-lettered, while the rows of other subjects go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
 from nats.js.api import ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import (
+    APIError,
+    NoStreamResponseError,
+    NotFoundError,
+)
 from pydantic import ValidationError
 from singlewindow.contracts.bus import DEAD_LETTER_STREAM
-from singlewindow.contracts.events import CONTENT_TYPE, CloudEvent, StreamSpec
+from singlewindow.contracts.endpoints import Subscription
+from singlewindow.contracts.events import CONTENT_TYPE, CloudEvent, Discard, StreamSpec
 from singlewindow.runtime.clock import Clock
 from singlewindow.runtime.db import Database, IntegrityError
 from singlewindow.runtime.observability import (
     EVENTS_CONSUMED,
+    OUTBOX_PARKED,
     OUTBOX_PENDING,
     OUTBOX_PUBLISHED,
     bind_correlation_id,
@@ -45,33 +55,52 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.messaging")
 
 MAX_DELIVER = 6
-"""Deliveries of one event before it is dead-lettered."""
+"""Deliveries of one event before it is dead-lettered (the inbox's limit, not the server's)."""
 REDELIVERY_DELAYS = (0.5, 2.0, 5.0, 15.0, 30.0)
 """Seconds to wait before redelivery, by attempt; the last repeats."""
 PUBLISH_ACK_SECONDS = 5.0
-"""How long the relay waits for JetStream to acknowledge a batch of events."""
+"""How long the relay waits for JetStream to acknowledge an event."""
 DUPLICATE_WINDOW_SECONDS = 24 * 3600
 """How long JetStream remembers an event id: longer than any plausible relay outage."""
+
+
+PARK_AFTER_REFUSALS = 5
+"""Times JetStream must refuse an outbox row (no stream takes its subject, or its stream
+refuses it) before the relay parks the row, so that the events after it go on."""
+PARK_AFTER_SECONDS = 60.0
+"""And for how long at least since its first refusal: a stream briefly missing (being created,
+its cluster electing a leader) is no reason to park."""
 
 
 def outbox_table(metadata: MetaData) -> Table:
     """The outbox: events committed with their state change, waiting to be relayed."""
     if "outbox" in metadata.tables:
         return metadata.tables["outbox"]
-    return Table(
-        "outbox",
-        metadata,
+    return Table("outbox", metadata, *_outbox_columns(), *outbox_parking_columns())
+
+
+def _outbox_columns() -> tuple[Column[Any], ...]:
+    return (
         Column("seq", Integer, primary_key=True, autoincrement=True),
         Column("event_id", String(64), nullable=False, unique=True),
         Column("nats_subject", String(200), nullable=False),
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def outbox_parking_columns() -> tuple[Column[Any], ...]:
+    """What marks a row no stream accepts as parked: added to the outbox by a later migration."""
+    return (
+        Column("parked_at", DateTime(timezone=True), nullable=True),
+        Column("parked_reason", String(500), nullable=True),
     )
 
 
@@ -89,9 +118,10 @@ def inbox_table(metadata: MetaData) -> Table:
 
 
 def create_messaging_tables(connection: Connection) -> None:
-    """Create the outbox and inbox tables, as they are now, in a service's first migration."""
+    """Create the outbox and inbox tables as a service's first migration made them (the
+    parking columns come with `outbox_parking_columns`, in a migration of their own)."""
     metadata = MetaData()
-    outbox_table(metadata)
+    Table("outbox", metadata, *_outbox_columns())
     inbox_table(metadata)
     metadata.create_all(connection)
 
@@ -100,22 +130,63 @@ _staged: ContextVar[bool] = ContextVar("outbox_staged", default=False)
 """Whether the current task has staged events the relay has not been told of."""
 
 
-class Outbox:
-    """Stages events in the caller's transaction; relays them to JetStream once committed."""
+def is_refusal(outcome: BaseException) -> bool:
+    """Whether a publish failed because JetStream refused the message itself (no stream on its
+    subject, or its stream said no: full, message too large), not because the bus or JetStream
+    is unavailable."""
+    if isinstance(outcome, NoStreamResponseError):
+        return True
+    return (
+        isinstance(outcome, APIError)
+        and outcome.err_code is not None
+        and outcome.err_code not in _JETSTREAM_UNAVAILABLE
+    )
 
-    def __init__(self, table: Table, clock: Clock) -> None:
+
+_JETSTREAM_UNAVAILABLE = frozenset({10008, 10039, 10076})
+"""JetStream's error codes for itself being unavailable (temporarily, not enabled for the
+account, not enabled), which say nothing of the message."""
+
+
+@dataclass
+class _Refusals:
+    """How often, since when, and why JetStream refused one outbox row."""
+
+    first_at: datetime
+    count: int = 0
+    last: str = ""
+
+
+class Outbox:
+    """Stages events in the caller's transaction; relays them to JetStream once committed.
+
+    Rows go out in order per subject, each subject on its own: a row JetStream keeps refusing
+    holds back only the rows of its own subject, and only until it is parked (kept in the
+    table, marked, and announced in the dead-letter stream for an operator).
+    """
+
+    def __init__(self, table: Table, clock: Clock, *, service: str) -> None:
         self.table = table
         self.clock = clock
+        self.service = service
         self._wake = asyncio.Event()
+        self._refusals: dict[int, _Refusals] = {}
         # Built once: a statement is cheaper to run than to build (PERFORMANCE.md).
         self._insert = insert(table)
         columns = table.c
         self._pending = (
             select(columns.seq, columns.event_id, columns.nats_subject, columns.payload)
+            .where(columns.parked_at.is_(None))
             .order_by(columns.seq)
             .limit(bindparam("batch"))
         )
+        self._count = select(func.count()).select_from(table).where(columns.parked_at.is_(None))
         self._delete = delete(table).where(columns.seq.in_(bindparam("seqs", expanding=True)))
+        self._park = (
+            update(table)
+            .where(columns.seq == bindparam("row_seq"), columns.parked_at.is_(None))
+            .values(parked_at=bindparam("at"), parked_reason=bindparam("reason"))
+        )
 
     async def stage(self, connection: AsyncConnection, subject: str, event: CloudEvent) -> None:
         """Add `event` to the outbox inside the current transaction."""
@@ -161,62 +232,146 @@ class Outbox:
                     await asyncio.wait_for(self._wake.wait(), timeout=idle_seconds)
 
     async def relay_once(self, db: Database, js: JetStreamContext, *, batch: int = 100) -> int:
-        """Publish up to `batch` pending events; return how many went out."""
+        """Publish up to `batch` pending events, parking those refused for too long; return how
+        many went out."""
         async with db.reading() as connection:
             rows = (await connection.execute(self._pending, {"batch": batch})).all()
-        published = await self._publish(js, rows)
+        published, refused = await self._publish(js, rows)
         if published:
             async with db.transaction() as connection:
                 await connection.execute(self._delete, {"seqs": published})
             OUTBOX_PUBLISHED.inc(len(published))
+        for seq in published:
+            self._refusals.pop(seq, None)
+        for row in refused:
+            await self._park_if_due(db, js, row)
         if len(rows) == batch:  # a backlog: worth counting
             async with db.reading() as connection:
-                pending = await connection.scalar(select(func.count()).select_from(self.table))
+                pending = await connection.scalar(self._count)
             OUTBOX_PENDING.set(pending or 0)
         else:
             OUTBOX_PENDING.set(0)
+            # Every pending row was seen: forget refusals of rows gone meanwhile (published or
+            # parked by another replica).
+            waiting = {row.seq for row in rows}
+            self._refusals = {s: r for s, r in self._refusals.items() if s in waiting}
         return len(published)
 
-    async def _publish(self, js: JetStreamContext, rows: Sequence[Any]) -> list[int]:
-        """Publish the rows together, acknowledgements awaited at once; return the sequence
-        numbers of those stored, up to the first that was not (the rest go again, in order)."""
-        acks = [
-            await js.publish_async(
-                row.nats_subject,
-                row.payload,
-                headers={"Nats-Msg-Id": row.event_id, "content-type": CONTENT_TYPE},
-            )
-            for row in rows
-        ]
+    async def _publish(
+        self, js: JetStreamContext, rows: Sequence[Any]
+    ) -> tuple[list[int], list[Any]]:
+        """Publish the rows, each subject's in order and the subjects side by side. Return the
+        sequence numbers of those stored, per subject up to the first that was not (the rest of
+        that subject go again, in order), and the rows JetStream refused outright."""
+        by_subject: dict[str, list[Any]] = {}
+        for row in rows:
+            by_subject.setdefault(row.nats_subject, []).append(row)
+        outcomes = await asyncio.gather(
+            *(self._publish_in_order(js, group) for group in by_subject.values())
+        )
+        published = sorted(seq for stored, _ in outcomes for seq in stored)
+        return published, [row for _, row in outcomes if row is not None]
+
+    async def _publish_in_order(
+        self, js: JetStreamContext, rows: Sequence[Any]
+    ) -> tuple[list[int], Any | None]:
+        """Publish one subject's rows one after the other, up to the first not stored; return
+        the stored ones' sequence numbers and that row, if JetStream refused it."""
+        stored: list[int] = []
+        for row in rows:
+            # `publish`, not `publish_async`: nats-py 2.16 raises a stream's refusal inside the
+            # async acknowledgement's callback instead of handing it to the future, which then
+            # only times out, and a refusal would look like an outage.
+            try:
+                await js.publish(
+                    row.nats_subject,
+                    row.payload,
+                    timeout=PUBLISH_ACK_SECONDS,
+                    headers={"Nats-Msg-Id": row.event_id, "content-type": CONTENT_TYPE},
+                )
+            except Exception as exc:
+                log.warning(
+                    "event not stored; will publish again",
+                    subject=row.nats_subject,
+                    event_id=row.event_id,
+                    error=repr(exc),
+                )
+                if is_refusal(exc):
+                    self._refused(row.seq, exc)
+                    return stored, row
+                return stored, None
+            stored.append(row.seq)
+        return stored, None
+
+    def _refused(self, seq: int, outcome: BaseException) -> None:
+        refusals = self._refusals.setdefault(seq, _Refusals(first_at=self.clock.now()))
+        refusals.count += 1
+        refusals.last = _describe(outcome)
+
+    async def _park_if_due(self, db: Database, js: JetStreamContext, row: Any) -> None:
+        """Park a row JetStream has refused often enough for long enough: announce it in the
+        dead-letter stream, then mark it in the outbox (never the other way round, so that
+        every parked row is one an operator can see)."""
+        refusals = self._refusals[row.seq]
+        waited = (self.clock.now() - refusals.first_at).total_seconds()
+        if refusals.count < PARK_AFTER_REFUSALS or waited < PARK_AFTER_SECONDS:
+            return
+        reason = f"no stream accepts it after {refusals.count} attempts: {refusals.last}"[:500]
         try:
-            async with asyncio.timeout(PUBLISH_ACK_SECONDS):
-                outcomes = await asyncio.gather(*acks, return_exceptions=True)
-        except TimeoutError:
-            for ack in acks:
-                ack.cancel()
-            outcomes = [ack.result() if ack.done() else TimeoutError() for ack in acks]
-        published: list[int] = []
-        for row, outcome in zip(rows, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                log.warning("event not stored; will publish again", error=repr(outcome))
-                break
-            published.append(row.seq)
-        return published
+            await js.publish(
+                f"sw.deadletter.{self.service}.{PARKED_CONSUMER}",
+                row.payload,
+                timeout=PUBLISH_ACK_SECONDS,
+                headers={
+                    "Nats-Msg-Id": f"parked-{row.event_id}",
+                    "Sw-Dead-Letter-Reason": reason,
+                    "Sw-Original-Subject": row.nats_subject,
+                    "Sw-Original-Stream": "none",
+                    "Sw-Original-Sequence": "0",
+                    "Sw-Consumer": PARKED_CONSUMER,
+                    "Sw-Outbox-Seq": str(row.seq),
+                },
+            )
+        except Exception as exc:
+            log.error(
+                "refused event not parked: its dead letter was not stored; will try again",
+                subject=row.nats_subject,
+                event_id=row.event_id,
+                error=repr(exc),
+            )
+            return
+        async with db.transaction() as connection:
+            await connection.execute(
+                self._park, {"row_seq": row.seq, "at": self.clock.now(), "reason": reason}
+            )
+        self._refusals.pop(row.seq, None)
+        OUTBOX_PARKED.inc()
+        log.error(
+            "event parked: no stream accepts it",
+            subject=row.nats_subject,
+            event_id=row.event_id,
+            outbox_seq=row.seq,
+            reason=reason,
+        )
+
+
+PARKED_CONSUMER = "outbox"
+"""Who a parked outbox row's dead letter names as having given up on it: the relay."""
+
+
+def _describe(outcome: BaseException) -> str:
+    if isinstance(outcome, NoStreamResponseError):
+        return "no stream takes this subject"
+    if isinstance(outcome, APIError):
+        return f"the stream refused it ({outcome.code} {outcome.description})"
+    return repr(outcome)
 
 
 async def ensure_streams(js: JetStreamContext, *streams: StreamSpec, replicas: int = 1) -> None:
-    """Create each stream, or bring its configuration up to date; safe to repeat."""
+    """Create each stream, or bring its configuration (limits included) up to date; safe to
+    repeat."""
     for spec in (*streams, DEAD_LETTER_STREAM):
-        config = StreamConfig(
-            name=spec.name,
-            subjects=list(spec.subjects),
-            description=spec.description,
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            num_replicas=replicas,
-        )
+        config = stream_config(spec, replicas=replicas)
         try:
             await js.stream_info(spec.name)
         except NotFoundError:
@@ -225,14 +380,50 @@ async def ensure_streams(js: JetStreamContext, *streams: StreamSpec, replicas: i
             await js.update_stream(config)
 
 
+def stream_config(spec: StreamSpec, *, replicas: int = 1) -> StreamConfig:
+    """The JetStream configuration of a declared stream."""
+    return StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        description=spec.description,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=spec.max_age_seconds,
+        max_bytes=spec.max_bytes,
+        discard=DiscardPolicy.NEW if spec.discard is Discard.NEW else DiscardPolicy.OLD,
+        deny_delete=spec.deny_delete,
+        deny_purge=spec.deny_purge,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=replicas,
+    )
+
+
 def consumer_config(durable: str, filter_subject: str) -> ConsumerConfig:
-    """A durable, explicitly acknowledged consumer with bounded redelivery."""
+    """A durable, explicitly acknowledged consumer that redelivers until the inbox settles.
+
+    The inbox, not the server, gives up after `MAX_DELIVER` deliveries: it dead-letters the
+    event and acknowledges it only once the dead letter is stored. A server-side limit would
+    stop redelivering an event whose dead letter could not be stored, losing it.
+    """
     return ConsumerConfig(
+        name=durable,
         durable_name=durable,
         filter_subject=filter_subject,
-        max_deliver=MAX_DELIVER,
+        max_deliver=-1,
         ack_wait=30,
     )
+
+
+async def ensure_consumers(
+    js: JetStreamContext, subscriptions: Iterable[Subscription[Any]]
+) -> None:
+    """Create each subscription's durable consumer, or bring its configuration up to date (a
+    durable made by an older release keeps its old settings otherwise); safe to repeat."""
+    for subscription in subscriptions:
+        await js.add_consumer(
+            subscription.stream.name,
+            consumer_config(subscription.durable, subscription.event.subject),
+        )
 
 
 class DeliveredMessage(Protocol):
@@ -285,9 +476,9 @@ class Inbox:
         try:
             event = CloudEvent.model_validate_json(message.body)
         except ValidationError as exc:
-            EVENTS_CONSUMED.labels(consumer=consumer, outcome="malformed").inc()
-            await dead_letter(consumer, message, f"not a CloudEvent: {exc.error_count()} errors")
-            await message.ack()
+            reason = f"not a CloudEvent: {exc.error_count()} errors"
+            if await self._dead_letter(consumer, message, reason, dead_letter):
+                EVENTS_CONSUMED.labels(consumer=consumer, outcome="malformed").inc()
             return
         bind_correlation_id(event.correlationid)
         try:
@@ -297,18 +488,17 @@ class Inbox:
         except Exception as exc:
             attempt = message.raw_message.metadata.num_delivered
             if attempt >= MAX_DELIVER:
-                EVENTS_CONSUMED.labels(consumer=consumer, outcome="dead_lettered").inc()
-                log.error(
-                    "event dead-lettered",
-                    consumer=consumer,
-                    event_id=event.id,
-                    event_type=event.type,
-                    error=repr(exc),
-                )
-                await dead_letter(consumer, message, repr(exc))
-                await message.ack()
+                if await self._dead_letter(consumer, message, repr(exc), dead_letter):
+                    EVENTS_CONSUMED.labels(consumer=consumer, outcome="dead_lettered").inc()
+                    log.error(
+                        "event dead-lettered",
+                        consumer=consumer,
+                        event_id=event.id,
+                        event_type=event.type,
+                        error=repr(exc),
+                    )
             else:
-                delay = self.redelivery_delays[min(attempt, len(self.redelivery_delays)) - 1]
+                delay = self._delay(attempt)
                 EVENTS_CONSUMED.labels(consumer=consumer, outcome="retried").inc()
                 log.warning(
                     "event effect failed; will redeliver",
@@ -331,6 +521,36 @@ class Inbox:
             duplicate=not applied,
         )
         await message.ack()
+
+    async def _dead_letter(
+        self,
+        consumer: str,
+        message: DeliveredMessage,
+        reason: str,
+        dead_letter: Callable[[str, DeliveredMessage, str], Awaitable[None]],
+    ) -> bool:
+        """Dead-letter the message, and acknowledge it only once the dead letter is stored;
+        else have it delivered again, so that an event is always either applied or kept."""
+        try:
+            await dead_letter(consumer, message, reason)
+        except Exception as exc:
+            attempt = message.raw_message.metadata.num_delivered
+            delay = self._delay(attempt)
+            EVENTS_CONSUMED.labels(consumer=consumer, outcome="dead_letter_failed").inc()
+            log.error(
+                "event not dead-lettered: its dead letter was not stored; will redeliver",
+                consumer=consumer,
+                attempt=attempt,
+                delay=delay,
+                error=repr(exc),
+            )
+            await message.nack(delay=delay)
+            return False
+        await message.ack()
+        return True
+
+    def _delay(self, attempt: int) -> float:
+        return self.redelivery_delays[min(attempt, len(self.redelivery_delays)) - 1]
 
     async def _apply_once(self, consumer: str, event: CloudEvent, effect: Effect) -> bool:
         try:

@@ -20,6 +20,9 @@ OUTBOX_PUBLISHED = Counter(
     "sw_outbox_published_total", "Events relayed from the outbox to JetStream"
 )
 OUTBOX_PENDING = Gauge("sw_outbox_pending", "Events committed but not yet relayed")
+OUTBOX_PARKED = Counter(
+    "sw_outbox_parked_total", "Events parked in the outbox because no stream accepted them"
+)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -36,6 +36,7 @@ from singlewindow.runtime.messaging import (
     Outbox,
     consumer_config,
     dead_letter_publisher,
+    ensure_consumers,
     ensure_streams,
     inbox_table,
     outbox_table,
@@ -104,7 +105,7 @@ class Service:
             # no dependency resolution per message.
             apply_types=False,
         )
-        self.outbox = Outbox(outbox_table(metadata), self.clock)
+        self.outbox = Outbox(outbox_table(metadata), self.clock, service=name)
         self.inbox = Inbox(
             inbox_table(metadata), self.db, self.outbox, self.clock, settings.redelivery_delays
         )
@@ -245,6 +246,9 @@ class Service:
             await service.db.migrate_in_child(migrations)
             await service.broker.connect()
             await ensure_streams(service.js, *streams, replicas=service.settings.stream_replicas)
+            await ensure_consumers(
+                service.js, (c.subscription for routes in service._routes for c in routes.consumed)
+            )
             yield
             service.ready = False
             relay.cancel()
