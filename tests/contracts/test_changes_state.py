@@ -16,6 +16,9 @@ READ_ONLY = {
     "sw.rpc.accounts.onboarding.check": "reads whether names are taken",
     "sw.rpc.registration.application.show": "reads an application",
     "sw.rpc.registration.onboarding.details": "reads an approved application",
+    "sw.rpc.accounts.staff.list": "reads the staff",
+    "sw.rpc.accounts.staff.session.resolve": "says who holds a staff session (a service asks)",
+    "sw.rpc.accounts.staff.member.show": "reads a staff member (a service asks)",
     "sw.rpc.review.tasks.list": "reads the queue",
     "sw.rpc.review.tasks.show": "reads a task",
     "sw.rpc.card-gateway.readers.list": "reads the readers",
@@ -52,6 +55,11 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.registration.cardless.submit",
         "sw.rpc.registration.cardless.resubmit",
         "sw.rpc.review.tasks.decide",
+        "sw.rpc.review.tasks.claim",
+        "sw.rpc.review.tasks.assign",
+        "sw.rpc.accounts.staff.login",
+        "sw.rpc.accounts.staff.add",
+        "sw.rpc.accounts.staff.disable",
     } <= changing
 
 

@@ -187,9 +187,14 @@ def session_file() -> Path:
     return config_dir() / "session.json"
 
 
-def save_session(session: dict[str, object]) -> None:
-    """Keep a session, readable by its owner only."""
-    path = session_file()
+def staff_session_file() -> Path:
+    """Where the current staff session's token is kept, beside the enterprise session."""
+    return config_dir() / "staff-session.json"
+
+
+def save_session(session: dict[str, object], *, path: Path | None = None) -> None:
+    """Keep a session (in `path`, by default the enterprise session's), readable by its owner."""
+    path = path or session_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -199,9 +204,10 @@ def save_session(session: dict[str, object]) -> None:
         raise SessionFileError(f"cannot save the session in {path}: {exc.strerror}") from exc
 
 
-def load_token() -> str | None:
-    """The saved session's token; None without a session file, SessionFileError if damaged."""
-    path = session_file()
+def load_token(*, path: Path | None = None, logout: str = "swctl logout") -> str | None:
+    """The saved session's token; None without a session file, SessionFileError if damaged
+    (`logout` is the command that removes it)."""
+    path = path or session_file()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -213,14 +219,14 @@ def load_token() -> str | None:
     token = data.get("token") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token:
         raise SessionFileError(
-            f"the session file {path} is damaged; `swctl logout` removes it, then log in again"
+            f"the session file {path} is damaged; `{logout}` removes it, then log in again"
         )
     return token
 
 
-def forget_session() -> None:
-    """Remove the saved session."""
-    path = session_file()
+def forget_session(*, path: Path | None = None) -> None:
+    """Remove the saved session (in `path`, by default the enterprise session's)."""
+    path = path or session_file()
     try:
         path.unlink(missing_ok=True)
     except OSError as exc:
