@@ -178,7 +178,9 @@ def service_facts(service: str) -> ServiceFacts:
     own_events = [spec for spec in events if spec.service == service]
     publishes = sorted({f"{spec.root}.{service}.>" for spec in own_events})
     for spec in own_events:
-        if not any(_covers(stream.subjects, spec.subject) for stream in own_streams):
+        # The audit trail is one stream (accounts'): every service's audit events fall in it.
+        streams_for = contract_streams() if spec.audit else own_streams
+        if not any(_covers(stream.subjects, spec.subject) for stream in streams_for):
             raise GenerationError(f"{spec.subject} falls in none of {service}'s own streams")
     publishes += sorted(spec.subject for spec in routes.publishes)
     publishes.append(f"sw.deadletter.{service}.>")

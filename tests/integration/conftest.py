@@ -9,6 +9,7 @@ import pytest
 from singlewindow.swctl.platform import Platform
 
 from tests.support.platform import Bus, bus, running_platform
+from tests.support.staff import staff_token
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -46,3 +47,9 @@ async def workstation_bus(platform: Platform) -> AsyncIterator[Bus]:
     """The connection of the front end with the card readers: card-gateway's requests."""
     async with bus(platform, "workstation") as connection:
         yield connection
+
+
+@pytest.fixture
+async def reviewer(platform: Platform, nats_bus: Bus) -> str:
+    """A reviewer's staff token (the reviewer added by the platform's bootstrap admin)."""
+    return await staff_token(nats_bus, platform)

@@ -51,10 +51,10 @@ async def test_every_request_subject_answers_bad_bodies_with_a_typed_error(
 
 async def test_wrong_types_name_each_field(nats_bus: Bus) -> None:
     reply = await nats_bus.raw(
-        review.DECIDE_TASK, b'{"task_id": 1, "decision": "maybe", "reviewer": null}'
+        review.DECIDE_TASK, b'{"token": 7, "task_id": 1, "decision": "maybe", "reviewer": null}'
     )
     paths = {field["path"] for field in reply["error"]["fields"]}
-    assert paths == {"task_id", "decision", "reviewer"}
+    assert paths == {"token", "task_id", "decision", "reviewer"}
 
 
 async def test_an_unknown_subject_is_refused_at_once_not_left_hanging(platform: Platform) -> None:

@@ -16,6 +16,8 @@ from tests.support.identifiers import application
 from tests.support.swctl import Swctl
 
 PASSWORD = "Chongqing-Trade-2026"
+ADMIN = "Platform-Chief-Passphrase-1"
+REVIEWER = "Li-Reviews-Applications-1"
 
 
 @pytest.fixture
@@ -104,6 +106,28 @@ async def _state(swctl: Swctl, application_id: str, wanted: str) -> dict[str, An
             await asyncio.sleep(0.1)
 
 
+def _reviewer(platform: Platform, swctl: Swctl) -> str:
+    """The README's back-office steps: the bootstrap admin logs in from its file, changes its
+    one-time password, adds a reviewer; the reviewer logs in and sets their own password."""
+    data_dir = str(platform.config.data_dir)
+    login = swctl("staff", "login", "--data-dir", data_dir, "--json")
+    assert login.code == 0, login.stderr
+    assert login.json()["required_actions"] == ["change_password"]
+    one_time = json.loads(
+        (platform.config.data_dir / "credentials" / "bootstrap-admin.json").read_text()
+    )["password"]
+    changed = swctl("staff", "password", "--password-stdin", stdin=f"{one_time}\n{ADMIN}\n")
+    assert changed.code == 0, changed.stderr
+    added = swctl("staff", "add", "li-reviewer", "--role", "reviewer", "--json")
+    assert added.code == 0, added.stderr
+    otp = added.json()["one_time_password"]
+    login = swctl("staff", "login", "--account", "li-reviewer", "--password-stdin", stdin=otp)
+    assert login.code == 0, login.stderr
+    changed = swctl("staff", "password", "--password-stdin", stdin=f"{otp}\n{REVIEWER}\n")
+    assert changed.code == 0, changed.stderr
+    return "li-reviewer"
+
+
 async def test_cardless_registration_from_submission_to_first_login(
     platform: Platform, swctl: Swctl, tmp_path: Path
 ) -> None:
@@ -116,6 +140,7 @@ async def test_cardless_registration_from_submission_to_first_login(
         application_id = submitted.json()["application_id"]
         assert submitted.json()["state"] == "pending"
 
+        reviewer = _reviewer(platform, swctl)
         task_id = await _open_task(swctl, application_id)
         shown = swctl("review", "show", task_id, "--json").json()
         assert shown["uscc"] == uscc
@@ -134,6 +159,8 @@ async def test_cardless_registration_from_submission_to_first_login(
         second_task = await _open_task(swctl, application_id)
         assert second_task != task_id
         assert swctl("review", "approve", second_task).code == 0
+        decided = [e for e in integrator.events if e["type"] == "cn.singlewindow.review.decided.v1"]
+        assert {e["data"]["reviewer"] for e in decided} == {reviewer}
         await _state(swctl, application_id, "approved")
         await integrator.wait_for(uscc, "cn.singlewindow.accounts.enterprise-registered.v1")
 
@@ -180,8 +207,12 @@ async def test_cardless_registration_from_submission_to_first_login(
             assert "11010519491231002X" not in text
             assert PASSWORD not in text
             assert "argon2" not in text
+            assert ADMIN not in text
+            assert REVIEWER not in text
     # Nor does any service's log hold the password or the full ID number.
     for service in platform.config.service_ports:
         log = platform.log_path(service).read_text(encoding="utf-8")
         assert "11010519491231002X" not in log, service
         assert PASSWORD not in log, service
+        assert ADMIN not in log, service
+        assert REVIEWER not in log, service

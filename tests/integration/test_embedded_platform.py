@@ -199,8 +199,11 @@ def test_a_killed_service_is_started_again_and_status_says_so(tmp_path: Path) ->
         assert row.split()[1:3] == ["ready", "1"]
         assert "killed by SIGKILL" in row
         assert wait_ready(swctl, data_dir)["services"]["registration"]["restarts"] == 0
-        listed = swctl("review", "list", "--json")  # the platform went on; the new review answers
-        assert listed.code == 0, listed.stderr
+        # The platform went on: the new review answers (having asked accounts about the session).
+        assert swctl("staff", "login", "--data-dir", str(data_dir)).code == 0
+        listed = swctl("review", "list", "--json")
+        assert listed.code == 1, listed.stderr
+        assert listed.json()["error"]["code"] == "action_required"
     finally:
         assert stop(up, signal.SIGTERM) == 0
     log = (tmp_path / "up.log").read_text()

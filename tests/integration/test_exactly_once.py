@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from singlewindow.contracts import accounts, registration
+from singlewindow.contracts import accounts, registration, review
 from singlewindow.contracts.accounts import SessionView
 from singlewindow.swctl.platform import Platform
 
-from tests.integration.test_registration_rules import approve, submit
+from tests.integration.test_registration_rules import approve, open_task, submit
 from tests.support.identifiers import application
 from tests.support.platform import Bus, bus, eventually
 from tests.support.swctl import Swctl
@@ -53,6 +53,22 @@ async def events_of(
     return found
 
 
+async def approve_with_accounts_down(
+    platform: Platform, bus: Bus, application_id: str, reviewer: str, *, kill: bool = False
+) -> None:
+    """Approve while accounts is up (review asks it who the reviewer is), then stop accounts
+    before registration, stopped meanwhile, turns the decision into the approval event."""
+    task = await open_task(bus, application_id, reviewer)
+    platform.stop_process("registration")
+    try:
+        await bus.call(
+            review.DECIDE_TASK, {"token": reviewer, "task_id": task, "decision": "approve"}
+        )
+        platform.stop_process("accounts", kill=kill)
+    finally:
+        platform.start_service("registration")
+
+
 async def drained(bus: Bus, stream: str, durable: str) -> None:
     """Wait until a durable consumer has delivered and settled everything in its stream."""
 
@@ -65,9 +81,9 @@ async def drained(bus: Bus, stream: str, durable: str) -> None:
     await eventually(check, within=30)
 
 
-async def approved_and_registered(bus: Bus, content: dict[str, Any]) -> str:
+async def approved_and_registered(bus: Bus, content: dict[str, Any], reviewer: str) -> str:
     view = await submit(bus, content)
-    await approve(bus, view.application_id)
+    await approve(bus, view.application_id, reviewer)
     uscc = view.uscc
 
     async def registered() -> bool | None:
@@ -88,10 +104,10 @@ async def as_registration(platform: Platform) -> AsyncIterator[Bus]:
 
 
 async def test_an_approval_delivered_twice_creates_one_enterprise_and_one_admin(
-    nats_bus: Bus, as_registration: Bus
+    nats_bus: Bus, as_registration: Bus, reviewer: str
 ) -> None:
     content = application(password=PASSWORD)
-    uscc = await approved_and_registered(nats_bus, content)
+    uscc = await approved_and_registered(nats_bus, content, reviewer)
     [(approved, message)] = await events_of(
         nats_bus, registration.STREAM.name, registration.APPROVED.subject, uscc
     )
@@ -118,13 +134,12 @@ async def test_an_approval_delivered_twice_creates_one_enterprise_and_one_admin(
 
 
 async def test_accounts_down_at_approval_applies_it_exactly_once_after_restart(
-    platform: Platform, nats_bus: Bus
+    platform: Platform, nats_bus: Bus, reviewer: str
 ) -> None:
     content = application(password=PASSWORD)
     view = await submit(nats_bus, content)
-    platform.stop_process("accounts", kill=True)
+    await approve_with_accounts_down(platform, nats_bus, view.application_id, reviewer, kill=True)
     try:
-        await approve(nats_bus, view.application_id)
 
         async def approved() -> bool | None:
             found = await events_of(
@@ -148,7 +163,7 @@ async def test_accounts_down_at_approval_applies_it_exactly_once_after_restart(
 
 
 async def test_an_event_that_keeps_failing_is_dead_lettered_and_the_service_goes_on(
-    nats_bus: Bus, as_registration: Bus
+    nats_bus: Bus, as_registration: Bus, reviewer: str
 ) -> None:
     poisoned = {
         "specversion": "1.0",
@@ -198,16 +213,15 @@ async def test_an_event_that_keeps_failing_is_dead_lettered_and_the_service_goes
     assert all(m.headers["Sw-Original-Subject"] == registration.APPROVED.subject for m in letters)
     await drained(nats_bus, registration.STREAM.name, APPROVALS)
     # The consumer goes on: a real approval still goes through.
-    await approved_and_registered(nats_bus, application())
+    await approved_and_registered(nats_bus, application(), reviewer)
 
 
 async def test_a_dead_letter_replayed_after_the_fault_is_fixed_takes_effect_once(
-    platform: Platform, nats_bus: Bus, tmp_path: Path
+    platform: Platform, nats_bus: Bus, tmp_path: Path, reviewer: str
 ) -> None:
     content = application(password=PASSWORD)
     view = await submit(nats_bus, content)
-    platform.stop_process("accounts")
-    await approve(nats_bus, view.application_id)
+    await approve_with_accounts_down(platform, nats_bus, view.application_id, reviewer)
 
     async def approved() -> bool | None:
         found = await events_of(

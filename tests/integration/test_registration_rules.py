@@ -29,16 +29,22 @@ async def refusal(bus: Bus, content: dict[str, Any]) -> DomainError:
     return raised.value
 
 
-async def approve(bus: Bus, application_id: str) -> None:
+async def open_task(bus: Bus, application_id: str, reviewer: str) -> str:
+    """The application's open review task, once review has it (`reviewer`: a staff token)."""
+
     async def task_id() -> str | None:
-        tasks: TaskList = await bus.call(review.LIST_TASKS, {"state": "open", "limit": 500})
+        tasks: TaskList = await bus.call(
+            review.LIST_TASKS, {"token": reviewer, "state": "open", "limit": 500}
+        )
         return next((t.task_id for t in tasks.tasks if t.application_id == application_id), None)
 
-    task = await eventually(task_id)
-    await bus.call(
-        review.DECIDE_TASK,
-        {"task_id": task, "decision": "approve", "reviewer": "tester"},
-    )
+    return await eventually(task_id)
+
+
+async def approve(bus: Bus, application_id: str, reviewer: str) -> None:
+    """Approve the application's task as the reviewer whose staff token is `reviewer`."""
+    task = await open_task(bus, application_id, reviewer)
+    await bus.call(review.DECIDE_TASK, {"token": reviewer, "task_id": task, "decision": "approve"})
 
 
 async def registered(bus: Bus, uscc: str) -> None:
@@ -168,11 +174,11 @@ async def test_two_concurrent_applications_for_one_uscc_one_accepted_one_refused
 
 
 async def test_a_uscc_with_an_administrator_is_refused(
-    nats_bus: Bus, registration_bus: Bus
+    nats_bus: Bus, registration_bus: Bus, reviewer: str
 ) -> None:
     uscc = make_uscc()
     first = await submit(nats_bus, application(uscc=uscc))
-    await approve(nats_bus, first.application_id)
+    await approve(nats_bus, first.application_id, reviewer)
     await registered(registration_bus, uscc)
     error = await refusal(nats_bus, application(uscc=uscc))
     assert error.code is ErrorCode.CONFLICT
@@ -180,13 +186,15 @@ async def test_a_uscc_with_an_administrator_is_refused(
     assert [f.path for f in error.fields] == ["enterprise.uscc"]
 
 
-async def test_an_account_name_in_use_is_refused(nats_bus: Bus, registration_bus: Bus) -> None:
+async def test_an_account_name_in_use_is_refused(
+    nats_bus: Bus, registration_bus: Bus, reviewer: str
+) -> None:
     first = application()
     account = first["admin"]["account"]
     view = await submit(nats_bus, first)
     pending = await refusal(nats_bus, application(account=account.upper()))
     assert [f.path for f in pending.fields] == ["admin.account"]
-    await approve(nats_bus, view.application_id)
+    await approve(nats_bus, view.application_id, reviewer)
     await registered(registration_bus, view.uscc)
     error = await refusal(nats_bus, application(account=account.upper()))
     assert error.code is ErrorCode.CONFLICT
@@ -205,11 +213,11 @@ async def test_only_a_returned_application_can_be_resubmitted(nats_bus: Bus) -> 
     assert "pending" in raised.value.message
 
 
-async def test_a_rejected_application_shows_its_reason(nats_bus: Bus) -> None:
+async def test_a_rejected_application_shows_its_reason(nats_bus: Bus, reviewer: str) -> None:
     view = await submit(nats_bus, application())
 
     async def task_id() -> str | None:
-        tasks: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 500})
+        tasks: TaskList = await nats_bus.call(review.LIST_TASKS, {"token": reviewer, "limit": 500})
         return next(
             (t.task_id for t in tasks.tasks if t.application_id == view.application_id), None
         )
@@ -218,12 +226,17 @@ async def test_a_rejected_application_shows_its_reason(nats_bus: Bus) -> None:
     with pytest.raises(DomainError) as raised:
         await nats_bus.call(
             review.DECIDE_TASK,
-            {"task_id": task, "decision": "reject", "reviewer": "r"},
+            {"token": reviewer, "task_id": task, "decision": "reject"},
         )
     assert [f.path for f in raised.value.fields] == ["reason"]
     await nats_bus.call(
         review.DECIDE_TASK,
-        {"task_id": task, "decision": "reject", "reason": "not a trading company", "reviewer": "r"},
+        {
+            "token": reviewer,
+            "task_id": task,
+            "decision": "reject",
+            "reason": "not a trading company",
+        },
     )
 
     async def rejected() -> ApplicationView | None:
@@ -240,14 +253,14 @@ async def test_a_rejected_application_shows_its_reason(nats_bus: Bus) -> None:
 
 
 async def test_a_returned_application_is_resubmitted_and_shown_to_its_applicant_only(
-    nats_bus: Bus,
+    nats_bus: Bus, reviewer: str
 ) -> None:
     content = application()
     view = await submit(nats_bus, content)
-    task = await _task_of(nats_bus, view.application_id)
+    task = await open_task(nats_bus, view.application_id, reviewer)
     await nats_bus.call(
         review.DECIDE_TASK,
-        {"task_id": task, "decision": "return", "reason": "address incomplete", "reviewer": "r"},
+        {"token": reviewer, "task_id": task, "decision": "return", "reason": "address incomplete"},
     )
     mine = {"application_id": view.application_id, "claim_secret": view.claim_secret}
 
@@ -275,11 +288,3 @@ async def test_a_returned_application_is_resubmitted_and_shown_to_its_applicant_
     assert (shown.state.value, shown.attempt) == ("returned", 1)
     again: ApplicationView = await nats_bus.call(registration.RESUBMIT_CARDLESS, content | mine)
     assert (again.state.value, again.attempt) == ("pending", 2)
-
-
-async def _task_of(bus: Bus, application_id: str) -> str:
-    async def task_id() -> str | None:
-        tasks: TaskList = await bus.call(review.LIST_TASKS, {"limit": 500})
-        return next((t.task_id for t in tasks.tasks if t.application_id == application_id), None)
-
-    return await eventually(task_id)

@@ -17,6 +17,7 @@ from singlewindow.swctl.platform import Platform
 
 from tests.support.identifiers import application
 from tests.support.platform import Bus, bus, connect, eventually
+from tests.support.staff import staff_token
 
 UNANSWERED = (NoRespondersError, NatsTimeoutError, TimeoutError, ConnectionClosedError, DomainError)
 
@@ -43,12 +44,15 @@ async def submit_for(seconds: float, platform: Platform) -> list[str]:
     return accepted
 
 
-async def assert_each_has_one_task(nats_bus: Bus, accepted: list[str]) -> None:
+async def assert_each_has_one_task(nats_bus: Bus, accepted: list[str], platform: Platform) -> None:
+    reviewer = await staff_token(nats_bus, platform)
+
     async def all_tasked() -> Counter[str] | None:
         counts: Counter[str] = Counter()
         for offset in itertools.count(0, 500):
             page: TaskList = await nats_bus.call(
-                review.LIST_TASKS, {"state": None, "limit": 500, "offset": offset}
+                review.LIST_TASKS,
+                {"token": reviewer, "state": None, "limit": 500, "offset": offset},
             )
             counts.update(t.application_id for t in page.tasks)
             if len(page.tasks) < 500:
@@ -68,7 +72,7 @@ async def test_restarting_nats_server_loses_and_doubles_no_registration(platform
     accepted = await submitting
     assert len(accepted) > 5
     async with bus(platform) as checker:
-        await assert_each_has_one_task(checker, accepted)
+        await assert_each_has_one_task(checker, accepted, platform)
 
 
 async def test_killing_review_mid_stream_loses_and_doubles_no_task(platform: Platform) -> None:
@@ -80,7 +84,7 @@ async def test_killing_review_mid_stream_loses_and_doubles_no_task(platform: Pla
     accepted = await submitting
     assert len(accepted) > 5
     async with bus(platform) as checker:
-        await assert_each_has_one_task(checker, accepted)
+        await assert_each_has_one_task(checker, accepted, platform)
 
 
 async def test_killing_registration_mid_stream_loses_no_accepted_application(
@@ -93,4 +97,4 @@ async def test_killing_registration_mid_stream_loses_no_accepted_application(
     accepted = await submitting
     assert len(accepted) > 5
     async with bus(platform) as checker:
-        await assert_each_has_one_task(checker, accepted)
+        await assert_each_has_one_task(checker, accepted, platform)

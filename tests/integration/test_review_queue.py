@@ -14,18 +14,20 @@ from tests.support.identifiers import application
 from tests.support.platform import Bus, eventually
 
 
-async def test_tasks_come_oldest_first_a_page_at_a_time(nats_bus: Bus) -> None:
+async def test_tasks_come_oldest_first_a_page_at_a_time(nats_bus: Bus, reviewer: str) -> None:
     mine = [(await submit(nats_bus, application())).application_id for _ in range(3)]
 
     async def everything() -> TaskList | None:
-        listed: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 500})
+        listed: TaskList = await nats_bus.call(review.LIST_TASKS, {"token": reviewer, "limit": 500})
         found = {t.application_id for t in listed.tasks}
         return listed if set(mine) <= found else None
 
     all_open = await eventually(everything)
     assert [t.application_id for t in all_open.tasks if t.application_id in mine] == mine
-    first: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 2})
-    second: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 2, "offset": 2})
+    first: TaskList = await nats_bus.call(review.LIST_TASKS, {"token": reviewer, "limit": 2})
+    second: TaskList = await nats_bus.call(
+        review.LIST_TASKS, {"token": reviewer, "limit": 2, "offset": 2}
+    )
     assert [t.task_id for t in first.tasks + second.tasks] == [
         t.task_id for t in all_open.tasks[:4]
     ]

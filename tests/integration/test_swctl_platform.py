@@ -12,6 +12,7 @@ from singlewindow.swctl.platform import Platform
 from tests.integration.test_registration_rules import submit
 from tests.support.identifiers import application
 from tests.support.platform import Bus, eventually
+from tests.support.staff import STAFF_PASSWORD
 from tests.support.swctl import Swctl
 
 
@@ -47,20 +48,24 @@ def test_status_finds_the_platform_by_its_nats_url_from_any_directory(
 
 
 async def test_review_list_pages_with_a_total_and_one_line_per_task(
-    platform: Platform, nats_bus: Bus, tmp_path: Path
+    platform: Platform, nats_bus: Bus, tmp_path: Path, reviewer: str
 ) -> None:
     for _ in range(3):
         await submit(nats_bus, application())
 
     async def three_or_more() -> TaskList | None:
-        listed: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 1})
+        listed: TaskList = await nats_bus.call(review.LIST_TASKS, {"token": reviewer, "limit": 1})
         return listed if listed.total >= 3 else None
 
     total = (await eventually(three_or_more)).total
-    everything: TaskList = await nats_bus.call(review.LIST_TASKS, {"limit": 500})
+    everything: TaskList = await nats_bus.call(review.LIST_TASKS, {"token": reviewer, "limit": 500})
     assert len(everything.tasks) == total == everything.total
 
     swctl = Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir)
+    login = swctl(
+        "staff", "login", "--account", "it-reviewer", "--password-stdin", stdin=STAFF_PASSWORD
+    )
+    assert login.code == 0, login.stderr
     page = swctl("review", "list", "--limit", "2", "--offset", "1")
     assert page.code == 0, page.stderr
     lines = page.stdout.splitlines()

@@ -48,12 +48,12 @@ def platform(
 
 
 async def test_an_approval_whose_enterprise_registered_by_card_meanwhile_shows_withdrawn(
-    platform: Platform, nats_bus: Bus, authority: CardAuthority, tmp_path: Path
+    platform: Platform, nats_bus: Bus, authority: CardAuthority, tmp_path: Path, reviewer: str
 ) -> None:
     uscc = make_uscc()
     view = await submit(nats_bus, application(uscc=uscc))
     await register_admin(nats_bus, authority.issue(uscc=uscc))  # while the application waits
-    await approve(nats_bus, view.application_id)
+    await approve(nats_bus, view.application_id, reviewer)
 
     swctl = Swctl(platform.config.nats_url, tmp_path / "swctl", platform.config.data_dir)
 

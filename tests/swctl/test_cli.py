@@ -24,6 +24,13 @@ def closed_url() -> str:
     return f"nats://127.0.0.1:{free_port()}"
 
 
+def with_staff_session(config_dir: Path) -> Path:
+    """A saved staff session, so that review commands go as far as the bus."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "staff-session.json").write_text(json.dumps({"token": "staff-token"}))
+    return config_dir
+
+
 @pytest.fixture
 def swctl(tmp_path: Path, closed_url: str) -> Swctl:
     return Swctl(closed_url, tmp_path / "swctl")
@@ -78,6 +85,7 @@ def test_global_options_left_out_take_their_defaults(monkeypatch: pytest.MonkeyP
 
 def test_nats_url_before_the_command_is_the_one_swctl_reaches(swctl: Swctl) -> None:
     url = f"nats://127.0.0.1:{free_port()}"
+    with_staff_session(swctl.config_dir)
     result = swctl("--nats-url", url, "--json", "review", "list")
     assert result.code == 3
     assert url in json.loads(result.stdout)["error"]["message"]
@@ -85,6 +93,10 @@ def test_nats_url_before_the_command_is_the_one_swctl_reaches(swctl: Swctl) -> N
 
 
 def test_errors_with_json_are_one_json_document(swctl: Swctl) -> None:
+    no_staff_session = swctl("review", "list", "--json")
+    assert no_staff_session.code == 1
+    one_json_error(no_staff_session, "unauthenticated")
+    with_staff_session(swctl.config_dir)
     unreachable = swctl("review", "list", "--json")
     assert unreachable.code == 3
     one_json_error(unreachable, "unreachable")
@@ -221,7 +233,12 @@ def test_a_closed_stdout_ends_swctl_quietly(
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,
-            env=os.environ | {"SW_NATS_URL": closed_url, "SW_DATA_DIR": str(tmp_path)},
+            env=os.environ
+            | {
+                "SW_NATS_URL": closed_url,
+                "SW_DATA_DIR": str(tmp_path),
+                "SWCTL_CONFIG_DIR": str(with_staff_session(tmp_path / "swctl")),
+            },
             timeout=60,
             check=False,
         )
@@ -272,6 +289,7 @@ def test_the_review_list_is_one_line_per_task_and_says_the_total(
             reviewer=None,
             decided_at=None,
             submission={"secret_detail": "only in review show"},
+            assignee="li" if n else None,
         )
         for n in range(2)
     )
@@ -279,9 +297,10 @@ def test_the_review_list_is_one_line_per_task_and_says_the_total(
     assert args is not None
     print_task_list(TaskList(tasks=tasks, total=9), args)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:2] == ["TASK", "STATE"]
+    assert lines[0].split()[:5] == ["TASK", "STATE", "DUE", "(UTC)", "ASSIGNEE"]
     assert [line.split()[0] for line in lines[1:3]] == ["task_000000000000", "task_000000000001"]
     assert "2026-03-05 09:30" in lines[1]
+    assert (lines[1].split()[4], lines[2].split()[4]) == ("-", "li")
     assert lines[3] == "tasks 5-6 of 9; the next page: --offset 6"
     assert len(lines) == 4
     assert "secret_detail" not in "\n".join(lines)

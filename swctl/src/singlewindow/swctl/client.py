@@ -27,7 +27,13 @@ from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel
 from singlewindow.contracts.bus import inbox_prefix
-from singlewindow.contracts.endpoints import Audience, Endpoint
+from singlewindow.contracts.endpoints import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY,
+    Audience,
+    Endpoint,
+)
+from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.wire import decode_result
 from singlewindow.swctl.errors import SessionFileError
 
@@ -52,6 +58,36 @@ async def _quiet(error: Exception) -> None:
 
 class Unreachable(Exception):
     """The platform (NATS, or the service behind a subject) did not answer."""
+
+    def __init__(self, message: str, *, idempotency_key: str | None = None) -> None:
+        super().__init__(message)
+        self.idempotency_key = idempotency_key
+        """The key of a state-changing request that may have been applied: retry with it."""
+
+
+RETRIES = 1
+"""Times a state-changing request is sent again, with the same key, after a timeout."""
+IN_PROGRESS_PAUSE = 0.25
+"""Seconds before a request whose key is in use is sent again; it doubles, up to the timeout."""
+
+
+class InProgress(DomainError):
+    """The platform still runs the first request with this command's key."""
+
+    def __init__(self, refusal: DomainError, idempotency_key: str) -> None:
+        super().__init__(
+            refusal.code,
+            f"{refusal.message} (with --idempotency-key {idempotency_key})",
+            refusal.fields,
+        )
+        self.idempotency_key = idempotency_key
+
+
+def _in_progress(reply: bytes) -> bool:
+    if b'"in_progress"' not in reply:
+        return False
+    error = json.loads(reply).get("error")
+    return isinstance(error, dict) and error.get("code") == ErrorCode.IN_PROGRESS.value
 
 
 class CredentialsError(Unreachable):
@@ -120,12 +156,19 @@ class Client:
         credentials: Credentials | None = None,
         *,
         url_given: bool = True,
+        idempotency_key: str | None = None,
     ) -> None:
+        """`idempotency_key` (else a fresh one) goes with the command's first state-changing
+        request; its later ones get `KEY.1`, `KEY.2`, … so a whole command can be retried."""
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise ValueError("an idempotency key is 8 to 128 letters, digits or . _ : -")
         self.url = url
         self.timeout = timeout
         self.credentials = credentials
         self.url_given = url_given
         """Whether `url` was asked for: otherwise the credential's URL wins."""
+        self._key = idempotency_key or str(uuid.uuid4())
+        self._keyed = 0
         self._connections: dict[str, NatsClient] = {}
 
     @classmethod
@@ -136,6 +179,7 @@ class Client:
             args.timeout,
             Credentials.of(args),
             url_given=getattr(args, "nats_url_given", True),
+            idempotency_key=getattr(args, "idempotency_key", None),
         )
 
     async def connect(self, user: str = PORTAL) -> NatsClient:
@@ -181,12 +225,26 @@ class Client:
     ) -> ReplyT:
         """Send a request to `endpoint` and return its typed result; a refusal is raised as
         DomainError."""
-        return decode_result(
-            endpoint, await self._request(endpoint.subject, request, user_for(endpoint))
-        )
+        key = self._next_key() if endpoint.changes_state else None
+        try:
+            reply = await self._request(endpoint.subject, request, key, user_for(endpoint))
+            return decode_result(endpoint, reply)
+        except DomainError as exc:
+            if key is not None and exc.code is ErrorCode.IN_PROGRESS:
+                raise InProgress(exc, self._key) from None
+            raise
+
+    def _next_key(self) -> str:
+        key = self._key if self._keyed == 0 else f"{self._key}.{self._keyed}"
+        self._keyed += 1
+        return key
 
     async def _request(
-        self, subject: str, request: BaseModel | dict[str, object], user: str = PORTAL
+        self,
+        subject: str,
+        request: BaseModel | dict[str, object],
+        key: str | None,
+        user: str = PORTAL,
     ) -> bytes:
         nc = await self.connect(user)
         body = (
@@ -194,16 +252,42 @@ class Client:
             if isinstance(request, BaseModel)
             else json.dumps(request, ensure_ascii=False).encode()
         )
-        try:
-            message = await nc.request(
-                subject, body, timeout=self.timeout, headers={"correlation_id": str(uuid.uuid4())}
-            )
-        except NoRespondersError as exc:
-            raise Unreachable(f"no service answers {subject}; is the platform running?") from exc
-        except (NatsTimeoutError, TimeoutError) as exc:
-            raise Unreachable(f"no reply on {subject} within {self.timeout:g}s") from exc
-        data: bytes = message.data
-        return data
+        headers = {"correlation_id": str(uuid.uuid4())}
+        if key is not None:
+            headers[IDEMPOTENCY_HEADER] = key
+        sent, waited = 0, 0.0
+        while True:
+            sent += 1
+            try:
+                message = await nc.request(subject, body, timeout=self.timeout, headers=headers)
+            except NoRespondersError as exc:
+                raise Unreachable(
+                    f"no service answers {subject}; is the platform running?"
+                ) from exc
+            except (NatsTimeoutError, TimeoutError) as exc:
+                # Only a request with a key is sent again: its retry cannot apply twice.
+                if key is not None and sent <= RETRIES:
+                    continue
+                raise self._timed_out(subject, sent, keyed=key is not None) from exc
+            data: bytes = message.data
+            if key is not None and waited < self.timeout and _in_progress(data):
+                # The first request with this key still runs: its answer comes in a moment.
+                pause = min(IN_PROGRESS_PAUSE * 2 ** (sent - 1), self.timeout - waited)
+                await asyncio.sleep(pause)
+                waited += pause
+                continue
+            return data
+
+    def _timed_out(self, subject: str, sent: int, *, keyed: bool) -> Unreachable:
+        times = "" if sent == 1 else f" (sent {sent} times)"
+        message = f"no reply on {subject} within {self.timeout:g}s{times}"
+        if not keyed:
+            return Unreachable(message)
+        return Unreachable(
+            f"{message}; it may have been applied: the same command with"
+            f" --idempotency-key {self._key} gets its answer",
+            idempotency_key=self._key,
+        )
 
     async def close(self) -> None:
         """Close every connection."""
@@ -226,9 +310,14 @@ def session_file() -> Path:
     return config_dir() / "session.json"
 
 
-def save_session(session: dict[str, object]) -> None:
-    """Keep a session, readable by its owner only."""
-    path = session_file()
+def staff_session_file() -> Path:
+    """Where the current staff session's token is kept, beside the enterprise session."""
+    return config_dir() / "staff-session.json"
+
+
+def save_session(session: dict[str, object], *, path: Path | None = None) -> None:
+    """Keep a session (in `path`, by default the enterprise session's), readable by its owner."""
+    path = path or session_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -238,9 +327,10 @@ def save_session(session: dict[str, object]) -> None:
         raise SessionFileError(f"cannot save the session in {path}: {exc.strerror}") from exc
 
 
-def load_token() -> str | None:
-    """The saved session's token; None without a session file, SessionFileError if damaged."""
-    path = session_file()
+def load_token(*, path: Path | None = None, logout: str = "swctl logout") -> str | None:
+    """The saved session's token; None without a session file, SessionFileError if damaged
+    (`logout` is the command that removes it)."""
+    path = path or session_file()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -252,14 +342,14 @@ def load_token() -> str | None:
     token = data.get("token") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token:
         raise SessionFileError(
-            f"the session file {path} is damaged; `swctl logout` removes it, then log in again"
+            f"the session file {path} is damaged; `{logout}` removes it, then log in again"
         )
     return token
 
 
-def forget_session() -> None:
-    """Remove the saved session."""
-    path = session_file()
+def forget_session(*, path: Path | None = None) -> None:
+    """Remove the saved session (in `path`, by default the enterprise session's)."""
+    path = path or session_file()
     try:
         path.unlink(missing_ok=True)
     except OSError as exc:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from singlewindow.swctl import card
+from singlewindow.swctl import card, staff
 from singlewindow.swctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -147,6 +147,9 @@ def report_failure(exc: BaseException, *, as_json: bool) -> int:
             "message": message,
             "fields": [{"path": path, "message": text} for path, text in fields],
         }
+        key = getattr(exc, "idempotency_key", None)
+        if key is not None:
+            error["idempotency_key"] = key
         print(json.dumps({"error": error}, ensure_ascii=False))
     return exit_code
 
@@ -320,16 +323,19 @@ async def cmd_review_list(args: argparse.Namespace, client: Client) -> BaseModel
     from singlewindow.contracts import review
 
     request = {
+        "token": staff.staff_token(),
         "state": None if args.all else review.TaskState.OPEN.value,
         "limit": args.limit,
         "offset": args.offset,
+        "mine": args.mine,
+        "overdue": args.overdue,
     }
     return await client.call(review.LIST_TASKS, request)
 
 
 def print_task_list(tasks: review.TaskList, args: argparse.Namespace) -> None:
     """One line per task, then which page this is; `review show TASK` has the submission."""
-    rows = [("TASK", "STATE", "DUE (UTC)", "APPLICATION", "USCC", "ENTERPRISE")]
+    rows = [("TASK", "STATE", "DUE (UTC)", "ASSIGNEE", "APPLICATION", "USCC", "ENTERPRISE")]
     for task in tasks.tasks:
         state = task.decision.value if task.decision else task.state.value
         application = task.application_id
@@ -338,6 +344,7 @@ def print_task_list(tasks: review.TaskList, args: argparse.Namespace) -> None:
                 task.task_id,
                 f"{state}, overdue" if task.overdue else state,
                 f"{task.due_by:%Y-%m-%d %H:%M}",
+                task.assignee or "-",
                 application if task.attempt == 1 else f"{application} (attempt {task.attempt})",
                 task.uscc,
                 task.enterprise_name,
@@ -366,10 +373,10 @@ def _decide(decision: str) -> Command:
         from singlewindow.contracts import review
 
         request = {
+            "token": staff.staff_token(),
             "task_id": args.task,
             "decision": decision,
             "reason": getattr(args, "reason", None),
-            "reviewer": args.reviewer,
         }
         return await client.call(review.DECIDE_TASK, request)
 
@@ -379,7 +386,22 @@ def _decide(decision: str) -> Command:
 async def cmd_review_show(args: argparse.Namespace, client: Client) -> BaseModel:
     from singlewindow.contracts import review
 
-    return await client.call(review.SHOW_TASK, {"task_id": args.task})
+    return await client.call(review.SHOW_TASK, {"token": staff.staff_token(), "task_id": args.task})
+
+
+async def cmd_review_claim(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.contracts import review
+
+    return await client.call(
+        review.CLAIM_TASK, {"token": staff.staff_token(), "task_id": args.task}
+    )
+
+
+async def cmd_review_assign(args: argparse.Namespace, client: Client) -> BaseModel:
+    from singlewindow.contracts import review
+
+    request = {"token": staff.staff_token(), "task_id": args.task, "reviewer": args.reviewer}
+    return await client.call(review.ASSIGN_TASK, request)
 
 
 def _read_password(account: str) -> str:
@@ -547,6 +569,8 @@ COMMANDS: dict[str, Command] = {
     "review approve": _decide("approve"),
     "review reject": _decide("reject"),
     "review return": _decide("return"),
+    "review claim": cmd_review_claim,
+    "review assign": cmd_review_assign,
     "login": cmd_login,
     "register card": cmd_register_card,
     "operators add-card": cmd_operators_add_card,
@@ -559,11 +583,13 @@ COMMANDS: dict[str, Command] = {
     "deadletter list": cmd_deadletter_list,
     "deadletter replay": cmd_deadletter_replay,
     **card.COMMANDS,
+    **staff.COMMANDS,
 }
 
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "review list": print_task_list,
     "logout": print_logout,
+    **staff.PLAIN,
 }
 """Commands whose readable output is not the generic `key: value` lines."""
 
@@ -601,6 +627,14 @@ def _count(text: str) -> int:
     return value
 
 
+def _idempotency_key(text: str) -> str:
+    from singlewindow.contracts.endpoints import IDEMPOTENCY_KEY
+
+    if not IDEMPOTENCY_KEY.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"8 to 128 letters, digits or . _ : -, not {text!r}")
+    return text
+
+
 def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     """--nats-url, --json and --timeout; with the real defaults on swctl itself only.
 
@@ -636,6 +670,15 @@ def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         default=default(DEFAULT_TIMEOUT),
         metavar="SECONDS",
         help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--idempotency-key",
+        type=_idempotency_key,
+        default=default(None),
+        metavar="KEY",
+        help="send the command's changes with this key (8-128 of A-Z a-z 0-9 . _ : -): "
+        "the same command again with the same key gets the first answer, not a second effect "
+        "(default: a fresh key, printed if no reply came)",
     )
 
 
@@ -745,7 +788,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("application", help="the application id")
     claim_option(sub)
 
-    review_group = group("review", "back-office review of applications")
+    staff.register(group("staff", "the platform's staff accounts and your staff session"), command)
+
+    review_group = group("review", "back-office review of applications (a staff session)")
     sub = command(
         review_group,
         "list",
@@ -757,18 +802,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_count, default=50, help="tasks per page, 1 to 500 (default 50)"
     )
     sub.add_argument("--offset", type=_count, default=0, help="tasks to skip (default 0)")
+    sub.add_argument("--mine", action="store_true", help="only the tasks assigned to you")
+    sub.add_argument("--overdue", action="store_true", help="only open tasks past their due time")
     sub = command(review_group, "show", "review show", "show a task and what was submitted")
     sub.add_argument("task")
+    sub = command(review_group, "claim", "review claim", "assign an unclaimed task to yourself")
+    sub.add_argument("task")
+    sub = command(
+        review_group, "assign", "review assign", "reassign a task to a reviewer (supervisors)"
+    )
+    sub.add_argument("task")
+    sub.add_argument("reviewer", metavar="REVIEWER", help="the staff account to assign it to")
     for decision, needs_reason in (("approve", False), ("reject", True), ("return", True)):
-        sub = command(review_group, decision, f"review {decision}", f"{decision} a task")
+        sub = command(
+            review_group, decision, f"review {decision}", f"{decision} a task, as yourself"
+        )
         sub.add_argument("task")
         if needs_reason:
             sub.add_argument("--reason", required=True, help="what the applicant will read")
-        sub.add_argument(
-            "--reviewer",
-            default=os.environ.get("SW_REVIEWER") or os.environ.get("USER") or "reviewer",
-            help="who decides (env SW_REVIEWER)",
-        )
 
     sub = command(commands, "login", "login", "log in and keep the session")
     sub.add_argument("--account", help="log in with this account name and its password")

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Final
 
+from singlewindow.swctl.staff import bootstrap_environment
 from singlewindow.virtual_card.issuing import DevCA
 from singlewindow.virtual_card.pcscd import Mode as PcscdMode
 from singlewindow.virtual_card.pcscd import (
@@ -371,7 +372,10 @@ class Platform:
         """Start one service as its own process, as its container would run it."""
         prefix = f"SW_{service.upper().replace('-', '_')}_"
         # The platform's own card settings first, so that a test's explicit ones win.
-        env = os.environ.copy() | self._card_environment.get(service, {}) | self.config.environment
+        env = os.environ.copy() | self._card_environment.get(service, {})
+        if service == "accounts":
+            env |= bootstrap_environment(self.config.data_dir)
+        env |= self.config.environment
         if not self.passwords:
             self.write_credentials()
         env |= {

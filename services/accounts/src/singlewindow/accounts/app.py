@@ -5,6 +5,7 @@ from pathlib import Path
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.handlers import routes
 from singlewindow.accounts.settings import Settings
+from singlewindow.accounts.staff import bootstrap_admin
 from singlewindow.accounts.tables import metadata
 from singlewindow.contracts import accounts, registration
 from singlewindow.runtime.passwords import PasswordHashing
@@ -19,4 +20,11 @@ app = service.app(
     (accounts.STREAM, accounts.AUDIT_STREAM, registration.STREAM),
     title="Single Window accounts service",
 )
-service.include(routes, AccountsRuntime.of(service, settings, PasswordHashing()))
+runtime = AccountsRuntime.of(service, settings, PasswordHashing())
+service.include(routes, runtime)
+
+
+@app.on_startup
+async def create_bootstrap_admin() -> None:
+    """The deployment's first platform administrator, once migrations ran, before any request."""
+    await bootstrap_admin(runtime)

@@ -22,12 +22,13 @@ from singlewindow.accounts.tables import (
     card_bindings,
     enterprises,
     sessions,
+    staff_sessions,
 )
 from singlewindow.cardcrypto import CertificateError, CertificateProblem
 from singlewindow.contracts.accounts import RequiredAction, Role
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.runtime.db import as_utc
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -79,6 +80,7 @@ PERMISSIONS: dict[Action, Permission] = {
 ENDED = "session has expired or was ended; log in again"
 CARD_REVOKED = "the card of this session has been revoked; the session has ended"
 OTHER_ENTERPRISE = "an account acts on its own enterprise only"
+STAFF_SESSION = "this is a staff session; enterprise requests need an enterprise session"
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ async def authorize(
 ) -> Caller:
     """The caller behind `token`, if its session is live and it may take `action` (on `on`).
 
-    Refuses an ended session (UNAUTHENTICATED), another role (FORBIDDEN), a session owing a
+    Refuses a staff session (WRONG_SESSION), an ended session (UNAUTHENTICATED), another role (FORBIDDEN), a session owing a
     required action first (ACTION_REQUIRED) and another enterprise (FORBIDDEN). The session's
     idle clock restarts with each request it may make.
     """
@@ -159,6 +161,9 @@ async def authorize(
     row = (await connection.execute(_CALLER, {"digest": digest})).mappings().first()
     now = deps.service.clock.now()
     if row is None:
+        staff_digest = select(exists().where(staff_sessions.c.token_digest == digest))
+        if (await connection.execute(staff_digest)).scalar_one():
+            raise DomainError(ErrorCode.WRONG_SESSION, STAFF_SESSION)
         raise DomainError(ErrorCode.UNAUTHENTICATED, ENDED)
     account = account_from_row(row)
     session = SessionRecord(

@@ -26,6 +26,7 @@ class AccountsRuntime:
     """Verified against when the account does not exist, so both cases take as long."""
     trust: TrustStore
     """The card CA and revocation list that card certificates are checked against."""
+    staff_sessions: SessionPolicy
 
     @classmethod
     def of(
@@ -47,4 +48,8 @@ class AccountsRuntime:
             ),
             decoy_hash=passwords.hash_blocking(secrets.token_urlsafe(16)),
             trust=TrustStore(settings.card_trust_anchor, settings.card_crl),
+            staff_sessions=SessionPolicy(
+                idle=timedelta(minutes=settings.staff_session_idle_minutes),
+                absolute=timedelta(hours=settings.staff_session_absolute_hours),
+            ),
         )

@@ -5,13 +5,15 @@
 - `enterprises`: the onboarding check, approved applications, administrators by legal-person card
 - `operators`: operators added by their administrator, each with an operator card
 - `scope`: the enterprise's business scope
+- `staff`: the platform's own staff accounts and sessions, and the bootstrap administrator
 
-Every session request goes through `authorization.authorize`.
+Every session request goes through `authorization.authorize`, every staff request through
+`staff.authorize_staff`.
 """
 
 from __future__ import annotations
 
-from singlewindow.accounts import cards, enterprises, login, operators, scope
+from singlewindow.accounts import cards, enterprises, login, operators, scope, staff
 from singlewindow.accounts.routes import routes
 
-__all__ = ["cards", "enterprises", "login", "operators", "routes", "scope"]
+__all__ = ["cards", "enterprises", "login", "operators", "routes", "scope", "staff"]

@@ -29,6 +29,13 @@ class Settings(ServiceSettings):
     """The CA's revocation list (PEM or DER); re-read whenever the file changes."""
     card_challenge_seconds: float = 120
     """How long a card challenge may wait for its signature."""
+    staff_session_idle_minutes: float = 15
+    staff_session_absolute_hours: float = 8
+    bootstrap_admin: str | None = None
+    """The first platform administrator's account name, created once when there is none."""
+    bootstrap_password_file: Path | None = None
+    """Its one-time password: a file (a mounted Secret) holding JSON `{"account": ...,
+    "password": ...}` or the bare password; it must be changed at first login."""
 
     def startup_problem(self) -> str | None:
         """Why the service must not start with these settings, if it must not."""

@@ -136,6 +136,32 @@ business_scopes = Table(
     Column("declared_at", DateTime(timezone=True), nullable=False),
 )
 
+staff = Table(
+    "staff",
+    metadata,
+    Column("staff_id", String(40), primary_key=True),
+    Column("account", String(32), nullable=False),
+    Column("account_key", String(32), nullable=False, unique=True),
+    Column("role", String(16), nullable=False, index=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("password_must_change", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(32), nullable=False),
+)
+"""The platform's own people: apart from enterprise accounts, with their own names."""
+
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("token_digest", String(64), primary_key=True),
+    Column("staff_id", String(40), ForeignKey("staff.staff_id"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
 
 ACCOUNT_COLUMNS = (
     *accounts.c,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
+from singlewindow.contracts.accounts import StaffRole
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 from singlewindow.contracts.review import Decision, TaskState
 
@@ -40,3 +41,28 @@ def check_decision(state: TaskState, decision: Decision, reason: str | None) -> 
 def lacks_reason(decision: Decision, reason: str | None) -> bool:
     """Whether a decision lacks the reason it needs: only an approval needs none."""
     return decision is not Decision.APPROVE and not reason
+
+
+REVIEWERS = frozenset({StaffRole.REVIEWER, StaffRole.SUPERVISOR})
+
+
+def check_reviewer(role: StaffRole, *, supervise: bool = False) -> None:
+    """Refuse a staff member who may not review (or, to `supervise`, is not a supervisor)."""
+    if role not in REVIEWERS:
+        raise DomainError(ErrorCode.FORBIDDEN, "review needs a reviewer or supervisor")
+    if supervise and role is not StaffRole.SUPERVISOR:
+        raise DomainError(ErrorCode.FORBIDDEN, "only a supervisor reassigns tasks")
+
+
+def claimed_by_another(assignee: str) -> DomainError:
+    """The refusal of a task another reviewer holds."""
+    return DomainError(
+        ErrorCode.FORBIDDEN,
+        f"task is claimed by {assignee}; a supervisor can reassign it (`swctl review assign`)",
+    )
+
+
+def check_visible(role: StaffRole, caller: str, assignee: str | None) -> None:
+    """A reviewer sees unclaimed tasks and their own; a supervisor sees all work."""
+    if role is not StaffRole.SUPERVISOR and assignee is not None and assignee != caller:
+        raise claimed_by_another(assignee)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,13 +19,16 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
 
@@ -45,6 +49,7 @@ tasks = Table(
     Column("reason", Text),
     Column("reviewer", String(64)),
     Column("decided_at", DateTime(timezone=True)),
+    Column("assignee", String(64), index=True),
     UniqueConstraint("application_id", "attempt", name="one_task_per_attempt"),
 )
 
@@ -94,42 +99,91 @@ class Tasks:
         )
         return None if row is None else _view(row, self.clock.now())
 
-    async def list(self, state: TaskState | None, limit: int, offset: int) -> tuple[TaskView, ...]:
-        """A page of tasks in `state` (all if None), oldest first."""
-        query = (
-            select(tasks).order_by(tasks.c.created_at, tasks.c.task_id).limit(limit).offset(offset)
-        )
-        if state is not None:
-            query = query.where(tasks.c.state == state.value)
-        rows = (await self.connection.execute(query)).mappings().all()
+    async def list(self, scope: TaskFilter, limit: int, offset: int) -> tuple[TaskView, ...]:
+        """A page of the tasks `scope` selects, oldest first."""
         now = self.clock.now()
+        query = (
+            select(tasks)
+            .where(*scope.conditions(now))
+            .order_by(tasks.c.created_at, tasks.c.task_id)
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = (await self.connection.execute(query)).mappings().all()
         return tuple(_view(row, now) for row in rows)
 
-    async def count(self, state: TaskState | None) -> int:
-        """How many tasks are in `state` (all if None)."""
-        query = select(func.count()).select_from(tasks)
-        if state is not None:
-            query = query.where(tasks.c.state == state.value)
+    async def count(self, scope: TaskFilter) -> int:
+        """How many tasks `scope` selects."""
+        query = select(func.count()).select_from(tasks).where(*scope.conditions(self.clock.now()))
         return int((await self.connection.execute(query)).scalar_one())
+
+    async def assign(self, task_id: str, assignee: str, *, unclaimed_only: bool) -> TaskView | None:
+        """Assign an open task (only if unclaimed or already `assignee`'s, for a claim); None
+        if it is not open, or claimed by someone else."""
+        condition = [tasks.c.task_id == task_id, tasks.c.state == TaskState.OPEN.value]
+        if unclaimed_only:
+            condition.append(_free_for(assignee))
+        result = await self.connection.execute(
+            update(tasks).where(*condition).values(assignee=assignee).returning(tasks)
+        )
+        row = result.mappings().first()
+        return None if row is None else _view(row, self.clock.now())
 
     async def decide(
         self, task_id: str, decision: Decision, reason: str | None, reviewer: str
     ) -> TaskView | None:
-        """Decide an open task; None if someone else decided it first."""
+        """Decide an open task unclaimed or claimed by `reviewer`; None if it is not open, or
+        another reviewer's."""
         result = await self.connection.execute(
             update(tasks)
-            .where(tasks.c.task_id == task_id, tasks.c.state == TaskState.OPEN.value)
+            .where(
+                tasks.c.task_id == task_id,
+                tasks.c.state == TaskState.OPEN.value,
+                _free_for(reviewer),
+            )
             .values(
                 state=TaskState.DECIDED.value,
                 decision=decision.value,
                 reason=reason,
                 reviewer=reviewer,
+                assignee=reviewer,
                 decided_at=self.clock.now(),
             )
             .returning(tasks)
         )
         row = result.mappings().first()
         return None if row is None else _view(row, self.clock.now())
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks a listing selects."""
+
+    state: TaskState | None
+    visible_to: str | None = None
+    """A reviewer's name: only unclaimed tasks and theirs. None: all work (a supervisor)."""
+    assignee: str | None = None
+    """Only this reviewer's tasks."""
+    overdue: bool = False
+    """Only open tasks past their due time."""
+
+    def conditions(self, now: datetime) -> list[ColumnElement[bool]]:
+        """The WHERE conditions of this filter at `now`."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.state is not None:
+            conditions.append(tasks.c.state == self.state.value)
+        if self.visible_to is not None:
+            conditions.append(_free_for(self.visible_to))
+        if self.assignee is not None:
+            conditions.append(tasks.c.assignee == self.assignee)
+        if self.overdue:
+            conditions.append(and_(tasks.c.state == TaskState.OPEN.value, tasks.c.due_by < now))
+        return conditions
+
+
+def _free_for(reviewer: str) -> ColumnElement[bool]:
+    """Unclaimed, or claimed by `reviewer`."""
+    return or_(tasks.c.assignee.is_(None), tasks.c.assignee == reviewer)
 
 
 def _view(row: RowMapping, now: datetime) -> TaskView:
@@ -152,4 +206,5 @@ def _view(row: RowMapping, now: datetime) -> TaskView:
         reviewer=row["reviewer"],
         decided_at=None if row["decided_at"] is None else as_utc(row["decided_at"]),
         submission=json.loads(row["submission"]),
+        assignee=row["assignee"],
     )

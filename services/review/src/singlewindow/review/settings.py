@@ -12,3 +12,5 @@ class Settings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///var/review.db"
     http_port: int = 8102
     sla_working_days: int = 3
+    accounts_timeout_seconds: float = 3.0
+    """How long to wait for accounts to say who a staff token belongs to."""

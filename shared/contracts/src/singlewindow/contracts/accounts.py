@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from singlewindow.contracts import registration
 from singlewindow.contracts.card_gateway import CardData, OperatorLevel
-from singlewindow.contracts.common import AccountHolder, Password
+from singlewindow.contracts.common import AccountHolder, AccountName, Password
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
 from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
 from singlewindow.contracts.identifiers import Uscc
@@ -363,26 +363,47 @@ AUTHENTICATION_ATTEMPTED = EventSpec(
 
 
 LOGIN_PASSWORD = Endpoint(
-    SERVICE, "login.password", LoginWithPassword, SessionView, Audience.PUBLIC
+    SERVICE, "login.password", LoginWithPassword, SessionView, Audience.PUBLIC, changes_state=True
 )
-LOGOUT: Endpoint[Logout, None] = Endpoint(SERVICE, "logout", Logout, None, Audience.SESSION)
+LOGOUT: Endpoint[Logout, None] = Endpoint(
+    SERVICE, "logout", Logout, None, Audience.SESSION, changes_state=True
+)
 SHOW_SESSION = Endpoint(SERVICE, "session.show", ShowSession, SessionView, Audience.SESSION)
 SHOW_ACCOUNT = Endpoint(SERVICE, "account.show", ShowAccount, AccountView, Audience.SESSION)
 SCOPE_OPTIONS = Endpoint(SERVICE, "scope.options", ScopeOptions, ScopeOptionList, Audience.SESSION)
-SET_SCOPE = Endpoint(SERVICE, "scope.set", SetScope, ScopeDeclared, Audience.SESSION)
+SET_SCOPE = Endpoint(
+    SERVICE, "scope.set", SetScope, ScopeDeclared, Audience.SESSION, changes_state=True
+)
 ONBOARDING_CHECK = Endpoint(
     SERVICE, "onboarding.check", OnboardingCheck, OnboardingCheckView, Audience.SERVICE
 )
 CARD_CHALLENGE = Endpoint(
-    SERVICE, "card.challenge", RequestCardChallenge, CardChallenge, Audience.PUBLIC
+    SERVICE,
+    "card.challenge",
+    RequestCardChallenge,
+    CardChallenge,
+    Audience.PUBLIC,
+    changes_state=True,
 )
 CARD_STATUS = Endpoint(SERVICE, "card.status", CardStatus, CardStatusView, Audience.PUBLIC)
-LOGIN_CARD = Endpoint(SERVICE, "login.card", LoginWithCard, SessionView, Audience.PUBLIC)
+LOGIN_CARD = Endpoint(
+    SERVICE, "login.card", LoginWithCard, SessionView, Audience.PUBLIC, changes_state=True
+)
 REGISTER_CARD_ADMIN = Endpoint(
-    SERVICE, "card.register-admin", RegisterCardAdmin, SessionView, Audience.PUBLIC
+    SERVICE,
+    "card.register-admin",
+    RegisterCardAdmin,
+    SessionView,
+    Audience.PUBLIC,
+    changes_state=True,
 )
 ADD_CARD_OPERATOR = Endpoint(
-    SERVICE, "operators.add-card", AddCardOperator, OperatorView, Audience.SESSION
+    SERVICE,
+    "operators.add-card",
+    AddCardOperator,
+    OperatorView,
+    Audience.SESSION,
+    changes_state=True,
 )
 
 REGISTRATION_APPROVALS = Subscription(
@@ -391,4 +412,198 @@ REGISTRATION_APPROVALS = Subscription(
     registration.APPROVED,
     "accounts-registration-approved",
     "Create the enterprise and its administrator of each approved application",
+)
+
+
+# Staff: the platform's own people (reviewers, supervisors, platform administrators), apart from
+# enterprise accounts: their own names, sessions and audit events.
+
+
+class StaffRole(StrEnum):
+    """What a staff account does on the platform."""
+
+    REVIEWER = "reviewer"
+    """Claims and decides review tasks."""
+    SUPERVISOR = "supervisor"
+    """A reviewer who also sees all work and reassigns tasks."""
+    PLATFORM_ADMIN = "platform-admin"
+    """Manages staff accounts and imports reference data."""
+
+
+class StaffStatus(StrEnum):
+    """Whether a staff account may log in."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class StaffLogin(Request):
+    """Open a staff session with a staff account name and password."""
+
+    account: Annotated[str, Field(strict=True, min_length=1, max_length=64)]
+    password: Password
+
+
+class StaffSessionView(BaseModel):
+    """An open staff session: its token and what it must do first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    account: str
+    role: StaffRole
+    required_actions: tuple[RequiredAction, ...]
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+class StaffLogout(AuthenticatedRequest):
+    """End the staff session."""
+
+
+class ChangeStaffPassword(AuthenticatedRequest):
+    """Change the caller's own staff password; every session of the account ends, a new one opens."""
+
+    current_password: Password
+    new_password: Password
+
+
+class AddStaff(AuthenticatedRequest):
+    """Add a staff account with a one-time password (platform administrators only)."""
+
+    account: AccountName
+    role: StaffRole
+
+
+class ListStaff(AuthenticatedRequest):
+    """List the staff accounts (platform administrators only)."""
+
+
+class DisableStaff(AuthenticatedRequest):
+    """Disable a staff account: its sessions end and it cannot log in (platform administrators)."""
+
+    account: AccountName
+
+
+class EnableStaff(AuthenticatedRequest):
+    """Enable a disabled staff account again (platform administrators only)."""
+
+    account: AccountName
+
+
+class StaffView(BaseModel):
+    """A staff account as a platform administrator sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    role: StaffRole
+    status: StaffStatus
+    password_must_change: bool
+    created_at: datetime
+    created_by: str
+
+
+class StaffAdded(BaseModel):
+    """A new staff account and the one-time password to hand its holder."""
+
+    model_config = ConfigDict(frozen=True)
+
+    staff: StaffView
+    one_time_password: str
+    """Shown once; the holder must change it at first login."""
+
+
+class StaffList(BaseModel):
+    """Every staff account, by name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    staff: tuple[StaffView, ...]
+
+
+class ResolveStaffSession(Request):
+    """Say who a staff token belongs to, if its session is live (the idle clock restarts)."""
+
+    token: str
+
+
+class StaffCaller(BaseModel):
+    """The staff member behind a live session."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    account: str
+    role: StaffRole
+
+
+class ShowStaffMember(Request):
+    """Say whether a staff account exists, its role and whether it is active."""
+
+    account: Annotated[str, Field(strict=True, min_length=1, max_length=64)]
+
+
+class StaffMember(BaseModel):
+    """A staff account as other services see it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    account: str
+    role: StaffRole
+    status: StaffStatus
+
+
+class StaffAuthenticationAttempted(EventData):
+    """Someone tried to log in as staff (audit; never carries a password or token)."""
+
+    account: str
+    outcome: str
+    reason: str | None
+
+
+class StaffChanged(EventData):
+    """A staff account was created, disabled, enabled or changed its password (audit)."""
+
+    account: str
+    change: str
+    """`bootstrapped`, `added`, `disabled`, `enabled` or `password-changed`."""
+    role: StaffRole
+    by: str
+    """The staff account that made the change (the deployment, for `bootstrapped`)."""
+
+
+STAFF_AUTHENTICATION_ATTEMPTED = EventSpec(
+    SERVICE, "staff-authentication-attempted", 1, StaffAuthenticationAttempted, audit=True
+)
+STAFF_CHANGED = EventSpec(SERVICE, "staff-changed", 1, StaffChanged, audit=True)
+
+STAFF_LOGIN = Endpoint(
+    SERVICE, "staff.login", StaffLogin, StaffSessionView, Audience.PUBLIC, changes_state=True
+)
+STAFF_LOGOUT: Endpoint[StaffLogout, None] = Endpoint(
+    SERVICE, "staff.logout", StaffLogout, None, Audience.BACK_OFFICE, changes_state=True
+)
+STAFF_PASSWORD = Endpoint(
+    SERVICE,
+    "staff.password",
+    ChangeStaffPassword,
+    StaffSessionView,
+    Audience.BACK_OFFICE,
+    changes_state=True,
+)
+STAFF_ADD = Endpoint(
+    SERVICE, "staff.add", AddStaff, StaffAdded, Audience.BACK_OFFICE, changes_state=True
+)
+STAFF_LIST = Endpoint(SERVICE, "staff.list", ListStaff, StaffList, Audience.BACK_OFFICE)
+STAFF_DISABLE = Endpoint(
+    SERVICE, "staff.disable", DisableStaff, StaffView, Audience.BACK_OFFICE, changes_state=True
+)
+STAFF_ENABLE = Endpoint(
+    SERVICE, "staff.enable", EnableStaff, StaffView, Audience.BACK_OFFICE, changes_state=True
+)
+RESOLVE_STAFF_SESSION = Endpoint(
+    SERVICE, "staff.session.resolve", ResolveStaffSession, StaffCaller, Audience.SERVICE
+)
+SHOW_STAFF_MEMBER = Endpoint(
+    SERVICE, "staff.member.show", ShowStaffMember, StaffMember, Audience.SERVICE
 )

@@ -8,6 +8,7 @@ client are derived from them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -20,6 +21,11 @@ ReplyT = TypeVar("ReplyT", bound=BaseModel | None)
 DataT = TypeVar("DataT", bound=BaseModel)
 
 RPC_ROOT = "sw.rpc"
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+"""The optional NATS header of a request to a `changes_state` endpoint: its idempotency key."""
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+"""What an idempotency key may be: 8 to 128 letters, digits and `. _ : -` (a UUID fits)."""
 
 
 class Audience(StrEnum):
@@ -47,6 +53,9 @@ class Endpoint(Generic[RequestT, ReplyT]):
     reply: type[ReplyT] | None
     """The model of the reply's `result`; None when the result is always `null`."""
     audience: Audience
+    changes_state: bool = False
+    """Whether a request changes the service's state: then it may carry an `Idempotency-Key`
+    header, and a retry with the same key gets the first answer instead of a second effect."""
 
     @property
     def summary(self) -> str:

@@ -21,6 +21,12 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    """The request's idempotency key was already used for a different request."""
+    IN_PROGRESS = "in_progress"
+    """A request with the same idempotency key is still running: send it again in a moment."""
+    WRONG_SESSION = "wrong_session"
+    """A staff session on an enterprise subject, or an enterprise session on a staff subject."""
     # Card errors, each its own so a client can tell the user exactly what to do.
     NO_READER = "no_reader"
     NO_CARD = "no_card"

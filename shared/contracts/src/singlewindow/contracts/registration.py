@@ -169,10 +169,20 @@ other services publish to it, so that contracts depend one way (accounts on regi
 
 
 SUBMIT_CARDLESS = Endpoint(
-    SERVICE, "cardless.submit", CardlessApplication, SubmittedApplication, Audience.PUBLIC
+    SERVICE,
+    "cardless.submit",
+    CardlessApplication,
+    SubmittedApplication,
+    Audience.PUBLIC,
+    changes_state=True,
 )
 RESUBMIT_CARDLESS = Endpoint(
-    SERVICE, "cardless.resubmit", ResubmitCardless, ApplicationView, Audience.PUBLIC
+    SERVICE,
+    "cardless.resubmit",
+    ResubmitCardless,
+    ApplicationView,
+    Audience.PUBLIC,
+    changes_state=True,
 )
 SHOW_APPLICATION = Endpoint(
     SERVICE, "application.show", ShowApplication, ApplicationView, Audience.PUBLIC

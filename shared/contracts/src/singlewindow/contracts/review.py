@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
 from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
-from singlewindow.contracts.wire import Request
+from singlewindow.contracts.wire import AuthenticatedRequest
 
 SERVICE = "review"
 QUEUE = "review"
@@ -68,27 +68,49 @@ class Decision(StrEnum):
     RETURN = "return"
 
 
-class ListTasks(Request):
-    """List review tasks, open ones by default, oldest first, a page at a time."""
+class ListTasks(AuthenticatedRequest):
+    """List review tasks, open ones by default, oldest first, a page at a time.
+
+    A reviewer sees the unclaimed tasks and their own; a supervisor sees all work.
+    """
 
     state: TaskState | None = TaskState.OPEN
     limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 100
     offset: Annotated[int, Field(strict=True, ge=0)] = 0
+    mine: Annotated[bool, Field(strict=True)] = False
+    """Only the tasks assigned to the caller."""
+    overdue: Annotated[bool, Field(strict=True)] = False
+    """Only the open tasks past their SLA due time."""
 
 
-class ShowTask(Request):
+class ShowTask(AuthenticatedRequest):
     """Show one task with what was submitted."""
 
     task_id: TaskId
 
 
-class DecideTask(Request):
-    """Approve, reject or return a task; reject and return need a reason."""
+class ClaimTask(AuthenticatedRequest):
+    """Assign an unclaimed open task to its caller."""
+
+    task_id: TaskId
+
+
+class AssignTask(AuthenticatedRequest):
+    """Reassign an open task to a reviewer (supervisors only)."""
+
+    task_id: TaskId
+    reviewer: Reviewer
+
+
+class DecideTask(AuthenticatedRequest):
+    """Approve, reject or return a task; reject and return need a reason.
+
+    The reviewer is the caller; a task claimed by another reviewer is theirs to decide.
+    """
 
     task_id: TaskId
     decision: Decision
     reason: Reason | None = None
-    reviewer: Reviewer
 
 
 class TaskView(BaseModel):
@@ -112,6 +134,8 @@ class TaskView(BaseModel):
     reviewer: str | None
     decided_at: datetime | None
     submission: dict[str, Any]
+    assignee: str | None = None
+    """The reviewer the task is assigned to (by a claim or a supervisor), if any."""
 
 
 class TaskList(BaseModel):
@@ -121,7 +145,7 @@ class TaskList(BaseModel):
 
     tasks: tuple[TaskView, ...]
     total: int
-    """Tasks in the state asked for, on every page."""
+    """Tasks matching the request, on every page."""
 
 
 class ReviewRequested(EventData):
@@ -152,9 +176,29 @@ class ReviewDecided(EventData):
     decided_at: datetime
 
 
+class TaskAction(StrEnum):
+    """What a staff member did to a task, as the audit trail records it."""
+
+    CLAIMED = "claimed"
+    ASSIGNED = "assigned"
+    DECIDED = "decided"
+
+
+class TaskAudited(EventData):
+    """A staff member claimed, reassigned or decided a task (audit)."""
+
+    task_id: str
+    action: TaskAction
+    by: str
+    """The staff account that acted, from its session."""
+    assignee: str | None
+    decision: Decision | None = None
+
+
 REQUESTED = EventSpec(SERVICE, "requested", 1, ReviewRequested, internal=True)
 """Published by the requesting service (registration, later filing), consumed by review."""
 DECIDED = EventSpec(SERVICE, "decided", 1, ReviewDecided)
+TASK_AUDITED = EventSpec(SERVICE, "task-audited", 1, TaskAudited, audit=True)
 
 REVIEW_REQUESTS = Subscription(
     SERVICE, REQUESTS_STREAM, REQUESTED, "review-requests", "Open a task for each review requested"
@@ -163,4 +207,12 @@ REVIEW_REQUESTS = Subscription(
 
 LIST_TASKS = Endpoint(SERVICE, "tasks.list", ListTasks, TaskList, Audience.BACK_OFFICE)
 SHOW_TASK = Endpoint(SERVICE, "tasks.show", ShowTask, TaskView, Audience.BACK_OFFICE)
-DECIDE_TASK = Endpoint(SERVICE, "tasks.decide", DecideTask, TaskView, Audience.BACK_OFFICE)
+DECIDE_TASK = Endpoint(
+    SERVICE, "tasks.decide", DecideTask, TaskView, Audience.BACK_OFFICE, changes_state=True
+)
+CLAIM_TASK = Endpoint(
+    SERVICE, "tasks.claim", ClaimTask, TaskView, Audience.BACK_OFFICE, changes_state=True
+)
+ASSIGN_TASK = Endpoint(
+    SERVICE, "tasks.assign", AssignTask, TaskView, Audience.BACK_OFFICE, changes_state=True
+)

@@ -16,6 +16,7 @@ from singlewindow import contracts
 from singlewindow.contracts.endpoints import Endpoint, Subscription
 from singlewindow.contracts.errors import ErrorBody
 from singlewindow.contracts.events import CloudEvent, EventSpec, StreamSpec
+from singlewindow.runtime.idempotency import HEADER, KEY_PATTERN
 from singlewindow.runtime.routes import Routes
 
 JSON = dict[str, Any]
@@ -179,6 +180,7 @@ def _add_endpoint(doc: JSON, endpoint: Endpoint[Any, Any], schemas: Schemas) -> 
         "title": message_id,
         "summary": endpoint.summary,
         "correlationId": {"location": "$message.header#/correlation_id"},
+        **({"headers": _idempotency_header()} if endpoint.changes_state else {}),
         "payload": schemas.ref(model),
     }
     messages[f"{reply_id}:Message"] = {
@@ -214,6 +216,23 @@ def _add_endpoint(doc: JSON, endpoint: Endpoint[Any, Any], schemas: Schemas) -> 
         "reply": {
             "channel": {"$ref": f"#/channels/{reply_id}"},
             "messages": [{"$ref": f"#/channels/{reply_id}/messages/Reply"}],
+        },
+    }
+
+
+def _idempotency_header() -> JSON:
+    return {
+        "type": "object",
+        "properties": {
+            HEADER: {
+                "type": "string",
+                "pattern": f"^{KEY_PATTERN.pattern}$",
+                "description": (
+                    "Optional. A retry with the same key (and the same body) within 24 hours"
+                    " gets the first answer and has no second effect; the same key with another"
+                    " body is refused (idempotency_key_reused). Scoped by endpoint and caller."
+                ),
+            }
         },
     }
 

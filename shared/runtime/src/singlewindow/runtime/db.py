@@ -6,11 +6,12 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, event, text
 from sqlalchemy.dialects import registry
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-__all__ = ["Database", "IntegrityError", "as_utc"]
+__all__ = ["HELD", "Database", "Held", "IntegrityError", "as_utc", "settle_held"]
 
 
 def as_utc(value: datetime) -> datetime:
@@ -61,6 +62,38 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
+class Held(Protocol):
+    """A unit of work that the current task's transactions join (an idempotent command's)."""
+
+    def joins(self, database: Database) -> bool:
+        """Whether `database`'s transactions in the current task belong to this unit of work."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """Its connection inside one write transaction, committed when the unit of work says."""
+        ...
+
+    def reading(self) -> AbstractAsyncContextManager[AsyncConnection] | None:
+        """Its uncommitted write transaction, for a read that must see it; None without one."""
+        ...
+
+    async def settle(self) -> None:
+        """Commit its uncommitted write transaction now."""
+        ...
+
+
+HELD: ContextVar[Held | None] = ContextVar("singlewindow_held_transaction", default=None)
+"""The unit of work the current task's transactions join, if any (`idempotency.py`)."""
+
+
+async def settle_held() -> None:
+    """Commit the current task's held write transaction, if any, before slow work (hashing, a
+    request to another service) that must not keep the database's write lock meanwhile."""
+    held = HELD.get()
+    if held is not None:
+        await held.settle()
+
+
 class Database:
     """An async engine with transactions that commit on success and roll back on error."""
 
@@ -82,12 +115,23 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside one transaction."""
+        held = HELD.get()
+        if held is not None and held.joins(self):
+            async with held.transaction() as connection:
+                yield connection
+            return
         async with self.engine.begin() as connection:
             yield connection
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside one transaction that only reads (it takes no write lock)."""
+        held = HELD.get()
+        joined = held.reading() if held is not None and held.joins(self) else None
+        if joined is not None:
+            async with joined as connection:
+                yield connection
+            return
         async with self.engine.connect() as connection:
             connection = await connection.execution_options(**{READ_ONLY: True})
             async with connection.begin():

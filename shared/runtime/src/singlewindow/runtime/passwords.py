@@ -18,6 +18,7 @@ from typing import TypeVar
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from singlewindow.runtime.argon2pool import Argon2Hasher, Argon2Pool
+from singlewindow.runtime.db import settle_held
 
 MAX_LENGTH = 256
 
@@ -108,6 +109,7 @@ class PasswordHashing:
         return self._argon2.hash(normalise(password))
 
     async def _run(self, function: Callable[..., T], *args: str) -> T:
+        await settle_held()  # no write lock held while the hash takes its time
         return await asyncio.wrap_future(self.pool.submit(function, *args))
 
     def _verify(self, stored_hash: str, password: str) -> bool:

@@ -10,6 +10,7 @@ import importlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +34,8 @@ from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.events import CloudEvent, EventSpec, StreamSpec
 from singlewindow.contracts.wire import decode_result
 from singlewindow.runtime.clock import Clock, SystemClock
-from singlewindow.runtime.db import Database
+from singlewindow.runtime.db import Database, settle_held
+from singlewindow.runtime.idempotency import RETENTION, Idempotency, idempotency_table
 from singlewindow.runtime.messaging import (
     PARKED_CONSUMER,
     REDELIVERY_DELAYS,
@@ -81,6 +83,8 @@ class ServiceSettings(BaseSettings):
     """Copies JetStream keeps of each stream: 3 on a production cluster, 1 on the embedded server."""
     redelivery_delays: tuple[float, ...] = REDELIVERY_DELAYS
     """Seconds before each redelivery of an event whose effect failed; the last repeats."""
+    idempotency_retention: timedelta = RETENTION
+    """How long the answer to a request with an idempotency key is kept for its retries."""
     stream_wait_seconds: float = 60
     """How long to wait at start for the streams of other services it reads or writes."""
 
@@ -140,6 +144,9 @@ class Service:
         self.inbox = Inbox(
             inbox_table(metadata), self.db, self.outbox, self.clock, settings.redelivery_delays
         )
+        self.idempotency = Idempotency(
+            idempotency_table(metadata), self.db, self.clock, settings.idempotency_retention
+        )
         self.source = f"urn:singlewindow:service:{name}"
         self.ready = False
         self._asks: set[Endpoint[Any, Any]] = set()
@@ -180,6 +187,7 @@ class Service:
         """Ask another service; its silence becomes a plain UNAVAILABLE refusal naming it."""
         if endpoint not in self._asks:
             raise ValueError(f"{self.name} does not declare that it asks {endpoint.subject}")
+        await settle_held()  # no write lock held while the other service answers
         try:
             message = await self.broker.request(
                 request.model_dump_json().encode(), endpoint.subject, timeout=wait
@@ -218,7 +226,14 @@ class Service:
 
         async def on_request(msg: NatsMessage) -> bytes:
             try:
-                return await respond(endpoint, msg.body, msg.correlation_id, handle)
+                return await respond(
+                    endpoint,
+                    msg.body,
+                    msg.correlation_id,
+                    handle,
+                    headers=msg.headers,
+                    idempotency=self.idempotency,
+                )
             finally:
                 self.outbox.wake()
 

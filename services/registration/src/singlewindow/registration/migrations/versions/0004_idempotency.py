@@ -1,0 +1,17 @@
+"""Idempotency keys: the answers of keyed requests, kept for their retries.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from alembic import op
+from singlewindow.runtime.idempotency import create_idempotency_table
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_idempotency_table(op.get_bind())
