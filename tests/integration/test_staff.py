@@ -48,7 +48,9 @@ class Desk:
 
     def swctl(self, person: str) -> Swctl:
         """swctl with `person`'s own config directory (their own sessions)."""
-        return Swctl(self.platform.config.nats_url, self.directory / person, self.platform.config.data_dir)
+        return Swctl(
+            self.platform.config.nats_url, self.directory / person, self.platform.config.data_dir
+        )
 
 
 def refused(result: Result, code: str) -> None:
@@ -154,7 +156,9 @@ def test_the_bootstrap_admin_comes_from_a_private_file_and_must_change_its_passw
         ("sup-carol", "supervisor", False),
     }
     # The one-time password is spent; the changed one logs in.
-    again = Swctl(desk.platform.config.nats_url, desk.directory / "admin-again", desk.platform.config.data_dir)
+    again = Swctl(
+        desk.platform.config.nats_url, desk.directory / "admin-again", desk.platform.config.data_dir
+    )
     refused(
         again(
             "staff",
