@@ -298,7 +298,7 @@ async def test_a_decision_without_a_staff_session_is_refused_and_the_reviewer_is
 
 
 async def test_enterprise_and_staff_sessions_are_refused_on_each_others_subjects(
-    desk: Desk, nats_bus: Bus, tmp_path: Path
+    desk: Desk, nats_bus: Bus, registration_bus: Bus, tmp_path: Path
 ) -> None:
     content = application(password=ENTERPRISE_PASSWORD)
     path = tmp_path / "application.json"
@@ -316,7 +316,7 @@ async def test_enterprise_and_staff_sessions_are_refused_on_each_others_subjects
     task_id = await eventually(task)
     assert desk.swctl("rev-alice")("review", "approve", task_id).code == 0
 
-    await registered(nats_bus, content["enterprise"]["uscc"])
+    await registered(registration_bus, content["enterprise"]["uscc"])
     login = applicant(
         "login",
         "--account",
