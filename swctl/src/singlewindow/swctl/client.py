@@ -1,12 +1,13 @@
 """How swctl reaches the platform: NATS requests with typed replies, and the saved session.
 
-Every connection authenticates with a credential file (`{"url", "user", "password"}`, as `swctl
-up` writes them under `<data-dir>/credentials/`, with an optional `"ca"`): `--credentials FILE` (or $SW_CREDENTIALS) for
-everything, else the data directory's file of the user the command needs (`portal` for requests,
-`workstation` for the card readers, `subscriber` to tail events, `operator` for the audit trail
-and dead letters). `--nats-url` still names the server; a URL with `user:password@` works
-without a file. A NATS with a private CA's certificate (Kubernetes: cert-manager's) is trusted with
-`--nats-ca FILE` (or $SW_NATS_CA, or the credential's `"ca"`, relative to the credential file).
+Every connection authenticates with a credential file (`{"url", "user", "password"}` and an
+optional `"ca"`, as `swctl up` writes them under `<data-dir>/credentials/`): `--credentials FILE`
+(or $SW_CREDENTIALS) for everything, else the data directory's file of the user the command
+needs (`portal` for requests, `workstation` for the card readers, `subscriber` to tail events,
+`operator` for the audit trail and dead letters). `--nats-url` still names the server; a URL
+with `user:password@` works without a file. A NATS whose certificate a private CA signed
+(Kubernetes: cert-manager's) is trusted with `--nats-ca FILE` (or $SW_NATS_CA, or the
+credential's `"ca"`, relative to the credential file); otherwise the system's CAs.
 """
 
 from __future__ import annotations
