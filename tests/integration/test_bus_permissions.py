@@ -27,7 +27,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow import contracts
-from singlewindow.contracts import accounts, registration
+from singlewindow.contracts import accounts, registration, review
 from singlewindow.contracts.bus import (
     DEAD_LETTER_STREAM,
     SUBSCRIBER_DURABLE,
@@ -486,3 +486,40 @@ async def test_the_benchmarks_raw_account_sees_nothing_of_the_platform(tmp_path:
             assert errors == []
     finally:
         platform.stop()
+
+
+@pytest.mark.parametrize("user", ["subscriber", "operator"])
+@pytest.mark.parametrize("victim", ["accounts", "portal"])
+async def test_a_consumer_delivers_wherever_its_creator_names_still_open(
+    server: Bus, user: str, victim: str
+) -> None:
+    """Pins what deploy/nats/README.md says is still open (nats-io/nats-server#8274): NATS does
+    not check a push consumer's `deliver_subject` against its creator's permissions, and no
+    subject permission can tell a push consumer from a pull one (the body carries it). A user
+    who may create consumers has stream messages delivered on a service's request subject or
+    into another user's inbox. If this fails, NATS now refuses it: say so in the README."""
+    async with server.connected("review") as (owner, _):
+        await ensure_streams(owner.jetstream(timeout=5), review.STREAM)
+    target, queue = (
+        (accounts.LOGIN_PASSWORD.subject, accounts.LOGIN_PASSWORD.queue)
+        if victim == "accounts"
+        else (inbox_prefix("portal") + ".elsewhere", None)
+    )
+    async with server.connected(victim) as (listener, victim_errors):
+        delivered = await listener.subscribe(target, queue=queue or "")
+        await listener.flush()
+        async with server.connected(user) as (nc, violations):
+            await nc.jetstream(timeout=5).add_consumer(
+                review.STREAM.name,
+                ConsumerConfig(
+                    deliver_subject=target,
+                    deliver_group=queue,
+                    deliver_policy=DeliverPolicy.NEW,
+                    filter_subject=review.DECIDED.subject,
+                ),
+            )
+            async with server.connected("review") as (owner, _):
+                await owner.jetstream(timeout=5).publish(review.DECIDED.subject, b'{"leak": 1}')
+            message = await delivered.next_msg(timeout=5)
+            assert (message.subject, message.data) == (review.DECIDED.subject, b'{"leak": 1}')
+            assert violations == victim_errors == []

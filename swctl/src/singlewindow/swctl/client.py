@@ -1,11 +1,13 @@
 """How swctl reaches the platform: NATS requests with typed replies, and the saved session.
 
-Every connection authenticates with a credential file (`{"url", "user", "password"}`, as `swctl
-up` writes them under `<data-dir>/credentials/`): `--credentials FILE` (or $SW_CREDENTIALS) for
-everything, else the data directory's file of the user the command needs (`portal` for requests,
-`workstation` for the card readers, `subscriber` to tail events, `operator` for the audit trail
-and dead letters). `--nats-url` still names the server; a URL with `user:password@` works
-without a file.
+Every connection authenticates with a credential file (`{"url", "user", "password"}` and an
+optional `"ca"`, as `swctl up` writes them under `<data-dir>/credentials/`): `--credentials FILE`
+(or $SW_CREDENTIALS) for everything, else the data directory's file of the user the command
+needs (`portal` for requests, `workstation` for the card readers, `subscriber` to tail events,
+`operator` for the audit trail and dead letters). `--nats-url` still names the server; a URL
+with `user:password@` works without a file. A NATS whose certificate a private CA signed
+(Kubernetes: cert-manager's) is trusted with `--nats-ca FILE` (or $SW_NATS_CA, or the
+credential's `"ca"`, relative to the credential file); otherwise the system's CAs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import ssl
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +54,6 @@ SUBSCRIBER = "subscriber"
 """Reading the public event streams (`swctl events tail`)."""
 OPERATOR = "operator"
 """The audit trail and dead letters (`swctl events tail --audit`, `swctl deadletter`)."""
-
-
-async def _quiet(error: Exception) -> None:
-    """Connection errors become one plain `unreachable` message, not tracebacks."""
 
 
 class Unreachable(Exception):
@@ -94,6 +94,28 @@ class CredentialsError(Unreachable):
     """A credential file that cannot be read or is not `{"url", "user", "password"}`."""
 
 
+class CertificateError(CredentialsError):
+    """A CA file (`--nats-ca`, $SW_NATS_CA, a credential's `"ca"`) that is missing or not PEM."""
+
+
+def tls_context(ca_file: Path) -> ssl.SSLContext:
+    """A client context trusting `ca_file` (PEM); CertificateError says what is wrong with it."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except FileNotFoundError as exc:
+        raise CertificateError(f"the NATS CA file {ca_file} does not exist") from exc
+    except ssl.SSLError as exc:
+        raise CertificateError(f"the NATS CA file {ca_file} holds no PEM certificate") from exc
+    except OSError as exc:
+        raise CertificateError(f"cannot read the NATS CA file {ca_file}: {exc.strerror}") from exc
+
+
+def nats_ca(args: argparse.Namespace) -> Path | None:
+    """The CA file of `--nats-ca` or $SW_NATS_CA, if any."""
+    given = getattr(args, "nats_ca", None) or os.environ.get("SW_NATS_CA")
+    return Path(given) if given else None
+
+
 @dataclass(frozen=True)
 class Credential:
     """A NATS user's credential, as `swctl up` writes it."""
@@ -101,6 +123,8 @@ class Credential:
     url: str
     user: str
     password: str
+    ca: Path | None = None
+    """The CA that signed the server's certificate (`"ca"`, relative to the file)."""
 
     @classmethod
     def load(cls, path: Path) -> Credential:
@@ -115,7 +139,15 @@ class Credential:
         password = data.get("password") if isinstance(data, dict) else None
         if not all(isinstance(value, str) and value for value in (*fields, password)):
             raise CredentialsError(f'the credentials {path} are not {{"url", "user", "password"}}')
-        return cls(url=str(fields[0]), user=str(fields[1]), password=str(password))
+        ca = data.get("ca")
+        if ca is not None and not (isinstance(ca, str) and ca):
+            raise CredentialsError(f'the credentials {path} have a "ca" that is not a file name')
+        return cls(
+            url=str(fields[0]),
+            user=str(fields[1]),
+            password=str(password),
+            ca=path.parent / ca if ca else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -157,8 +189,10 @@ class Client:
         *,
         url_given: bool = True,
         idempotency_key: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
-        """`idempotency_key` (else a fresh one) goes with the command's first state-changing
+        """`ca_file` (else a credential's `"ca"`) is the CA NATS's certificate is checked against.
+        `idempotency_key` (else a fresh one) goes with the command's first state-changing
         request; its later ones get `KEY.1`, `KEY.2`, … so a whole command can be retried."""
         if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
             raise ValueError("an idempotency key is 8 to 128 letters, digits or . _ : -")
@@ -167,6 +201,7 @@ class Client:
         self.credentials = credentials
         self.url_given = url_given
         """Whether `url` was asked for: otherwise the credential's URL wins."""
+        self.ca_file = ca_file
         self._key = idempotency_key or str(uuid.uuid4())
         self._keyed = 0
         self._connections: dict[str, NatsClient] = {}
@@ -180,6 +215,7 @@ class Client:
             Credentials.of(args),
             url_given=getattr(args, "nats_url_given", True),
             idempotency_key=getattr(args, "idempotency_key", None),
+            ca_file=nats_ca(args),
         )
 
     async def connect(self, user: str = PORTAL) -> NatsClient:
@@ -187,7 +223,7 @@ class Client:
         connection = self._connections.get(user)
         if connection is not None:
             return connection
-        url, options = self.url, {}
+        url, options, ca_file = self.url, {}, self.ca_file
         explicit = self.credentials is not None and self.credentials.explicit is not None
         path = self.credentials.path(user) if self.credentials else None
         if path is not None and (explicit or path.exists()):
@@ -195,8 +231,17 @@ class Client:
             url = self.url if self.url_given else credential.url
             options = {"user": credential.user, "password": credential.password}
             prefix = inbox_prefix(credential.user)
+            ca_file = ca_file or credential.ca
         else:
             prefix = inbox_prefix(urlsplit(self.url).username or user)
+        tls = {"tls": tls_context(ca_file)} if ca_file is not None else {}
+        # asyncio warns on stderr when nats-py's TLS connection is closed; say nothing of it.
+        logging.getLogger("asyncio").setLevel(logging.ERROR)
+        errors: list[Exception] = []
+
+        async def remember(error: Exception) -> None:
+            errors.append(error)
+
         try:
             connection = await asyncio.wait_for(
                 nats.connect(
@@ -207,15 +252,22 @@ class Client:
                     max_reconnect_attempts=1,
                     # Else nats-py waits its 2 s between attempts before saying it failed.
                     reconnect_time_wait=0,
-                    error_cb=_quiet,
+                    error_cb=remember,
                     inbox_prefix=prefix,
                     **options,
+                    **tls,
                 ),
                 timeout=CONNECT_SECONDS,
             )
         except (NoServersError, NatsError, OSError, TimeoutError, ValueError) as exc:
             # ValueError: a URL nats-py cannot parse (e.g. a port that is not a number).
             hint = "" if options or path is None else f" (no credentials in {path})"
+            if any(isinstance(error, ssl.SSLCertVerificationError) for error in (exc, *errors)):
+                hint = (
+                    f"; its certificate is not signed by the CA in {ca_file}"
+                    if ca_file
+                    else "; its certificate is not signed by a trusted CA (--nats-ca FILE)"
+                )
             raise Unreachable(f"cannot reach NATS at {url} as {user}{hint}") from exc
         self._connections[user] = connection
         return connection

@@ -652,6 +652,14 @@ def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         help=f"NATS server of the platform (env SW_NATS_URL; default {DEFAULT_NATS_URL})",
     )
     parser.add_argument(
+        "--nats-ca",
+        default=default(None),
+        metavar="FILE",
+        help="the CA certificate (PEM) NATS's TLS certificate is checked against, for a private "
+        "CA such as cert-manager's (env SW_NATS_CA; default: the credential's \"ca\", else the "
+        "system's CAs)",
+    )
+    parser.add_argument(
         "--credentials",
         default=default(None),
         metavar="FILE",

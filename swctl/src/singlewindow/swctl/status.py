@@ -72,11 +72,18 @@ async def ask_nats(args: argparse.Namespace, reply_seconds: float) -> dict[str, 
     """NATS at `--nats-url` and each service behind it, as a client sees them."""
     from nats.errors import Error as NatsError
     from nats.errors import NoRespondersError
-    from singlewindow.swctl.client import OPERATOR, Client, Credentials, Unreachable, user_for
+    from singlewindow.swctl.client import (
+        OPERATOR,
+        Client,
+        Credentials,
+        Unreachable,
+        nats_ca,
+        user_for,
+    )
 
     url = args.nats_url
     credentials = Credentials.of(args)
-    client = Client(url, reply_seconds, credentials)
+    client = Client(url, reply_seconds, credentials, ca_file=nats_ca(args))
     report: dict[str, Any] = {"running": False, "data_dir": None, "nats_url": url}
     try:
         await client.connect()
