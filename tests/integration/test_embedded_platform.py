@@ -134,12 +134,14 @@ def cards_in_readers(swctl: Swctl) -> dict[str, str | None]:
 
 
 def ports() -> tuple[int, int]:
-    return free_port(), 20000 + free_port() % 20000
+    """A free NATS port, and a base for the services' ports below the kernel's ephemeral range
+    (32768 up), where an outgoing connection could take one before the service binds it."""
+    return free_port(), 20000 + free_port() % 12000
 
 
 def test_up_reports_status_stops_on_ctrl_c_and_keeps_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
-    nats_port, port_base = free_port(), 20000 + free_port() % 20000
+    nats_port, port_base = ports()
     swctl = Swctl(f"nats://127.0.0.1:{nats_port}", tmp_path / "swctl", data_dir)
     (tmp_path / "application.json").write_text(json.dumps(application(), ensure_ascii=False))
 
