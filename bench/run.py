@@ -53,6 +53,7 @@ from singlewindow.contracts.bus import inbox_prefix
 from singlewindow.contracts.identifiers import organisation_code_check_digit
 from singlewindow.runtime.passwords import Argon2Parameters
 from singlewindow.swctl.platform import RAW_USER, Platform, PlatformConfig
+from singlewindow.swctl.staff import bootstrap_admin_file
 from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
@@ -63,6 +64,7 @@ EXAMPLE = ROOT / "examples" / "application.json"
 PASSWORD = "Chongqing-Trade-2026"
 ECHO_SUBJECT = "bench.echo"
 LOGIN_ACCOUNT = "benchlogin"
+BENCH_STAFF_PASSWORD = "Yangtze-Harbour-Ledger-2026"
 SERVICE_NAMES = ("registration", "review", "accounts")
 CARDLESS_KIND = "registration.cardless"
 SHOW_APPLICATION = registration_contract.SHOW_APPLICATION.subject
@@ -684,6 +686,8 @@ class Bus:
         # Consumers' state is the operator's to read: the portal has no JetStream.
         self.js = (reader or nc).jetstream()
         self.asker = asker or nc
+        self.reviewer = ""
+        """A reviewer's staff token, once `become_reviewer` has made one."""
         """Registration's connection: onboarding.check is a SERVICE endpoint it asks."""
 
     async def raw(self, subject: str, body: bytes, limit: float = 30.0) -> bytes:
@@ -714,6 +718,31 @@ class Bus:
             await asyncio.sleep(0.1)
         raise TimeoutError(f"the platform did not settle within {within:.0f}s")
 
+    async def become_reviewer(self, data_dir: Path) -> None:
+        """Take the bootstrap administrator's one-time password, add a reviewer, and keep its
+        token for review's requests (which need a staff session)."""
+        one_time = json.loads(bootstrap_admin_file(data_dir).read_text())["password"]
+        self.reviewer = await self._staff_session("admin", one_time, BENCH_STAFF_PASSWORD)
+        added = await self.call(
+            accounts_contract.STAFF_ADD.subject,
+            {"token": self.reviewer, "account": "bench-reviewer", "role": "reviewer"},
+        )
+        self.reviewer = await self._staff_session(
+            "bench-reviewer", added["one_time_password"], BENCH_STAFF_PASSWORD
+        )
+
+    async def _staff_session(self, account: str, one_time: str, password: str) -> str:
+        """The token of `account`'s session once its one-time password is changed."""
+        first = await self.call(
+            accounts_contract.STAFF_LOGIN.subject, {"account": account, "password": one_time}
+        )
+        changed = await self.call(
+            accounts_contract.STAFF_PASSWORD.subject,
+            {"token": first["token"], "current_password": one_time, "new_password": password},
+        )
+        token: str = changed["token"]
+        return token
+
     async def login(self) -> None:
         await self.call(
             accounts_contract.LOGIN_PASSWORD.subject,
@@ -738,11 +767,11 @@ async def register_login_account(bus: Bus, store: Store) -> dict[str, str]:
     result = await bus.call(registration_contract.SUBMIT_CARDLESS.subject, document)
     application_id: str = result["application_id"]
     await bus.settle(store)
-    tasks = await bus.call(LIST_TASKS, {"state": "open"})
+    tasks = await bus.call(LIST_TASKS, {"state": "open", "token": bus.reviewer})
     (task_id,) = [t["task_id"] for t in tasks["tasks"] if t["application_id"] == application_id]
     await bus.call(
         review_contract.DECIDE_TASK.subject,
-        {"task_id": task_id, "decision": "approve", "reviewer": "bench"},
+        {"task_id": task_id, "decision": "approve", "token": bus.reviewer},
     )
     # Polled through onboarding.check, not login: failed logins would start the throttle.
     deadline = time.monotonic() + 30
@@ -1230,14 +1259,15 @@ async def measure_latency(
         pids["bench-echo"] = echo.pid
         show = json.dumps(claim).encode()
         unknown = json.dumps(claim | {"application_id": "app_doesnotexist0000"}).encode()
-        open_tasks = len((await bus.call(LIST_TASKS, {}))["tasks"])
+        listing = json.dumps({"token": bus.reviewer}).encode()
+        open_tasks = len((await bus.call(LIST_TASKS, {"token": bus.reviewer}))["tasks"])
         requests = options.latency_requests
         cases = (
             ("raw nats-py echo", raw, ECHO_SUBJECT, show, "", requests),
             ("application.show (found)", bus, SHOW_APPLICATION, show, "result", requests),
             ("application.show (unknown id)", bus, SHOW_APPLICATION, unknown, "", requests),
             # Unpaginated: it answers every open task, so fewer requests keep the run bounded.
-            (f"review.tasks.list ({open_tasks} open)", bus, LIST_TASKS, b"{}", "result", 50),
+            (f"review.tasks.list ({open_tasks} open)", bus, LIST_TASKS, listing, "result", 50),
         )
         latency: dict[str, dict[str, list[float]]] = {}
         for clients in sorted({1, options.latency_clients}):
@@ -1378,6 +1408,7 @@ async def suite(
     asker = await connect_as(platform, "registration", name="bench-asker", connect_timeout=5)
     bus = Bus(nc, reader, asker)
     try:
+        await bus.become_reviewer(platform.config.data_dir)
         claim = await register_login_account(bus, store)
         await bus.settle(store)
         await asyncio.sleep(3)
