@@ -54,6 +54,9 @@ from singlewindow.runtime.rpc import respond
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+Prepare = Callable[[CloudEvent], Awaitable[None]]
+Effect = Callable[[AsyncConnection, CloudEvent], Awaitable[None]]
+
 log = structlog.get_logger("singlewindow.service")
 
 DepsT = TypeVar("DepsT")
@@ -248,7 +251,9 @@ class Service:
         subscription, handler, prepare = consumed.subscription, consumed.handler, consumed.prepare
         spec = subscription.event
 
-        async def on_event(msg: NatsMessage) -> None:
+        def steps() -> tuple[Prepare | None, Effect]:
+            """A delivery's steps: `prepare` outside the transaction (if the handler has one),
+            then the handler inside it with what was prepared."""
             prepared: list[Any] = []
 
             async def before(event: CloudEvent) -> None:
@@ -259,29 +264,16 @@ class Service:
                 data = prepared[-1] if prepare is not None else spec.parse(event)
                 await handler(data, event, connection, deps)
 
+            return (before if prepare is not None else None), effect
+
+        async def on_event(msg: NatsMessage) -> None:
+            before, effect = steps()
             dead_letter = dead_letter_publisher(self.js, self.name)
-            await self.inbox.consume(
-                subscription.durable,
-                msg,
-                effect,
-                dead_letter,
-                prepare=before if prepare is not None else None,
-            )
+            await self.inbox.consume(subscription.durable, msg, effect, dead_letter, prepare=before)
 
         async def on_replay(msg: NatsMessage) -> bytes:
-            prepared: list[Any] = []
-
-            async def before(event: CloudEvent) -> None:
-                assert prepare is not None
-                prepared.append(await prepare(spec.parse(event), deps))
-
-            async def effect(connection: AsyncConnection, event: CloudEvent) -> None:
-                data = prepared[-1] if prepare is not None else spec.parse(event)
-                await handler(data, event, connection, deps)
-
-            return await self._replay(
-                subscription.durable, msg.body, before if prepare is not None else None, effect
-            )
+            before, effect = steps()
+            return await self._replay(subscription.durable, msg.body, before, effect)
 
         self.broker.subscriber(
             replay_subject(self.name, subscription.durable), queue=self.name, decoder=_undecoded
@@ -316,8 +308,8 @@ class Service:
         self,
         durable: str,
         body: bytes,
-        prepare: Callable[[CloudEvent], Awaitable[None]] | None,
-        effect: Callable[[AsyncConnection, CloudEvent], Awaitable[None]],
+        prepare: Prepare | None,
+        effect: Effect,
     ) -> bytes:
         """Apply one of this consumer's dead letters again, at most once (its inbox); the
         operator names it by sequence, the event is read from the dead-letter stream."""
