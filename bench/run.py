@@ -1454,8 +1454,8 @@ def report(results: Results, options: Options, threads: int, store: str) -> None
             f"{median(r['rate'] for r in these):.1f}/s",
             f"{median(r['rate'] / r['bound'] for r in these):.2f}",
             f">= {SHARE_TARGETS[name]} of bound",
-            # Logins: the throttle reserves each attempt before verifying, so a 5th concurrent
-            # login to the one account is refused while 4 are being verified.
+            # Logins: the throttle reserves each attempt before verifying it, so concurrent logins
+            # to the one account count as attempts until verified, and some are refused.
             f"  {refused} refused (throttled)" if refused else "",
         )
         platform_cpu = [r["cpu_seconds_settled"]["platform"] / r["done"] for r in these]
