@@ -74,7 +74,7 @@ async def test_failures_after_the_free_ones_refuse_even_the_right_password_until
     throttled = await refused(deps, account, PASSWORD)
     assert (throttled.code, throttled.message) == (
         ErrorCode.THROTTLED,
-        "too many failed attempts; try again in 1 seconds",
+        "too many login attempts; try again in 1 seconds",
     )
     clock.advance(0.9)
     assert (await refused(deps, account, PASSWORD)).code is ErrorCode.THROTTLED
@@ -82,7 +82,7 @@ async def test_failures_after_the_free_ones_refuse_even_the_right_password_until
     # The fifth failure doubles the delay.
     assert (await refused(deps, account, "wrong-password")).code is ErrorCode.UNAUTHENTICATED
     second = await refused(deps, account, PASSWORD)
-    assert second.message == "too many failed attempts; try again in 2 seconds"
+    assert second.message == "too many login attempts; try again in 2 seconds"
     clock.advance(2)
     assert (await login(deps, account)).account == account  # no permanent lockout
 
@@ -188,7 +188,7 @@ async def test_every_attempt_is_audited_without_the_password(
     assert await outcomes(deps) == [
         ("succeeded", None),
         *[("failed", "incorrect credentials")] * 4,
-        ("throttled", "too many failed attempts"),
+        ("throttled", "too many login attempts"),
     ]
     everything = str([event.model_dump() for event in await staged(deps.service)])
     assert "secret-typo-123" not in everything

@@ -104,7 +104,7 @@ async def test_failures_after_the_free_ones_are_refused_as_throttled(
         ).code is ErrorCode.UNAUTHENTICATED
     throttled = await refused_login(nats_bus, account, PASSWORD)
     assert throttled.code is ErrorCode.THROTTLED  # even the right password waits
-    assert re.fullmatch(r"too many failed attempts; try again in \d+ seconds", throttled.message)
+    assert re.fullmatch(r"too many login attempts; try again in \d+ seconds", throttled.message)
     assert throttled.body() == (await refused_login(nats_bus, account, PASSWORD)).body()
 
 

@@ -206,7 +206,7 @@ async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> S
     blocked = await reserve_attempt(deps, key, now, known_block=state.blocked_until)
     if blocked is not None:
         async with deps.service.db.transaction() as connection:
-            await _audit(deps, connection, name, found, "throttled", "too many failed attempts")
+            await _audit(deps, connection, name, found, "throttled", "too many login attempts")
         raise throttled(blocked, now)
     # An unknown account is verified against a decoy hash: both refusals take as long.
     stored_hash = found.password_hash if found else deps.decoy_hash
@@ -256,10 +256,12 @@ async def reserve_attempt(
 
 
 def throttled(blocked_until: datetime, now: datetime) -> DomainError:
-    """The refusal of a login attempt while its name is blocked."""
+    """The refusal of a login attempt while its name is blocked. Attempts count from their
+    reservation, so concurrent logins to one name can be refused though none failed: the words
+    say "attempts", not "failed attempts"."""
     wait = max(1, math.ceil((blocked_until - now).total_seconds()))
     return DomainError(
-        ErrorCode.THROTTLED, f"too many failed attempts; try again in {wait} seconds"
+        ErrorCode.THROTTLED, f"too many login attempts; try again in {wait} seconds"
     )
 
 

@@ -386,7 +386,7 @@ async def staff_login(request: StaffLogin, deps: AccountsRuntime) -> StaffSessio
     blocked = await reserve_attempt(deps, key, now, known_block=known_block)
     if blocked is not None:
         async with deps.service.db.transaction() as connection:
-            await _audit_login(deps, connection, name, "throttled", "too many failed attempts")
+            await _audit_login(deps, connection, name, "throttled", "too many login attempts")
         raise throttled(blocked, now)
     # An unknown account is verified against a decoy hash: both refusals take as long.
     matches = await deps.passwords.verify(
