@@ -35,8 +35,10 @@ SERVICE_PORT_OFFSETS = {
 NEXT_STEPS = """\
 Next, try:
   uv run swctl register cardless --file examples/application.json
+  uv run swctl staff login && uv run swctl staff password   # admin's one-time password, changed
+  uv run swctl staff add li-reviewer --role reviewer       # then log in as li-reviewer (README)
   uv run swctl review list
-  uv run swctl review approve TASK
+  uv run swctl review claim TASK && uv run swctl review approve TASK
   uv run swctl login --account cq_trade_admin
   uv run swctl scope options && uv run swctl scope set import_export_consignee
   uv run swctl events tail --from-start
