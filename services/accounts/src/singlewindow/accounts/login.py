@@ -260,9 +260,7 @@ def throttled(blocked_until: datetime, now: datetime) -> DomainError:
     reservation, so concurrent logins to one name can be refused though none failed: the words
     say "attempts", not "failed attempts"."""
     wait = max(1, math.ceil((blocked_until - now).total_seconds()))
-    return DomainError(
-        ErrorCode.THROTTLED, f"too many login attempts; try again in {wait} seconds"
-    )
+    return DomainError(ErrorCode.THROTTLED, f"too many login attempts; try again in {wait} seconds")
 
 
 @routes.serve(contract.LOGOUT)
