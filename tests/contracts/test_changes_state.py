@@ -60,6 +60,11 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.accounts.staff.login",
         "sw.rpc.accounts.staff.add",
         "sw.rpc.accounts.staff.disable",
+        # issue 9: one-time codes
+        "sw.rpc.accounts.mobile.change",
+        "sw.rpc.accounts.mobile.verify",
+        "sw.rpc.accounts.individuals.register",
+        "sw.rpc.accounts.individuals.activate",
     } <= changing
 
 

@@ -6,6 +6,8 @@
 - `operators`: operators added by their administrator, each with an operator card
 - `scope`: the enterprise's business scope
 - `staff`: the platform's own staff accounts and sessions, and the bootstrap administrator
+- `mobile`: the caller's own mobile number, changed with a one-time code (`codes`)
+- `individuals`: individual users, activated with a one-time code to their mobile
 
 Every session request goes through `authorization.authorize`, every staff request through
 `staff.authorize_staff`.
@@ -13,7 +15,17 @@ Every session request goes through `authorization.authorize`, every staff reques
 
 from __future__ import annotations
 
-from singlewindow.accounts import cards, enterprises, login, operators, scope, staff
+from singlewindow.accounts import (  # issue 9: one-time codes
+    cards,
+    enterprises,
+    individuals,
+    login,
+    mobile,
+    operators,
+    scope,
+    staff,
+)
 from singlewindow.accounts.routes import routes
 
 __all__ = ["cards", "enterprises", "login", "operators", "routes", "scope", "staff"]
+__all__ += ["individuals", "mobile"]
