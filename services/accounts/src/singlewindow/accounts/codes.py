@@ -221,7 +221,7 @@ async def verify_code(
             refusal = _refused("no tries left for this code; ask for a new one")
         elif not hmac.compare_digest(row["digest"], policy.digest(row["code_id"], code)):
             counted = await connection.execute(
-                _FAIL, {"code_id": row["code_id"], "max": policy.max_tries}
+                _FAIL, {"row": row["code_id"], "tries": policy.max_tries}
             )
             left = max(0, policy.max_tries - row["failures"] - counted.rowcount)
             refusal = _refused(
@@ -231,7 +231,7 @@ async def verify_code(
             )
         else:
             used = await connection.execute(
-                _USE, {"code_id": row["code_id"], "max": policy.max_tries, "now": now}
+                _USE, {"row": row["code_id"], "tries": policy.max_tries, "at": now}
             )
             if used.rowcount == 1:
                 verified = VerifiedCode(code_id=row["code_id"], target=row["target"], used_at=now)
@@ -292,18 +292,18 @@ _LATEST = (
 _FAIL = (
     update(one_time_codes)
     .where(
-        one_time_codes.c.code_id == bindparam("code_id"),
+        one_time_codes.c.code_id == bindparam("row"),
         one_time_codes.c.used_at.is_(None),
-        one_time_codes.c.failures < bindparam("max"),
+        one_time_codes.c.failures < bindparam("tries"),
     )
     .values(failures=one_time_codes.c.failures + 1)
 )
 _USE = (
     update(one_time_codes)
     .where(
-        one_time_codes.c.code_id == bindparam("code_id"),
+        one_time_codes.c.code_id == bindparam("row"),
         one_time_codes.c.used_at.is_(None),
-        one_time_codes.c.failures < bindparam("max"),
+        one_time_codes.c.failures < bindparam("tries"),
     )
-    .values(used_at=bindparam("now"))
+    .values(used_at=bindparam("at"))
 )
