@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.contracts import accounts
 from singlewindow.swctl.platform import Platform
+from singlewindow.swctl.up import collect_status
 
 from tests.support.identifiers import make_account
 from tests.support.platform import connect, eventually
@@ -140,6 +143,9 @@ async def test_an_individual_activates_logs_in_and_changes_mobile_by_code_never_
         for path in (platform.config.data_dir / "log").glob("*.log")
     }
     assert {"accounts.log", "notifier.log"} <= set(logs)
+    notifier = collect_status(platform.config.data_dir)["notifier"]
+    assert notifier["state"] == "running"
+    assert stat.S_IMODE(os.stat(notifier["messages"]).st_mode) == 0o600
     for log_name, text in logs.items():
         for secret in codes:
             assert not re.search(rf"(?<![0-9.]){secret}(?![0-9])", text), log_name
