@@ -45,9 +45,13 @@ def seen_ids(path: Path) -> set[str]:
 
 def append_line(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line to `path` (made 0600), on disk before returning."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.write(descriptor, (json.dumps(record, ensure_ascii=False) + "\n").encode())
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":
+            line = b"\n" + line  # after a line a crash cut short: start a fresh one
+        os.write(descriptor, line)
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
