@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from singlewindow.accounts.authorization import PERMISSIONS, Action
+from singlewindow.accounts.authorization import refusal as refusal_of
 from singlewindow.accounts.dependencies import AccountsRuntime
+from singlewindow.accounts.domain import Account, AccountStatus
 from singlewindow.accounts.individuals import activate_individual, register_individual
 from singlewindow.accounts.login import login_password, show_account
 from singlewindow.accounts.mobile import change_mobile, verify_mobile
@@ -36,6 +41,21 @@ from tests.support.handlers import staged
 from tests.support.identifiers import make_account
 
 NEW_MOBILE = "13800138000"
+INDIVIDUAL = Account(
+    account_id="acc_1",
+    account="someone",
+    role=Role.INDIVIDUAL,
+    uscc=None,
+    enterprise_name=None,
+    name="李四",
+    id_number="11010519491231002X",
+    mobile="13900000001",
+    email=None,
+    password_hash="-",
+    password_must_change=False,
+    status=AccountStatus.ACTIVE,
+    created_at=datetime(2026, 12, 1, tzinfo=UTC),
+)
 
 
 async def messages(deps: AccountsRuntime) -> list[Any]:
@@ -325,3 +345,25 @@ async def test_a_wrong_activation_code_is_audited_and_leaves_the_account_pending
         activate_individual(ActivateIndividual(account="nobody_here", code=code), deps)
     )
     assert unknown.code is ErrorCode.NOT_FOUND
+
+
+# Who may
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_may_change_its_own_mobile(role: Role) -> None:
+    who = replace(INDIVIDUAL, role=role, uscc=None if role is Role.INDIVIDUAL else "uscc")
+    assert refusal_of(who, (), Action.CHANGE_MOBILE) is None
+
+
+def test_an_individual_may_take_no_enterprise_action() -> None:
+    enterprise_only = [
+        action for action, rule in PERMISSIONS.items() if Role.INDIVIDUAL not in rule.roles
+    ]
+    assert {Action.LIST_SCOPE_OPTIONS, Action.SET_SCOPE, Action.ADD_OPERATOR} <= set(
+        enterprise_only
+    )
+    for action in enterprise_only:
+        refused = refusal_of(INDIVIDUAL, (), action)
+        assert refused is not None
+        assert refused.code is ErrorCode.FORBIDDEN
