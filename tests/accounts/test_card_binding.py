@@ -231,7 +231,7 @@ async def test_the_card_must_fit_the_account(
         (
             operator,
             entry_card,
-            "this is a entry operator card; the operator's level is declaration",
+            "this operator card is of the entry level; the operator's level is declaration",
         ),
     ]
     for session, card, message in cases:

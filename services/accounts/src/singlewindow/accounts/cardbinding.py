@@ -135,7 +135,8 @@ def card_kind_problem(account: Account, card: CardData) -> str | None:
     if card.operator_level is not account.operator_level:
         level = account.operator_level.value if account.operator_level else "unknown"
         return (
-            f"this is a {card.operator_level.value} operator card; the operator's level is {level}"
+            f"this operator card is of the {card.operator_level.value} level; "
+            f"the operator's level is {level}"
         )
     return None
 
