@@ -13,7 +13,7 @@ from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import NewAccount
 from singlewindow.accounts.login import login_password, show_session
 from singlewindow.accounts.scope import set_scope
-from singlewindow.accounts.tables import create_account
+from singlewindow.accounts.tables import card_bindings, create_account
 from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import (
     BindCard,
@@ -352,3 +352,19 @@ async def test_wrong_passwords_to_unbind_are_throttled_like_logins(
     assert login.value.code is ErrorCode.THROTTLED
     clock.advance(2)
     assert (await unbind(deps, admin)).sessions_ended == 1
+
+
+async def test_a_card_session_ends_once_its_binding_is_gone_even_unrevoked(
+    deps: AccountsRuntime, authority: CardAuthority
+) -> None:
+    # Unbinding revokes the card's sessions; authorization also ends any card session whose card
+    # is no longer bound to its account, whatever removed the binding.
+    card, _registered = await card_admin(deps, authority)
+    session = await card_login(deps, card)
+    async with deps.service.db.transaction() as connection:
+        await connection.execute(
+            card_bindings.delete().where(card_bindings.c.card_number == card.data["card_number"])
+        )
+    with pytest.raises(DomainError) as ended:
+        await show_session(ShowSession(token=session.token), deps)
+    assert ended.value.code is ErrorCode.UNAUTHENTICATED

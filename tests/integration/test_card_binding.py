@@ -62,6 +62,9 @@ async def test_a_cardless_administrator_binds_its_enterprises_card_and_unbinds_i
     assert "already bound to your account" in again.stderr
     shown = await run("card", "show", "--json")
     assert shown.json()["binding"]["card_type"] == "legal-person"
+    plain = (await run("card", "show")).stdout
+    assert f"card number:  {card}" in plain
+    assert "certificate:  serial " in plain
 
     # The card now logs in to the administrator's account.
     card_desk = other_desk(desk, "card-desk")
