@@ -100,3 +100,38 @@ async def test_a_cardless_administrator_binds_its_enterprises_card_and_unbinds_i
         return found if len(found) == 2 else None
 
     assert await eventually(announced) == [accounts.CARD_BOUND.type, accounts.CARD_UNBOUND.type]
+
+
+async def test_two_cards_bound_to_one_account_at_once_make_one_binding(
+    desk: Desk, nats_bus: Bus, reviewer: str
+) -> None:
+    content = application(password=PASSWORD)
+    uscc = await approved_and_registered(nats_bus, content, reviewer)
+    swctl = desk.swctl
+    login = await asyncio.to_thread(
+        swctl, "login", "--account", content["admin"]["account"], "--password-stdin", stdin=PASSWORD
+    )
+    assert login.code == 0, login.stderr
+    assert (await asyncio.to_thread(swctl, "scope", "set", "customs_broker")).code == 0
+    for reader, holder_name in ((0, "法人甲"), (1, "法人乙")):
+        desk.insert(await asyncio.to_thread(desk.issue, uscc, holder_name=holder_name), reader)
+
+    def bind(reader: int) -> Result:
+        return swctl(
+            "card",
+            "bind",
+            "--reader",
+            desk.reader_name(reader),
+            "--pin-stdin",
+            "--json",
+            stdin=PIN + "\n",
+        )
+
+    results = await asyncio.gather(asyncio.to_thread(bind, 0), asyncio.to_thread(bind, 1))
+    assert sorted(r.code for r in results) == [0, 1], [r.stderr for r in results]
+    [bound] = [r for r in results if r.code == 0]
+    [refused] = [r for r in results if r.code == 1]
+    assert refused.json()["error"]["code"] == "conflict"
+    assert "one card per account" in refused.stderr
+    shown = await asyncio.to_thread(swctl, "card", "show", "--json")
+    assert shown.json()["binding"]["card_number"] == bound.json()["card_number"]
