@@ -6,6 +6,7 @@
 - `operators`: operators added by their administrator, each with an operator card
 - `scope`: the enterprise's business scope
 - `staff`: the platform's own staff accounts and sessions, and the bootstrap administrator
+- `cardbinding`: My IC card: bind, unbind and show the account's card
 
 Every session request goes through `authorization.authorize`, every staff request through
 `staff.authorize_staff`.
@@ -17,3 +18,8 @@ from singlewindow.accounts import cards, enterprises, login, operators, scope, s
 from singlewindow.accounts.routes import routes
 
 __all__ = ["cards", "enterprises", "login", "operators", "routes", "scope", "staff"]
+
+# --- My IC card (issue 9) ---
+from singlewindow.accounts import cardbinding
+
+__all__ += ["cardbinding"]

@@ -238,3 +238,11 @@ _BY_ID = (
     .select_from(WITH_ENTERPRISE)
     .where(accounts.c.account_id == bindparam("account_id"))
 )
+
+
+# --- My IC card (issue 9) ---
+# A binding keeps its certificate's validity (for `swctl card show`), and an account has one
+# card at most: the index decides between two binds racing for one account.
+card_bindings.append_column(Column("not_before", DateTime(timezone=True)))
+card_bindings.append_column(Column("not_after", DateTime(timezone=True)))
+Index("one_card_per_account", card_bindings.c.account_id, unique=True)
