@@ -27,6 +27,8 @@ READ_ONLY = {
     # with it, and a retried PIN is the client's decision (SPEC: never retried by itself).
     "sw.rpc.card-gateway.card.verify-pin": "acts on the card, not on the service's state",
     "sw.rpc.card-gateway.card.sign": "acts on the card, not on the service's state",
+    # --- My IC card (issue 9) ---
+    "sw.rpc.accounts.card.show": "reads the account's card binding",
 }
 
 
@@ -60,6 +62,9 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.accounts.staff.login",
         "sw.rpc.accounts.staff.add",
         "sw.rpc.accounts.staff.disable",
+        # --- My IC card (issue 9) ---
+        "sw.rpc.accounts.card.bind",
+        "sw.rpc.accounts.card.unbind",
         # issue 9: one-time codes
         "sw.rpc.accounts.mobile.change",
         "sw.rpc.accounts.mobile.verify",

@@ -592,6 +592,7 @@ PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "review list": print_task_list,
     "logout": print_logout,
     **staff.PLAIN,
+    **card.PLAIN,
     **mobile.PLAIN,
     **individual.PLAIN,
 }
@@ -895,7 +896,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many quiet seconds (`--from-start --idle-timeout 1`: what is kept)",
     )
 
-    card.register(group("card", "virtual E-Port cards and the card readers"), command)
+    card.register(group("card", "virtual E-Port cards, the card readers, My IC card"), command)
 
     dead = group("deadletter", "events a consumer gave up on")
     command(dead, "list", "deadletter list", "list dead letters with their reasons")

@@ -41,6 +41,10 @@ class Action(StrEnum):
     LIST_SCOPE_OPTIONS = "list_scope_options"
     SET_SCOPE = "set_scope"
     ADD_OPERATOR = "add_operator"
+    # --- My IC card (issue 9) ---
+    BIND_CARD = "bind_card"
+    UNBIND_CARD = "unbind_card"
+    SHOW_CARD = "show_card"
     # --- one-time codes, mobile, individuals (issue 9) ---
     CHANGE_MOBILE = "change_mobile"
 
@@ -240,4 +244,20 @@ _TOUCH = (
     update(sessions)
     .where(sessions.c.token_digest == bindparam("digest"))
     .values(last_seen_at=bindparam("now"))
+)
+
+
+# --- My IC card (issue 9) ---
+ENTERPRISE_ACCOUNTS = frozenset({Role.ADMIN, Role.OPERATOR})
+NO_ENTERPRISE_CARD = (
+    "an IC card is bound to an enterprise's account; this account has no enterprise"
+)
+PERMISSIONS.update(
+    {
+        Action.BIND_CARD: Permission(
+            ENTERPRISE_ACCOUNTS, own_enterprise=True, forbidden=NO_ENTERPRISE_CARD
+        ),
+        Action.UNBIND_CARD: Permission(ENTERPRISE_ACCOUNTS, forbidden=NO_ENTERPRISE_CARD),
+        Action.SHOW_CARD: Permission(ANY_ROLE),
+    }
 )

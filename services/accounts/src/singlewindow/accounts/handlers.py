@@ -6,6 +6,7 @@
 - `operators`: operators added by their administrator, each with an operator card
 - `scope`: the enterprise's business scope
 - `staff`: the platform's own staff accounts and sessions, and the bootstrap administrator
+- `cardbinding`: My IC card: bind, unbind and show the account's card
 - `mobile`: the caller's own mobile number, changed with a one-time code (`codes`)
 - `individuals`: individual users, activated with a one-time code to their mobile
 
@@ -28,4 +29,9 @@ from singlewindow.accounts import (  # issue 9: one-time codes
 from singlewindow.accounts.routes import routes
 
 __all__ = ["cards", "enterprises", "login", "operators", "routes", "scope", "staff"]
+
+# --- My IC card (issue 9) ---
+from singlewindow.accounts import cardbinding
+
+__all__ += ["cardbinding"]
 __all__ += ["individuals", "mobile"]

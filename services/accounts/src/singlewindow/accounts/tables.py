@@ -240,6 +240,12 @@ _BY_ID = (
 )
 
 
+# --- My IC card (issue 9) ---
+# A binding keeps its certificate's validity (for `swctl card show`), and an account has one
+# card at most: the index decides between two binds racing for one account.
+card_bindings.append_column(Column("not_before", DateTime(timezone=True)))
+card_bindings.append_column(Column("not_after", DateTime(timezone=True)))
+Index("one_card_per_account", card_bindings.c.account_id, unique=True)
 # --- one-time codes (issue 9) ---
 one_time_codes = Table(
     "one_time_codes",

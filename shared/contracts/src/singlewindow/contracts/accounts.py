@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from singlewindow.contracts import notify, registration
-from singlewindow.contracts.card_gateway import CardData, OperatorLevel
+from singlewindow.contracts.card_gateway import CardData, CardType, OperatorLevel
 from singlewindow.contracts.common import AccountHolder, AccountName, Password
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
 from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
@@ -607,6 +607,103 @@ RESOLVE_STAFF_SESSION = Endpoint(
 SHOW_STAFF_MEMBER = Endpoint(
     SERVICE, "staff.member.show", ShowStaffMember, StaffMember, Audience.SERVICE
 )
+
+
+# --- My IC card (issue 9) ---
+# An account binds one card of its own enterprise (a legal-person card for the administrator, an
+# operator card at the operator's level for an operator); that card then logs in to that account
+# only. Unbinding takes the account's current password and ends every session of that card.
+
+
+class BindCard(CardProof):
+    """Bind the card that answered the challenge to the session's own account (My IC card)."""
+
+    token: str
+
+
+class UnbindCard(AuthenticatedRequest):
+    """End the binding of the account's card, and every session opened with it (password needed)."""
+
+    current_password: Password
+
+
+class ShowCardBinding(AuthenticatedRequest):
+    """Show the card bound to the session's own account, if one is."""
+
+
+class CardBindingView(BaseModel):
+    """A card bound to an account: what it is and the certificate it was bound with."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    card_number: str
+    card_type: CardType
+    operator_level: OperatorLevel | None
+    bound_at: datetime
+    certificate_serial: str
+    """The certificate's serial number, hexadecimal (as `swctl card issue` prints it)."""
+    certificate_not_before: datetime | None
+    certificate_not_after: datetime | None
+    """The certificate's validity; unknown (None) for cards bound before it was kept."""
+
+
+class MyCard(BaseModel):
+    """The account's card binding, or None: no card is bound."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    binding: CardBindingView | None
+
+
+class CardUnbound(BaseModel):
+    """The binding that ended, and how many sessions of the card ended with it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    card_number: str
+    sessions_ended: int
+    this_session_ended: bool
+    """Whether the session that asked was opened with the card, and so has ended too."""
+
+
+class CardBindingChanged(EventData):
+    """A card was bound to or unbound from an account (public: no secret, no ID number)."""
+
+    uscc: str
+    account: str
+    card_number: str
+    card_type: str
+
+
+class CardBindingAudited(EventData):
+    """Who bound or unbound which card of which account (audit)."""
+
+    uscc: str
+    account: str
+    change: str
+    """`bound` or `unbound`."""
+    card_number: str
+    card_type: str
+    by: str
+    """The account whose session made the change (the account itself)."""
+    session_method: str
+    sessions_ended: int = 0
+
+
+CARD_BOUND = EventSpec(SERVICE, "card-bound", 1, CardBindingChanged)
+CARD_UNBOUND = EventSpec(SERVICE, "card-unbound", 1, CardBindingChanged)
+CARD_BINDING_AUDITED = EventSpec(SERVICE, "card-binding-changed", 1, CardBindingAudited, audit=True)
+
+CARD_BIND = Endpoint(
+    SERVICE, "card.bind", BindCard, CardBindingView, Audience.SESSION, changes_state=True
+)
+CARD_UNBIND = Endpoint(
+    SERVICE, "card.unbind", UnbindCard, CardUnbound, Audience.SESSION, changes_state=True
+)
+CARD_SHOW = Endpoint(SERVICE, "card.show", ShowCardBinding, MyCard, Audience.SESSION)
 
 
 # --- one-time codes, mobile, individuals (issue 9) ---
