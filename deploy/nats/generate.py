@@ -51,6 +51,7 @@ from singlewindow.contracts.bus import (
 )
 from singlewindow.contracts.endpoints import Audience, endpoints_of
 from singlewindow.contracts.events import EventSpec, StreamSpec
+from singlewindow.contracts.notify import NOTIFIER_DURABLE, NOTIFY_ROOT
 from singlewindow.runtime.messaging import PARKED_CONSUMER
 from singlewindow.runtime.routes import Routes
 from singlewindow.swctl.events import PUBLIC_STREAMS
@@ -76,6 +77,7 @@ PORTAL = "portal"
 WORKSTATION = "workstation"
 SUBSCRIBER = "subscriber"
 OPERATOR = "operator"
+NOTIFIER = "notifier"
 
 
 class GenerationError(Exception):
@@ -178,8 +180,9 @@ def service_facts(service: str) -> ServiceFacts:
     own_events = [spec for spec in events if spec.service == service]
     publishes = sorted({f"{spec.root}.{service}.>" for spec in own_events})
     for spec in own_events:
-        # The audit trail is one stream (accounts'): every service's audit events fall in it.
-        streams_for = contract_streams() if spec.audit else own_streams
+        # The audit trail is one stream (accounts'): every service's audit events fall in it;
+        # so is the notification stream.
+        streams_for = contract_streams() if spec.audit or spec.notify else own_streams
         if not any(_covers(stream.subjects, spec.subject) for stream in streams_for):
             raise GenerationError(f"{spec.subject} falls in none of {service}'s own streams")
     publishes += sorted(spec.subject for spec in routes.publishes)
@@ -406,6 +409,7 @@ def operator_user(public_streams: tuple[StreamSpec, ...], facts: Iterable[Servic
         stream
         for stream in contract_streams()
         if stream.name not in {public.name for public in public_streams}
+        and not is_notify_stream(stream)
     ]
     dead = DEAD_LETTER_STREAM.name
     return User(
@@ -445,6 +449,30 @@ def operator_user(public_streams: tuple[StreamSpec, ...], facts: Iterable[Servic
     )
 
 
+def is_notify_stream(stream: StreamSpec) -> bool:
+    """Whether `stream` carries messages to people (codes): the notifier's alone."""
+    return all(subject.split(".")[:2] == NOTIFY_ROOT.split(".") for subject in stream.subjects)
+
+
+def notifier_user() -> User:
+    """The SMS gateway (or the development notifier): the notification stream, nothing else."""
+    streams = [stream for stream in contract_streams() if is_notify_stream(stream)]
+    return User(
+        name=NOTIFIER,
+        description="the SMS gateway: reads the notification stream (codes), and nothing else",
+        publish=(
+            Rule(
+                f"its durable pull consumer {NOTIFIER_DURABLE} on the notification stream",
+                (
+                    *(js_api("STREAM", "INFO", stream.name) for stream in streams),
+                    *_own_durable(streams, NOTIFIER_DURABLE),
+                ),
+            ),
+        ),
+        subscribe=(Rule("JetStream API answers and deliveries", (inbox(NOTIFIER),)),),
+    )
+
+
 def contract_streams() -> list[StreamSpec]:
     """Every stream the contracts define, in the order they are found."""
     found: dict[str, StreamSpec] = {}
@@ -471,6 +499,7 @@ def users() -> tuple[User, ...]:
         workstation_user(),
         subscriber_user(PUBLIC_STREAMS),
         operator_user(PUBLIC_STREAMS, everyone.values()),
+        notifier_user(),
     )
 
 

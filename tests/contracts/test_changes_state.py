@@ -65,6 +65,11 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         # --- My IC card (issue 9) ---
         "sw.rpc.accounts.card.bind",
         "sw.rpc.accounts.card.unbind",
+        # issue 9: one-time codes
+        "sw.rpc.accounts.mobile.change",
+        "sw.rpc.accounts.mobile.verify",
+        "sw.rpc.accounts.individuals.register",
+        "sw.rpc.accounts.individuals.activate",
     } <= changing
 
 

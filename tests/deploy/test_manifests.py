@@ -531,4 +531,5 @@ def test_no_user_of_the_helm_values_is_the_shared_swctl_one() -> None:
         "workstation",
         "subscriber",
         "operator",
+        "notifier",
     ]

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from singlewindow.swctl import card, staff
+from singlewindow.swctl import card, individual, messages, mobile, staff
 from singlewindow.swctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -584,6 +584,8 @@ COMMANDS: dict[str, Command] = {
     "deadletter replay": cmd_deadletter_replay,
     **card.COMMANDS,
     **staff.COMMANDS,
+    **mobile.COMMANDS,
+    **individual.COMMANDS,
 }
 
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
@@ -591,6 +593,8 @@ PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "logout": print_logout,
     **staff.PLAIN,
     **card.PLAIN,
+    **mobile.PLAIN,
+    **individual.PLAIN,
 }
 """Commands whose readable output is not the generic `key: value` lines."""
 
@@ -598,6 +602,7 @@ LOCAL_COMMANDS: dict[str, LocalCommand] = {
     "up": cmd_up,
     "status": cmd_status,
     **card.LOCAL_COMMANDS,
+    **messages.LOCAL_COMMANDS,
 }
 
 
@@ -791,6 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("application", help="the application id")
     sub.add_argument("--file", required=True, help="the corrected application JSON file")
     claim_option(sub)
+    individual.register(register, command)
 
     registration_group = group("registration", "follow registration applications")
     sub = command(registration_group, "show", "registration show", "show an application's state")
@@ -855,6 +861,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     account_group = group("account", "your own account")
     command(account_group, "show", "account show", "show your account")
+    mobile.register(
+        group("mobile", "your own mobile number, changed with a one-time code"), command
+    )
+    messages.register(group("dev", "development tools of the embedded platform"), command)
 
     scope = group("scope", "the enterprise's business scope")
     command(scope, "options", "scope options", "list business scope choices")

@@ -17,7 +17,7 @@ if problem := settings.startup_problem():
 service = Service(accounts.SERVICE, settings, metadata)
 app = service.app(
     Path(__file__).parent / "migrations",
-    (accounts.STREAM, accounts.AUDIT_STREAM, registration.STREAM),
+    (accounts.STREAM, accounts.AUDIT_STREAM, accounts.NOTIFY_STREAM, registration.STREAM),
     title="Single Window accounts service",
 )
 runtime = AccountsRuntime.of(service, settings, PasswordHashing())

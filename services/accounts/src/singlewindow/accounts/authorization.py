@@ -45,6 +45,8 @@ class Action(StrEnum):
     BIND_CARD = "bind_card"
     UNBIND_CARD = "unbind_card"
     SHOW_CARD = "show_card"
+    # --- one-time codes, mobile, individuals (issue 9) ---
+    CHANGE_MOBILE = "change_mobile"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Permission:
 
 
 ANY_ROLE = frozenset(Role)
+ENTERPRISE_ROLES = frozenset({Role.ADMIN, Role.OPERATOR})
+"""Roles of an enterprise's accounts: an individual user has no enterprise to act on."""
 ADMIN = frozenset({Role.ADMIN})
 ANY_TIME = frozenset(RequiredAction)
 SCOPE_FIRST = frozenset({RequiredAction.BUSINESS_SCOPE})
@@ -69,7 +73,11 @@ PERMISSIONS: dict[Action, Permission] = {
     Action.SHOW_SESSION: Permission(ANY_ROLE, before=ANY_TIME),
     Action.LOGOUT: Permission(ANY_ROLE, before=ANY_TIME),
     Action.SHOW_ACCOUNT: Permission(ANY_ROLE),
-    Action.LIST_SCOPE_OPTIONS: Permission(ANY_ROLE, before=SCOPE_FIRST),
+    Action.LIST_SCOPE_OPTIONS: Permission(
+        ENTERPRISE_ROLES,
+        before=SCOPE_FIRST,
+        forbidden="an individual user has no enterprise and no business scope",
+    ),
     Action.SET_SCOPE: Permission(
         ADMIN,
         before=SCOPE_FIRST,
@@ -79,6 +87,8 @@ PERMISSIONS: dict[Action, Permission] = {
     Action.ADD_OPERATOR: Permission(
         ADMIN, own_enterprise=True, forbidden="only the enterprise administrator adds operators"
     ),
+    # --- one-time codes, mobile, individuals (issue 9) ---
+    Action.CHANGE_MOBILE: Permission(ANY_ROLE),
 }
 
 ENDED = "session has expired or was ended; log in again"

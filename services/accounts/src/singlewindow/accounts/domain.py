@@ -24,6 +24,8 @@ class AccountStatus(StrEnum):
 
     ACTIVE = "active"
     DISABLED = "disabled"
+    PENDING = "pending"
+    """An individual user's account until its mobile is proven with a one-time code."""
 
 
 @dataclass(frozen=True)

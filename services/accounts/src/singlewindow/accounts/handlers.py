@@ -7,6 +7,8 @@
 - `scope`: the enterprise's business scope
 - `staff`: the platform's own staff accounts and sessions, and the bootstrap administrator
 - `cardbinding`: My IC card: bind, unbind and show the account's card
+- `mobile`: the caller's own mobile number, changed with a one-time code (`codes`)
+- `individuals`: individual users, activated with a one-time code to their mobile
 
 Every session request goes through `authorization.authorize`, every staff request through
 `staff.authorize_staff`.
@@ -14,7 +16,16 @@ Every session request goes through `authorization.authorize`, every staff reques
 
 from __future__ import annotations
 
-from singlewindow.accounts import cards, enterprises, login, operators, scope, staff
+from singlewindow.accounts import (  # issue 9: one-time codes
+    cards,
+    enterprises,
+    individuals,
+    login,
+    mobile,
+    operators,
+    scope,
+    staff,
+)
 from singlewindow.accounts.routes import routes
 
 __all__ = ["cards", "enterprises", "login", "operators", "routes", "scope", "staff"]
@@ -23,3 +34,4 @@ __all__ = ["cards", "enterprises", "login", "operators", "routes", "scope", "sta
 from singlewindow.accounts import cardbinding
 
 __all__ += ["cardbinding"]
+__all__ += ["individuals", "mobile"]

@@ -246,3 +246,27 @@ _BY_ID = (
 card_bindings.append_column(Column("not_before", DateTime(timezone=True)))
 card_bindings.append_column(Column("not_after", DateTime(timezone=True)))
 Index("one_card_per_account", card_bindings.c.account_id, unique=True)
+# --- one-time codes (issue 9) ---
+one_time_codes = Table(
+    "one_time_codes",
+    metadata,
+    Column("code_id", String(40), primary_key=True),
+    Column("purpose", String(32), nullable=False),
+    Column("account_id", String(40), ForeignKey("accounts.account_id"), nullable=False),
+    # The number the code was sent to: the new mobile, or the individual's.
+    Column("target", String(20), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    # Set when a newer code for the same account and purpose replaced it.
+    Column("voided_at", DateTime(timezone=True)),
+)
+Index(
+    "one_time_codes_by_account",
+    one_time_codes.c.account_id,
+    one_time_codes.c.purpose,
+    one_time_codes.c.created_at,
+)
+Index("one_time_codes_by_target", one_time_codes.c.target, one_time_codes.c.created_at)

@@ -18,7 +18,7 @@ def service_contracts() -> tuple[ModuleType, ...]:
     unknown = (
         found
         - set(SERVICE_CONTRACTS)
-        - {"bus", "common", "endpoints", "errors", "events", "identifiers", "wire"}
+        - {"bus", "common", "endpoints", "errors", "events", "identifiers", "notify", "wire"}
     )
     if unknown:
         raise LookupError(f"add {sorted(unknown)} to SERVICE_CONTRACTS or the building blocks")

@@ -7,12 +7,12 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from singlewindow.contracts import registration
+from singlewindow.contracts import notify, registration
 from singlewindow.contracts.card_gateway import CardData, CardType, OperatorLevel
 from singlewindow.contracts.common import AccountHolder, AccountName, Password
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
 from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
-from singlewindow.contracts.identifiers import Uscc
+from singlewindow.contracts.identifiers import MobileNumber, Uscc
 from singlewindow.contracts.wire import AuthenticatedRequest, Request
 
 SERVICE = "accounts"
@@ -704,3 +704,116 @@ CARD_UNBIND = Endpoint(
     SERVICE, "card.unbind", UnbindCard, CardUnbound, Audience.SESSION, changes_state=True
 )
 CARD_SHOW = Endpoint(SERVICE, "card.show", ShowCardBinding, MyCard, Audience.SESSION)
+
+
+# --- one-time codes, mobile, individuals (issue 9) ---
+# A one-time code goes out on the notification stream alone (`contracts.notify`): the requests
+# below carry it in, no reply or event carries it out, and every verify attempt is audited as an
+# `authentication-attempted` with method `one-time-code` (without the code).
+
+NOTIFY_STREAM = notify.STREAM
+"""Accounts declares (creates) the notification stream: it sends the platform's messages."""
+MESSAGE_REQUESTED = notify.message_requested(SERVICE)
+
+OneTimeCode = Annotated[
+    str, Field(strict=True, pattern=r"^[0-9]{6}$", description="the 6-digit one-time code")
+]
+
+
+class CodePurpose(StrEnum):
+    """What a one-time code proves."""
+
+    MOBILE_CHANGE = "mobile_change"
+    INDIVIDUAL_ACTIVATION = "individual_activation"
+
+
+class ChangeMobile(AuthenticatedRequest):
+    """Send a one-time code to a new mobile number, to make it the account's."""
+
+    mobile: MobileNumber
+
+
+class VerifyMobile(AuthenticatedRequest):
+    """Make the new mobile number the account's, with the code sent to it."""
+
+    code: OneTimeCode
+
+
+class CodeSent(BaseModel):
+    """A one-time code was sent; it is good until `expires_at`, for `tries` attempts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    purpose: CodePurpose
+    to_masked: str
+    expires_at: datetime
+    tries: int
+
+
+class MobileChanged(EventData):
+    """An account's mobile number changed, proven by a code sent to the new one (audit)."""
+
+    account: str
+    uscc: str | None
+    mobile_masked: str
+    previous_mobile_masked: str
+
+
+class RegisterIndividual(AccountHolder):
+    """Register an individual user (no enterprise); a code to the mobile activates it."""
+
+
+class ActivateIndividual(Request):
+    """Activate a registered individual account with the code sent to its mobile."""
+
+    account: Annotated[str, Field(strict=True, min_length=1, max_length=64)]
+    code: OneTimeCode
+
+
+class IndividualActivated(BaseModel):
+    """The individual account is active: log in with its name and password."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    role: Role
+    status: str
+    activated_at: datetime
+
+
+class IndividualRegistered(EventData):
+    """An individual user's account became active (its mobile proven); no full ID number."""
+
+    account: str
+    name: str
+    id_type: str
+    id_number_masked: str
+    activated_at: datetime
+
+
+MOBILE_CHANGED = EventSpec(SERVICE, "mobile-changed", 1, MobileChanged, audit=True)
+INDIVIDUAL_REGISTERED = EventSpec(SERVICE, "individual-registered", 1, IndividualRegistered)
+
+MOBILE_CHANGE = Endpoint(
+    SERVICE, "mobile.change", ChangeMobile, CodeSent, Audience.SESSION, changes_state=True
+)
+MOBILE_VERIFY = Endpoint(
+    SERVICE, "mobile.verify", VerifyMobile, AccountView, Audience.SESSION, changes_state=True
+)
+REGISTER_INDIVIDUAL = Endpoint(
+    SERVICE,
+    "individuals.register",
+    RegisterIndividual,
+    CodeSent,
+    Audience.PUBLIC,
+    changes_state=True,
+)
+ACTIVATE_INDIVIDUAL = Endpoint(
+    SERVICE,
+    "individuals.activate",
+    ActivateIndividual,
+    IndividualActivated,
+    Audience.PUBLIC,
+    changes_state=True,
+)
