@@ -8,6 +8,8 @@
 - `staff`: the platform's own staff accounts and sessions, and the bootstrap administrator
 - `mobile`: the caller's own mobile number, changed with a one-time code (`codes`)
 - `individuals`: individual users, activated with a one-time code to their mobile
+- `selfservice`: the caller's own details and password (issue 9; `operators` has the cardless
+  operators, listed, changed, disabled, enabled, deleted, their one-time passwords reset)
 
 Every session request goes through `authorization.authorize`, every staff request through
 `staff.authorize_staff`.
@@ -23,9 +25,11 @@ from singlewindow.accounts import (  # issue 9: one-time codes
     mobile,
     operators,
     scope,
+    selfservice,
     staff,
 )
 from singlewindow.accounts.routes import routes
 
 __all__ = ["cards", "enterprises", "login", "operators", "routes", "scope", "staff"]
 __all__ += ["individuals", "mobile"]
+__all__ += ["selfservice"]
