@@ -27,6 +27,9 @@ READ_ONLY = {
     # with it, and a retried PIN is the client's decision (SPEC: never retried by itself).
     "sw.rpc.card-gateway.card.verify-pin": "acts on the card, not on the service's state",
     "sw.rpc.card-gateway.card.sign": "acts on the card, not on the service's state",
+    # --- operators, password, account update (issue 9) ---
+    "sw.rpc.accounts.operators.list": "reads the enterprise's operators",
+    "sw.rpc.accounts.operators.show": "reads an operator",
 }
 
 
@@ -60,6 +63,14 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.accounts.staff.login",
         "sw.rpc.accounts.staff.add",
         "sw.rpc.accounts.staff.disable",
+        "sw.rpc.accounts.account.update",
+        "sw.rpc.accounts.password.change",
+        "sw.rpc.accounts.operators.add",
+        "sw.rpc.accounts.operators.update",
+        "sw.rpc.accounts.operators.disable",
+        "sw.rpc.accounts.operators.enable",
+        "sw.rpc.accounts.operators.delete",
+        "sw.rpc.accounts.operators.reset-password",
         # issue 9: one-time codes
         "sw.rpc.accounts.mobile.change",
         "sw.rpc.accounts.mobile.verify",

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from singlewindow.swctl import card, staff
+from singlewindow.swctl import account, card, operators, staff
 from singlewindow.swctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -584,12 +584,16 @@ COMMANDS: dict[str, Command] = {
     "deadletter replay": cmd_deadletter_replay,
     **card.COMMANDS,
     **staff.COMMANDS,
+    **operators.COMMANDS,
+    **account.COMMANDS,
 }
 
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "review list": print_task_list,
     "logout": print_logout,
     **staff.PLAIN,
+    **operators.PLAIN,
+    **account.PLAIN,
 }
 """Commands whose readable output is not the generic `key: value` lines."""
 
@@ -843,17 +847,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     card_options(sub)
 
-    operators = group("operators", "the enterprise's operators (administrator only)")
+    operators_group = group("operators", "the enterprise's operators (administrator only)")
     sub = command(
-        operators, "add-card", "operators add-card", "add an operator with their operator card"
+        operators_group,
+        "add-card",
+        "operators add-card",
+        "add an operator with their operator card",
     )
     sub.add_argument("--file", required=True, help="JSON file with the `operator` object")
     card_options(sub)
+    operators.register(operators_group, command)
     command(commands, "logout", "logout", "end the session (without one there is nothing to do)")
     command(commands, "whoami", "whoami", "show the current session")
 
     account_group = group("account", "your own account")
     command(account_group, "show", "account show", "show your account")
+    account.register(account_group, command)
+    account.register_password(group("password", "your own password"), command)
 
     scope = group("scope", "the enterprise's business scope")
     command(scope, "options", "scope options", "list business scope choices")

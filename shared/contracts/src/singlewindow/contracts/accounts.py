@@ -783,6 +783,15 @@ class CardlessOperator(Identified):
     email: Email | None = None
     landline: Landline | None = None
     level: OperatorLevel
+    password: object = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _no_password(cls, value: object) -> object:
+        raise ValueError(
+            "leave it out: a cardless operator's first password is a one-time one the platform"
+            " gives"
+        )
 
 
 class AddOperator(AuthenticatedRequest):
