@@ -262,7 +262,8 @@ async def test_an_admin_cannot_disable_or_delete_themselves(deps: AccountsRuntim
     ):
         refused = await refusal(call)
         assert refused.code is ErrorCode.CONFLICT
-        assert "cannot" in refused.message and "own account" in refused.message
+        assert "cannot" in refused.message
+        assert "own account" in refused.message
     assert (await show_account(ShowAccount(token=boss.token), deps)).role == "admin"
 
 
@@ -462,7 +463,8 @@ async def test_two_admins_adding_one_operator_name_at_once_one_succeeds(
     )
     added = [o for o in outcomes if isinstance(o, OperatorDetails)]
     refused = [o for o in outcomes if isinstance(o, DomainError)]
-    assert len(added) == 1 and len(refused) == 1, outcomes
+    assert len(added) == 1, outcomes
+    assert len(refused) == 1, outcomes
     assert (refused[0].code, refused[0].fields[0].path) == (ErrorCode.CONFLICT, "operator.account")
     assert "is taken" in refused[0].message
 
