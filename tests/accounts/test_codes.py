@@ -3,6 +3,7 @@ code's expiry by the clock, single use, tries and the issuing throttle, and wher
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -286,10 +287,25 @@ async def test_a_lapsed_pending_registration_frees_its_name(
     clock.advance(60)
     held = await refusal(register_individual(request, deps))
     assert held.code is ErrorCode.CONFLICT
+    assert "waiting for its activation code" in held.message
     clock.advance(300)
     await register_individual(request, deps)
     code = await last_code(deps, "13700137000")
     await activate_individual(ActivateIndividual(account=name, code=code), deps)
+
+
+async def test_of_two_attempts_with_the_right_code_at_once_one_succeeds(
+    deps: AccountsRuntime,
+) -> None:
+    session = await admin_session(deps)
+    await change_mobile(ChangeMobile(token=session.token, mobile=NEW_MOBILE), deps)
+    verify = VerifyMobile(token=session.token, code=await last_code(deps, NEW_MOBILE))
+    outcomes = await asyncio.gather(
+        verify_mobile(verify, deps), verify_mobile(verify, deps), return_exceptions=True
+    )
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
+    assert len(refused) == 1
+    assert refused[0].message == "this code was already used; ask for a new one"
 
 
 async def test_a_wrong_activation_code_is_audited_and_leaves_the_account_pending(

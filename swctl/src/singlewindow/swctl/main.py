@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from singlewindow.swctl import account, card, operators, staff
+from singlewindow.swctl import account, card, individual, messages, mobile, operators, staff
 from singlewindow.swctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -586,6 +586,8 @@ COMMANDS: dict[str, Command] = {
     **staff.COMMANDS,
     **operators.COMMANDS,
     **account.COMMANDS,
+    **mobile.COMMANDS,
+    **individual.COMMANDS,
 }
 
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
@@ -594,6 +596,8 @@ PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     **staff.PLAIN,
     **operators.PLAIN,
     **account.PLAIN,
+    **mobile.PLAIN,
+    **individual.PLAIN,
 }
 """Commands whose readable output is not the generic `key: value` lines."""
 
@@ -601,6 +605,7 @@ LOCAL_COMMANDS: dict[str, LocalCommand] = {
     "up": cmd_up,
     "status": cmd_status,
     **card.LOCAL_COMMANDS,
+    **messages.LOCAL_COMMANDS,
 }
 
 
@@ -794,6 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("application", help="the application id")
     sub.add_argument("--file", required=True, help="the corrected application JSON file")
     claim_option(sub)
+    individual.register(register, command)
 
     registration_group = group("registration", "follow registration applications")
     sub = command(registration_group, "show", "registration show", "show an application's state")
@@ -864,6 +870,10 @@ def build_parser() -> argparse.ArgumentParser:
     command(account_group, "show", "account show", "show your account")
     account.register(account_group, command)
     account.register_password(group("password", "your own password"), command)
+    mobile.register(
+        group("mobile", "your own mobile number, changed with a one-time code"), command
+    )
+    messages.register(group("dev", "development tools of the embedded platform"), command)
 
     scope = group("scope", "the enterprise's business scope")
     command(scope, "options", "scope options", "list business scope choices")

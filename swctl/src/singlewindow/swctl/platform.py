@@ -48,8 +48,11 @@ EMULATOR_MODULE: Final = "singlewindow.virtual_card.vpcd"
 """What a virtual card in a reader runs (`swctl card insert`)."""
 CLIENT_USERS: Final = ("portal", "workstation", "subscriber", "operator")
 """The NATS users of clients (deploy/nats/generate.py says what each may do)."""
-NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS)
-"""Every NATS user of the embedded platform: one per service, and the clients'."""
+NOTIFIER: Final = "notifier"
+"""The development notifier (`swctl.notifier`): its process and its NATS user, the only one
+that reads the notification stream. Development only: production runs an SMS gateway."""
+NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS, NOTIFIER)
+"""Every NATS user of the embedded platform: one per service, the clients' and the notifier's."""
 RAW_USER: Final = "raw"
 """The one user of the `RAW` account (`PlatformConfig.raw_account`)."""
 BOOTSTRAP_ADMIN_FILE: Final = "bootstrap-admin.json"
@@ -260,7 +263,18 @@ class Platform:
             self.start_service(service, wait=False)
         for service in self.config.service_ports:
             self.wait_ready(service, timeout)
+        self.start_notifier()
         self.write_state()
+
+    def start_notifier(self) -> None:
+        """Start the development notifier: the notification stream into `messages.jsonl`."""
+        env = os.environ.copy() | {
+            "SW_NOTIFIER_NATS_URL": self.config.nats_url,
+            "SW_NOTIFIER_NATS_CREDENTIALS_FILE": str(self.config.credentials_file(NOTIFIER)),
+            "PYTHONUNBUFFERED": "1",
+        }
+        command = [sys.executable, "-m", "singlewindow.swctl.notifier"]
+        self.spawn(NOTIFIER, [*command, "--data-dir", str(self.config.data_dir)], env)
 
     def prepare_cards(self) -> None:
         """Create the development CA (accounts is told where it is), start pcscd with the vpcd
@@ -487,6 +501,12 @@ class Platform:
             if "nats-server" in self.processes
             else None,
             "nats_supervision": self._supervision_state("nats-server"),
+            NOTIFIER: {
+                "pid": self.processes[NOTIFIER].pid if NOTIFIER in self.processes else None,
+                "log": str(self.log_path(NOTIFIER)),
+                "messages": str(self.config.data_dir / "messages.jsonl"),
+            }
+            | self._supervision_state(NOTIFIER),
         }
         if self.config.cards:
             state["cards"] = self.cards_state()

@@ -102,7 +102,7 @@ async def issue_code(
 ) -> CodeSent:
     """Issue a code for `purpose` to the number `target`, in the caller's transaction: void the
     account's earlier code for it, store the digest, stage the message. Throttled per account
-    and per number (THROTTLED, saying when to ask again)."""
+    and purpose, and per number (THROTTLED, saying when to ask again)."""
     policy = CodePolicy.of(deps)
     now = deps.service.clock.now()
     # Lock the account's row (PostgreSQL; SQLite has one writer), so two requests at once count
@@ -113,14 +113,20 @@ async def issue_code(
         .with_for_update()
     )
     await connection.execute(delete(one_time_codes).where(one_time_codes.c.created_at < now - KEPT))
-    for column, value, whose in (
-        (one_time_codes.c.account_id, account.account_id, "this account"),
-        (one_time_codes.c.target, target, "this number"),
+    # Per account, codes of one purpose: activating an account and then changing its number
+    # at once is one person's ordinary morning. Per number, codes of any purpose.
+    for within, whose in (
+        (
+            (one_time_codes.c.account_id == account.account_id)
+            & (one_time_codes.c.purpose == purpose.value),
+            "this account",
+        ),
+        (one_time_codes.c.target == target, "this number"),
     ):
         recent = (
             await connection.execute(
                 select(func.count(), func.max(one_time_codes.c.created_at)).where(
-                    column == value, one_time_codes.c.created_at > now - HOUR
+                    within, one_time_codes.c.created_at > now - HOUR
                 )
             )
         ).one()
@@ -132,7 +138,7 @@ async def issue_code(
             oldest = (
                 await connection.execute(
                     select(func.min(one_time_codes.c.created_at)).where(
-                        column == value, one_time_codes.c.created_at > now - HOUR
+                        within, one_time_codes.c.created_at > now - HOUR
                     )
                 )
             ).scalar_one()

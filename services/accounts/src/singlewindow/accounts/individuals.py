@@ -31,7 +31,7 @@ from singlewindow.contracts.accounts import (
 )
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 from singlewindow.contracts.identifiers import mask_id_number
-from singlewindow.runtime.db import IntegrityError
+from singlewindow.runtime.db import IntegrityError, as_utc
 from singlewindow.runtime.passwords import policy_problem
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -86,7 +86,8 @@ async def register_individual(request: RegisterIndividual, deps: AccountsRuntime
 async def _release_lapsed_registration(
     deps: AccountsRuntime, connection: AsyncConnection, name: str
 ) -> None:
-    """Delete a pending individual registration of `name` whose last code has expired."""
+    """Delete a pending individual registration of `name` whose code has expired (or was used
+    up); refuse, saying until when, while its code is live."""
     row = (
         await connection.execute(
             select(accounts.c.account_id).where(
@@ -101,18 +102,32 @@ async def _release_lapsed_registration(
     account_id = row[0]
     live = (
         await connection.execute(
-            select(one_time_codes.c.code_id).where(
+            select(one_time_codes.c.expires_at)
+            .where(
                 one_time_codes.c.account_id == account_id,
                 one_time_codes.c.expires_at > deps.service.clock.now(),
                 one_time_codes.c.used_at.is_(None),
+                one_time_codes.c.voided_at.is_(None),
+                one_time_codes.c.failures < deps.settings.code_max_tries,
             )
+            .order_by(one_time_codes.c.expires_at.desc())
         )
     ).first()
-    if live is None:
-        await connection.execute(
-            delete(one_time_codes).where(one_time_codes.c.account_id == account_id)
+    if live is not None:
+        message = (
+            "is registered and waiting for its activation code: activate it with "
+            f"`swctl register verify --account {name} CODE`, or register again after "
+            f"{as_utc(live[0]).isoformat(timespec='seconds')}"
         )
-        await connection.execute(delete(accounts).where(accounts.c.account_id == account_id))
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"account {name} {message}",
+            (FieldError(path="account", message=message),),
+        )
+    await connection.execute(
+        delete(one_time_codes).where(one_time_codes.c.account_id == account_id)
+    )
+    await connection.execute(delete(accounts).where(accounts.c.account_id == account_id))
 
 
 @routes.serve(contract.ACTIVATE_INDIVIDUAL)
