@@ -118,8 +118,8 @@ async def test_an_operator_added_by_its_admin_changes_88888888_first_then_works_
         assert "administrator" in error["message"]
 
     # Another enterprise's administrator finds no such operator.
-    for command in ("show", "disable", "delete", "reset-password"):
-        error = refused(theirs.swctl("operators", command, name, "--json"), "not_found")
+    for verb in ("show", "disable", "delete", "reset-password"):
+        error = refused(theirs.swctl("operators", verb, name, "--json"), "not_found")
         assert error["message"] == f"your enterprise has no operator {name}"
     assert name not in theirs.swctl("operators", "list").stdout
     listed = ours.swctl("operators", "list")
