@@ -49,8 +49,9 @@ from singlewindow.contracts.accounts import (
 )
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.runtime.clock import ManualClock
+from singlewindow.runtime.passwords import PasswordHashing
 
-from tests.support.accounts import PASSWORD, accounts_runtime, cardless_admin
+from tests.support.accounts import CHEAP_ARGON2, PASSWORD, accounts_runtime, cardless_admin
 from tests.support.cards import CardAuthority
 from tests.support.handlers import staged
 from tests.support.identifiers import make_account
@@ -451,22 +452,42 @@ async def test_a_password_in_the_operator_file_is_refused_by_name(deps: Accounts
     assert "operator.password" in str(raised.value).replace("\n", ".")
 
 
-async def test_two_admins_adding_one_operator_name_at_once_one_succeeds(
-    deps: AccountsRuntime,
+class MeetingHashing(PasswordHashing):
+    """Argon2id whose hashes, once `meet` is set, wait until that many have begun: every add has
+    then passed its "is the name free?" check before any inserts."""
+
+    meet: asyncio.Barrier | None = None
+
+    async def hash(self, password: str) -> str:
+        if self.meet is not None:
+            await self.meet.wait()
+        return await super().hash(password)
+
+
+async def test_two_admins_adding_one_operator_name_at_once_one_is_told_it_is_taken(
+    tmp_path: Path, clock: ManualClock, authority: CardAuthority
 ) -> None:
-    first, second = await admin(deps), await admin(deps)
-    name = make_account("op")
-    outcomes = await asyncio.gather(
-        add(deps, first, account=name),
-        add(deps, second, account=name.upper()),
-        return_exceptions=True,
-    )
-    added = [o for o in outcomes if isinstance(o, OperatorDetails)]
-    refused = [o for o in outcomes if isinstance(o, DomainError)]
-    assert len(added) == 1, outcomes
-    assert len(refused) == 1, outcomes
-    assert (refused[0].code, refused[0].fields[0].path) == (ErrorCode.CONFLICT, "operator.account")
-    assert "is taken" in refused[0].message
+    hashing = MeetingHashing(CHEAP_ARGON2, max_concurrent=2)
+    async with accounts_runtime(tmp_path / "race", clock, authority, passwords=hashing) as deps:
+        first, second = await admin(deps), await admin(deps)
+        name = make_account("op")
+        hashing.meet = asyncio.Barrier(2)
+        outcomes = await asyncio.gather(
+            add(deps, first, account=name),
+            add(deps, second, account=name.upper()),
+            return_exceptions=True,
+        )
+        added = [o for o in outcomes if isinstance(o, OperatorDetails)]
+        refused = [o for o in outcomes if isinstance(o, DomainError)]
+        assert len(added) == 1, outcomes
+        assert len(refused) == 1, outcomes
+        assert (refused[0].code, refused[0].fields[0].path) == (
+            ErrorCode.CONFLICT,
+            "operator.account",
+        )
+        assert refused[0].message.endswith("is taken; choose another")
+        events = await staged(deps.service)
+        assert [e.type for e in events].count(contract.OPERATOR_ADDED.type) == 1
 
 
 async def test_random_one_time_passwords_go_to_the_operators_mobile_alone(

@@ -65,6 +65,24 @@ async def new_admin(
     return Admin(account, uscc, swctl)
 
 
+_pairs: dict[Path, tuple[Admin, Admin]] = {}
+"""Two enterprises' administrators per platform, made once: the tests below share them."""
+
+
+async def two_admins(
+    platform: Platform, nats_bus: Bus, registration_bus: Bus, reviewer: str, directory: Path
+) -> tuple[Admin, Admin]:
+    """Two administrators of two enterprises on `platform`, made the first time asked."""
+    key = platform.config.data_dir
+    if key not in _pairs:
+        made = [
+            await new_admin(platform, nats_bus, registration_bus, reviewer, directory)
+            for _ in range(2)
+        ]
+        _pairs[key] = (made[0], made[1])
+    return _pairs[key]
+
+
 def operator_file(directory: Path, account: str) -> str:
     example = json.loads(
         (Path(__file__).resolve().parents[2] / "examples" / "operator.json").read_text()
@@ -82,8 +100,7 @@ async def test_an_operator_added_by_its_admin_changes_88888888_first_then_works_
     reviewer: str,
     tmp_path: Path,
 ) -> None:
-    ours = await new_admin(platform, nats_bus, registration_bus, reviewer, tmp_path)
-    theirs = await new_admin(platform, nats_bus, registration_bus, reviewer, tmp_path)
+    ours, theirs = await two_admins(platform, nats_bus, registration_bus, reviewer, tmp_path)
     name = make_account("op")
     added = ours.swctl("operators", "add", "--file", operator_file(tmp_path, name), "--json")
     assert added.code == 0, added.stderr
@@ -206,8 +223,7 @@ async def test_two_admins_adding_one_operator_name_at_once_one_is_told_it_is_tak
     reviewer: str,
     tmp_path: Path,
 ) -> None:
-    first = await new_admin(platform, nats_bus, registration_bus, reviewer, tmp_path)
-    second = await new_admin(platform, nats_bus, registration_bus, reviewer, tmp_path)
+    first, second = await two_admins(platform, nats_bus, registration_bus, reviewer, tmp_path)
     name = make_account("op")
     path = operator_file(tmp_path, name)
     results = await asyncio.gather(

@@ -434,6 +434,8 @@ async def cmd_login(args: argparse.Namespace, client: Client) -> BaseModel:
         {"account": args.account, "password": password},
     )
     save_session(session.model_dump(mode="json") | {"nats_url": args.nats_url})
+    if accounts.RequiredAction.CHANGE_PASSWORD in session.required_actions and not args.json:
+        print("change the one-time password first: swctl password change", file=sys.stderr)
     return session
 
 

@@ -361,6 +361,7 @@ async def add_operator(request: AddOperator, deps: AccountsRuntime) -> OperatorD
                 await _send_password(deps, connection, account, password, expires_at)
     except IntegrityError:
         # Another administrator took the name between the check above and this insert.
+        log.info("operator name taken meanwhile", account=operator.account, by=caller.account)
         raise taken(operator.account) from None
     log.info("operator added", uscc=uscc, account=account.account, by=caller.account)
     return OperatorRecord(account, None).details()
