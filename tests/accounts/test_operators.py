@@ -444,6 +444,11 @@ async def test_an_operators_details_and_level_are_changed_and_announced(
     )
     first = await login(deps, added.account, DEFAULT)
     assert first.operator_level == "declaration"
+    with pytest.raises(ValueError, match="cannot be changed") as raised:
+        UpdateOperator.model_validate(
+            {"token": boss.token, "account": added.account, "changes": {"id_number": "X1234"}}
+        )
+    assert "changes.id_number" in str(raised.value).replace("\n", ".")
 
 
 async def test_a_password_in_the_operator_file_is_refused_by_name(deps: AccountsRuntime) -> None:

@@ -746,8 +746,8 @@ NOT_EDITABLE = ("account", "id_type", "id_number")
 """An account's name and identity document are fixed once it exists."""
 
 
-class _RefusesIdentity(AuthenticatedRequest):
-    """A change request that names the fields it may not change, to refuse them by name."""
+class _RefusesIdentity(Request):
+    """Changes that name the fields they may not change, to refuse them by name."""
 
     account: object = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
     id_type: object = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
@@ -763,6 +763,7 @@ class UpdateAccount(_RefusesIdentity):
     """Change the caller's own name, e-mail or landline (what is given; null clears e-mail and
     landline). The account name and ID number are not editable."""
 
+    token: str
     name: PersonName | None = None
     email: Email | None = None
     landline: Landline | None = None
@@ -830,10 +831,9 @@ class ResetOperatorPassword(OperatorName):
     """Give an operator a new one-time password (it must be changed at the next login)."""
 
 
-class OperatorChanges(BaseModel):
-    """What to change of an operator: what is given (null clears e-mail and landline)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+class OperatorChanges(_RefusesIdentity):
+    """What to change of an operator: what is given (null clears e-mail and landline); the
+    account name and ID number are not editable."""
 
     name: PersonName | None = None
     email: Email | None = None
