@@ -29,6 +29,9 @@ READ_ONLY = {
     "sw.rpc.card-gateway.card.sign": "acts on the card, not on the service's state",
     # --- My IC card (issue 9) ---
     "sw.rpc.accounts.card.show": "reads the account's card binding",
+    # --- operators, password, account update (issue 9) ---
+    "sw.rpc.accounts.operators.list": "reads the enterprise's operators",
+    "sw.rpc.accounts.operators.show": "reads an operator",
 }
 
 
@@ -65,6 +68,14 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         # --- My IC card (issue 9) ---
         "sw.rpc.accounts.card.bind",
         "sw.rpc.accounts.card.unbind",
+        "sw.rpc.accounts.account.update",
+        "sw.rpc.accounts.password.change",
+        "sw.rpc.accounts.operators.add",
+        "sw.rpc.accounts.operators.update",
+        "sw.rpc.accounts.operators.disable",
+        "sw.rpc.accounts.operators.enable",
+        "sw.rpc.accounts.operators.delete",
+        "sw.rpc.accounts.operators.reset-password",
         # issue 9: one-time codes
         "sw.rpc.accounts.mobile.change",
         "sw.rpc.accounts.mobile.verify",

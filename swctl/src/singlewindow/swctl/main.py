@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from singlewindow.swctl import card, individual, messages, mobile, staff
+from singlewindow.swctl import account, card, individual, messages, mobile, operators, staff
 from singlewindow.swctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -434,6 +434,8 @@ async def cmd_login(args: argparse.Namespace, client: Client) -> BaseModel:
         {"account": args.account, "password": password},
     )
     save_session(session.model_dump(mode="json") | {"nats_url": args.nats_url})
+    if accounts.RequiredAction.CHANGE_PASSWORD in session.required_actions and not args.json:
+        print("change the one-time password first: swctl password change", file=sys.stderr)
     return session
 
 
@@ -584,6 +586,8 @@ COMMANDS: dict[str, Command] = {
     "deadletter replay": cmd_deadletter_replay,
     **card.COMMANDS,
     **staff.COMMANDS,
+    **operators.COMMANDS,
+    **account.COMMANDS,
     **mobile.COMMANDS,
     **individual.COMMANDS,
 }
@@ -593,6 +597,8 @@ PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "logout": print_logout,
     **staff.PLAIN,
     **card.PLAIN,
+    **operators.PLAIN,
+    **account.PLAIN,
     **mobile.PLAIN,
     **individual.PLAIN,
 }
@@ -850,17 +856,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     card_options(sub)
 
-    operators = group("operators", "the enterprise's operators (administrator only)")
+    operators_group = group("operators", "the enterprise's operators (administrator only)")
     sub = command(
-        operators, "add-card", "operators add-card", "add an operator with their operator card"
+        operators_group,
+        "add-card",
+        "operators add-card",
+        "add an operator with their operator card",
     )
     sub.add_argument("--file", required=True, help="JSON file with the `operator` object")
     card_options(sub)
+    operators.register(operators_group, command)
     command(commands, "logout", "logout", "end the session (without one there is nothing to do)")
     command(commands, "whoami", "whoami", "show the current session")
 
     account_group = group("account", "your own account")
     command(account_group, "show", "account show", "show your account")
+    account.register(account_group, command)
+    account.register_password(group("password", "your own password"), command)
     mobile.register(
         group("mobile", "your own mobile number, changed with a one-time code"), command
     )

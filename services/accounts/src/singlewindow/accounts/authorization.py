@@ -47,6 +47,10 @@ class Action(StrEnum):
     SHOW_CARD = "show_card"
     # --- one-time codes, mobile, individuals (issue 9) ---
     CHANGE_MOBILE = "change_mobile"
+    # --- operators, password, account update (issue 9) ---
+    UPDATE_ACCOUNT = "update_account"
+    CHANGE_PASSWORD = "change_password"
+    MANAGE_OPERATORS = "manage_operators"
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,18 @@ PERMISSIONS: dict[Action, Permission] = {
     ),
     # --- one-time codes, mobile, individuals (issue 9) ---
     Action.CHANGE_MOBILE: Permission(ANY_ROLE),
+    # --- operators, password, account update (issue 9) ---
+    # A one-time password's change comes before anything else: only it, the session and logout
+    # may be asked while `change_password` is owed. An operator (or an individual) is refused
+    # every administrator action by its role, whatever it still owes.
+    Action.UPDATE_ACCOUNT: Permission(ANY_ROLE),
+    Action.CHANGE_PASSWORD: Permission(ANY_ROLE, before=ANY_TIME),
+    Action.MANAGE_OPERATORS: Permission(
+        ADMIN,
+        own_enterprise=True,
+        forbidden="only the enterprise administrator manages operators; an operator account "
+        "may show and change its own account, password and mobile",
+    ),
 }
 
 ENDED = "session has expired or was ended; log in again"

@@ -9,6 +9,8 @@
 - `cardbinding`: My IC card: bind, unbind and show the account's card
 - `mobile`: the caller's own mobile number, changed with a one-time code (`codes`)
 - `individuals`: individual users, activated with a one-time code to their mobile
+- `selfservice`: the caller's own details and password (issue 9; `operators` has the cardless
+  operators, listed, changed, disabled, enabled, deleted, their one-time passwords reset)
 
 Every session request goes through `authorization.authorize`, every staff request through
 `staff.authorize_staff`.
@@ -24,6 +26,7 @@ from singlewindow.accounts import (  # issue 9: one-time codes
     mobile,
     operators,
     scope,
+    selfservice,
     staff,
 )
 from singlewindow.accounts.routes import routes
@@ -35,3 +38,4 @@ from singlewindow.accounts import cardbinding
 
 __all__ += ["cardbinding"]
 __all__ += ["individuals", "mobile"]
+__all__ += ["selfservice"]

@@ -51,6 +51,13 @@ class Settings(ServiceSettings):
     """The key of the codes' digests (set it in production: a stolen database then cannot
     test the million codes offline)."""
 
+    # --- operators (issue 9) ---
+    initial_password: SecretStr = SecretStr("88888888")
+    """A cardless operator's one-time password: the guide's `88888888` by default, or `random`
+    for a random one sent to the operator's mobile on the notification stream."""
+    initial_password_ttl_days: float = 7
+    """How long an unused one-time password of an operator logs in."""
+
     def startup_problem(self) -> str | None:
         """Why the service must not start with these settings, if it must not."""
         if (

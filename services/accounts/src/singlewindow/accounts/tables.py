@@ -71,7 +71,15 @@ accounts = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("operator_level", String(16)),
+    # --- operators, account update (issue 9) ---
+    Column("landline", String(30)),
+    # Until when a one-time password (`password_must_change`) logs in; None: no limit.
+    Column("password_expires_at", DateTime(timezone=True)),
+    # How a one-time password was given: `default`, `random`; None: the holder chose it.
+    Column("initial_password", String(16)),
+    Column("deleted_at", DateTime(timezone=True)),
 )
+Index("accounts_by_enterprise", accounts.c.uscc, accounts.c.role)
 Index(
     "one_active_admin_per_enterprise",
     accounts.c.uscc,
@@ -196,6 +204,11 @@ def account_from_row(row: RowMapping) -> Account:
         if row["operator_level"] is None
         else OperatorLevel(row["operator_level"]),
         scope_declared=bool(row["scope_declared"]),
+        landline=row["landline"],
+        password_expires_at=None
+        if row["password_expires_at"] is None
+        else as_utc(row["password_expires_at"]),
+        initial_password=row["initial_password"],
     )
 
 
@@ -220,6 +233,9 @@ async def create_account(connection: AsyncConnection, new: NewAccount, now: date
             status=AccountStatus.ACTIVE.value,
             created_at=now,
             operator_level=None if new.operator_level is None else new.operator_level.value,
+            landline=getattr(holder, "landline", None),
+            password_expires_at=new.password_expires_at,
+            initial_password=new.initial_password,
         )
     )
     found = await account_by_id(connection, account_id)

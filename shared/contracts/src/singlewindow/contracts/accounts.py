@@ -6,10 +6,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from singlewindow.contracts import notify, registration
 from singlewindow.contracts.card_gateway import CardData, CardType, OperatorLevel
-from singlewindow.contracts.common import AccountHolder, AccountName, Password
+from singlewindow.contracts.common import (
+    AccountHolder,
+    AccountName,
+    Email,
+    Identified,
+    Password,
+    PersonName,
+)
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
 from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
 from singlewindow.contracts.identifiers import MobileNumber, Uscc
@@ -162,6 +169,7 @@ class AccountView(BaseModel):
     enterprise_name: str | None
     business_scope: tuple[BusinessScope, ...]
     created_at: datetime
+    landline: str | None = None  # issue 9: account update
 
 
 class ScopeOptions(AuthenticatedRequest):
@@ -815,5 +823,249 @@ ACTIVATE_INDIVIDUAL = Endpoint(
     ActivateIndividual,
     IndividualActivated,
     Audience.PUBLIC,
+    changes_state=True,
+)
+
+
+# --- operators, password, account update (issue 9) ---
+# Cardless operators: added by their enterprise's administrator with a one-time password (the
+# guide's 88888888 by default, or a random one sent to the operator's mobile), changed, disabled,
+# enabled, deleted; every account's own details and password. Who may do what is
+# `accounts.authorization.PERMISSIONS`; every change is an `account-changed` audit event.
+
+Landline = Annotated[
+    str,
+    Field(strict=True, description="a landline number: digits, spaces and + - ( ), 5-30"),
+    StringConstraints(strip_whitespace=True, pattern=r"^[0-9+()\- ]{5,30}$"),
+]
+
+NOT_EDITABLE = ("account", "id_type", "id_number")
+"""An account's name and identity document are fixed once it exists."""
+
+
+class _RefusesIdentity(Request):
+    """Changes that name the fields they may not change, to refuse them by name."""
+
+    account: object = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
+    id_type: object = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
+    id_number: object = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
+
+    @field_validator(*NOT_EDITABLE, mode="before")
+    @classmethod
+    def _not_editable(cls, value: object) -> object:
+        raise ValueError("cannot be changed once the account exists")
+
+
+class UpdateAccount(_RefusesIdentity):
+    """Change the caller's own name, e-mail or landline (what is given; null clears e-mail and
+    landline). The account name and ID number are not editable."""
+
+    token: str
+    name: PersonName | None = None
+    email: Email | None = None
+    landline: Landline | None = None
+
+
+class ChangePassword(AuthenticatedRequest):
+    """Change the caller's own password: every other session of the account ends."""
+
+    current_password: Password
+    new_password: Password
+
+
+class CardlessOperator(Identified):
+    """An operator without a card: who they are, their account name and level; no password (the
+    platform gives a one-time one)."""
+
+    account: AccountName
+    email: Email | None = None
+    landline: Landline | None = None
+    level: OperatorLevel
+    password: object = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _no_password(cls, value: object) -> object:
+        raise ValueError(
+            "leave it out: a cardless operator's first password is a one-time one the platform"
+            " gives"
+        )
+
+
+class AddOperator(AuthenticatedRequest):
+    """Add a cardless operator to the caller's enterprise (administrator only)."""
+
+    operator: CardlessOperator
+
+
+class OperatorName(AuthenticatedRequest):
+    """Name one operator of the caller's enterprise (administrator only)."""
+
+    account: Annotated[str, Field(strict=True, min_length=1, max_length=64)]
+
+
+class ListOperators(AuthenticatedRequest):
+    """List the operators of the caller's enterprise (administrator only)."""
+
+
+class ShowOperator(OperatorName):
+    """Show one operator of the caller's enterprise."""
+
+
+class DisableOperator(OperatorName):
+    """Disable an operator: its sessions end at once and it cannot log in."""
+
+
+class EnableOperator(OperatorName):
+    """Enable a disabled operator again."""
+
+
+class DeleteOperator(OperatorName):
+    """Delete an operator: its sessions end, its history stays, its login is refused."""
+
+
+class ResetOperatorPassword(OperatorName):
+    """Give an operator a new one-time password (it must be changed at the next login)."""
+
+
+class OperatorChanges(_RefusesIdentity):
+    """What to change of an operator: what is given (null clears e-mail and landline); the
+    account name and ID number are not editable."""
+
+    name: PersonName | None = None
+    email: Email | None = None
+    landline: Landline | None = None
+    level: OperatorLevel | None = None
+    """A cardless operator's level; a card operator's level is its card's."""
+
+
+class UpdateOperator(OperatorName):
+    """Change an operator's name, e-mail, landline or (cardless) level."""
+
+    changes: OperatorChanges
+
+
+class OperatorDetails(BaseModel):
+    """An operator as their administrator sees it, with its one-time password's state (never
+    the password)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    role: Role
+    operator_level: OperatorLevel | None
+    name: str
+    id_number_masked: str
+    mobile_masked: str
+    email: str | None
+    landline: str | None
+    uscc: str | None
+    enterprise_name: str | None
+    status: str
+    card_number: str | None
+    password_must_change: bool
+    password_expires_at: datetime | None
+    """Until when an unused one-time password logs in."""
+    initial_password: str
+    """How the one-time password was given: `default` (the guide's 88888888), `random` (sent to
+    the operator's mobile), or `none` (the operator set their own)."""
+    created_at: datetime
+
+
+class OperatorList(BaseModel):
+    """The enterprise's operators (deleted ones left out), by account name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    operators: tuple[OperatorDetails, ...]
+
+
+class OperatorChanged(EventData):
+    """An administrator changed an operator's details: which fields (not their values)."""
+
+    uscc: str
+    account: str
+    fields: tuple[str, ...]
+    level: str | None
+    by: str
+
+
+class OperatorStatusChanged(EventData):
+    """An operator was disabled, enabled or deleted by their administrator."""
+
+    uscc: str
+    account: str
+    by: str
+
+
+class AccountChanged(EventData):
+    """An administrative change to an account, or an account's change to itself (audit): who did
+    what to whom. Never a password, code or full ID number."""
+
+    account: str
+    uscc: str | None
+    change: str
+    """`operator-added`, `operator-changed`, `operator-disabled`, `operator-enabled`,
+    `operator-deleted`, `password-reset`, `password-changed` or `account-updated`."""
+    by: str
+    fields: tuple[str, ...] = ()
+    """The fields changed, by name."""
+
+
+OPERATOR_CHANGED = EventSpec(SERVICE, "operator-changed", 1, OperatorChanged)
+OPERATOR_DISABLED = EventSpec(SERVICE, "operator-disabled", 1, OperatorStatusChanged)
+OPERATOR_ENABLED = EventSpec(SERVICE, "operator-enabled", 1, OperatorStatusChanged)
+OPERATOR_DELETED = EventSpec(SERVICE, "operator-deleted", 1, OperatorStatusChanged)
+ACCOUNT_CHANGED = EventSpec(SERVICE, "account-changed", 1, AccountChanged, audit=True)
+
+UPDATE_ACCOUNT = Endpoint(
+    SERVICE, "account.update", UpdateAccount, AccountView, Audience.SESSION, changes_state=True
+)
+CHANGE_PASSWORD = Endpoint(
+    SERVICE, "password.change", ChangePassword, SessionView, Audience.SESSION, changes_state=True
+)
+ADD_OPERATOR = Endpoint(
+    SERVICE, "operators.add", AddOperator, OperatorDetails, Audience.SESSION, changes_state=True
+)
+LIST_OPERATORS = Endpoint(SERVICE, "operators.list", ListOperators, OperatorList, Audience.SESSION)
+SHOW_OPERATOR = Endpoint(SERVICE, "operators.show", ShowOperator, OperatorDetails, Audience.SESSION)
+UPDATE_OPERATOR = Endpoint(
+    SERVICE,
+    "operators.update",
+    UpdateOperator,
+    OperatorDetails,
+    Audience.SESSION,
+    changes_state=True,
+)
+DISABLE_OPERATOR = Endpoint(
+    SERVICE,
+    "operators.disable",
+    DisableOperator,
+    OperatorDetails,
+    Audience.SESSION,
+    changes_state=True,
+)
+ENABLE_OPERATOR = Endpoint(
+    SERVICE,
+    "operators.enable",
+    EnableOperator,
+    OperatorDetails,
+    Audience.SESSION,
+    changes_state=True,
+)
+DELETE_OPERATOR = Endpoint(
+    SERVICE,
+    "operators.delete",
+    DeleteOperator,
+    OperatorDetails,
+    Audience.SESSION,
+    changes_state=True,
+)
+RESET_OPERATOR_PASSWORD = Endpoint(
+    SERVICE,
+    "operators.reset-password",
+    ResetOperatorPassword,
+    OperatorDetails,
+    Audience.SESSION,
     changes_state=True,
 )
