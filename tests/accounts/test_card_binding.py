@@ -12,6 +12,7 @@ from singlewindow.accounts.cards import login_card
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import NewAccount
 from singlewindow.accounts.login import login_password, show_session
+from singlewindow.accounts.operators import delete_operator
 from singlewindow.accounts.scope import set_scope
 from singlewindow.accounts.tables import card_bindings, create_account
 from singlewindow.contracts import accounts as contract
@@ -19,6 +20,7 @@ from singlewindow.contracts.accounts import (
     BindCard,
     BusinessScope,
     CardBindingView,
+    DeleteOperator,
     LoginWithCard,
     LoginWithPassword,
     SessionView,
@@ -368,3 +370,25 @@ async def test_a_card_session_ends_once_its_binding_is_gone_even_unrevoked(
     with pytest.raises(DomainError) as ended:
         await show_session(ShowSession(token=session.token), deps)
     assert ended.value.code is ErrorCode.UNAUTHENTICATED
+
+
+async def test_deleting_a_card_bound_operator_frees_its_card_and_says_so(
+    deps: AccountsRuntime, authority: CardAuthority
+) -> None:
+    uscc = make_uscc()
+    admin = await ready_cardless_admin(deps, uscc)
+    operator = await operator_session(deps, uscc, OperatorLevel.ENTRY)
+    card = authority.issue(uscc=uscc, card_type="operator", level="entry")
+    await bind(deps, operator, card)
+
+    await delete_operator(DeleteOperator(token=admin.token, account=operator.account), deps)
+
+    unbound = await events(deps, contract.CARD_UNBOUND)
+    assert [(e.account, e.card_number) for e in unbound] == [
+        (operator.account, card.data["card_number"])
+    ]
+    audited = await events(deps, contract.CARD_BINDING_AUDITED)
+    assert (audited[-1].change, audited[-1].by) == ("unbound", admin.account)
+    async with deps.service.db.reading() as connection:
+        rows = (await connection.execute(card_bindings.select())).all()
+    assert rows == []

@@ -23,13 +23,13 @@ import structlog
 from singlewindow.accounts.authorization import Action, authorize
 from singlewindow.accounts.cards import OTHER_ENTERPRISE, Cards, audit, prove_card, refuse
 from singlewindow.accounts.dependencies import AccountsRuntime
-from singlewindow.accounts.domain import Account, account_key
-from singlewindow.accounts.login import Logins, reserve_attempt, throttled
+from singlewindow.accounts.domain import Account
+from singlewindow.accounts.login import Logins
+from singlewindow.accounts.reauth import audit_check, confirm_password
 from singlewindow.accounts.routes import routes
 from singlewindow.accounts.tables import card_bindings, sessions
 from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import (
-    AuthenticationAttempted,
     BindCard,
     CardBindingAudited,
     CardBindingChanged,
@@ -53,7 +53,6 @@ UNBIND = "unbind-card"
 BOUND_HERE = "this card is already bound to your account"
 BOUND_ELSEWHERE = "this card is already bound to another account"
 NO_CARD = "no card is bound to this account"
-WRONG_PASSWORD = "the current password is incorrect"
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ async def bind_card(request: BindCard, deps: AccountsRuntime) -> CardBindingView
             await Cards(connection).bind(
                 card.card_number, account.account_id, card.card_type, proven.certificate, now
             )
-            await _announce(deps, connection, account, card, "bound", caller.session.method)
+            await announce_binding(deps, connection, account, card, "bound", caller.session.method)
             await audit(deps, connection, card, BIND, "succeeded", None, account=account.account)
     except IntegrityError:
         # A concurrent bind of this card, or to this account, committed first: say which.
@@ -220,29 +219,16 @@ async def unbind_card(request: UnbindCard, deps: AccountsRuntime) -> CardUnbound
     account = caller.account
     if binding is None:
         raise DomainError(ErrorCode.NOT_FOUND, NO_CARD)
-    key = account_key(account.account)
+    key = await confirm_password(deps, account, request.current_password, UNBIND)
     now = deps.service.clock.now()
-    blocked = await reserve_attempt(deps, key, now)
-    if blocked is not None:
-        async with deps.service.db.transaction() as connection:
-            await _audit_password(deps, connection, account, "throttled", "too many attempts")
-        raise throttled(blocked, now)
-    if not await deps.passwords.verify(account.password_hash, request.current_password):
-        async with deps.service.db.transaction() as connection:
-            await _audit_password(deps, connection, account, "failed", "incorrect password")
-        raise DomainError(
-            ErrorCode.UNAUTHENTICATED,
-            WRONG_PASSWORD,
-            (FieldError(path="current_password", message="is incorrect"),),
-        )
     async with deps.service.db.transaction() as connection:
         await Logins(connection).clear_failures(key)
         ended = await Bindings(connection).unbind(binding.card_number, account.account_id, now)
         if ended is None:
             raise DomainError(ErrorCode.NOT_FOUND, f"{NO_CARD} (it was unbound meanwhile)")
-        await _audit_password(deps, connection, account, "succeeded", None)
-        card = _BoundCard(binding.card_number, binding.card_type)
-        await _announce(
+        await audit_check(deps, connection, account, UNBIND, "succeeded", None)
+        card = BoundCard(binding.card_number, binding.card_type)
+        await announce_binding(
             deps, connection, account, card, "unbound", caller.session.method, ended=ended
         )
     log.info("card unbound", account=account.account, card_number=binding.card_number)
@@ -282,22 +268,24 @@ async def show_card(request: ShowCardBinding, deps: AccountsRuntime) -> MyCard:
 
 
 @dataclass(frozen=True)
-class _BoundCard:
+class BoundCard:
     card_number: str
     card_type: CardType
 
 
-async def _announce(
+async def announce_binding(
     deps: AccountsRuntime,
     connection: AsyncConnection,
     account: Account,
-    card: CardData | _BoundCard,
+    card: CardData | BoundCard,
     change: str,
     session_method: str,
     *,
     ended: int = 0,
+    by: str | None = None,
 ) -> None:
-    """The public event of a binding's change and its audit record, in the caller's transaction."""
+    """The public event of a binding's change and its audit record, in the caller's transaction;
+    `by` is who changed it when that is not the account itself (an administrator)."""
     assert account.uscc is not None  # only enterprise accounts bind cards
     public = contract.CARD_BOUND if change == "bound" else contract.CARD_UNBOUND
     await deps.service.emit(
@@ -320,32 +308,9 @@ async def _announce(
             change=change,
             card_number=card.card_number,
             card_type=card.card_type.value,
-            by=account.account,
+            by=by or account.account,
             session_method=session_method,
             sessions_ended=ended,
-        ),
-        subject=account.uscc,
-    )
-
-
-async def _audit_password(
-    deps: AccountsRuntime,
-    connection: AsyncConnection,
-    account: Account,
-    outcome: str,
-    reason: str | None,
-) -> None:
-    """The current password given to unbind a card, as an authentication attempt."""
-    log.info("authentication attempt", account=account.account, outcome=outcome, reason=reason)
-    await deps.service.emit(
-        connection,
-        contract.AUTHENTICATION_ATTEMPTED,
-        AuthenticationAttempted(
-            account=account.account,
-            method="password",
-            outcome=outcome,
-            reason=reason,
-            purpose=UNBIND,
         ),
         subject=account.uscc,
     )

@@ -16,6 +16,7 @@ from functools import partial
 
 import structlog
 from singlewindow.accounts.authorization import Action, authorize
+from singlewindow.accounts.cardbinding import BoundCard, announce_binding
 from singlewindow.accounts.cards import OTHER_ENTERPRISE, Cards, audit, prove_card, refuse
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import Account, AccountStatus, NewAccount, account_key
@@ -499,8 +500,9 @@ async def _set_status(
 ) -> OperatorDetails:
     now = deps.service.clock.now()
     async with deps.service.db.transaction() as connection:
-        caller = await _admin(deps, connection, token)
-        assert caller.uscc is not None
+        authorized = await authorize(deps, connection, token, Action.MANAGE_OPERATORS)
+        caller = authorized.account
+        assert caller.uscc is not None  # MANAGE_OPERATORS acts on the caller's own enterprise
         if account_key(name) == account_key(caller.account) and status is not AccountStatus.ACTIVE:
             verb = "delete" if status is AccountStatus.DELETED else "disable"
             raise DomainError(
@@ -522,6 +524,16 @@ async def _set_status(
                 subject=caller.uscc,
             )
             await audit_change(deps, connection, found.account, change, by=caller.account)
+            if status is AccountStatus.DELETED and found.card_number is not None:
+                await announce_binding(
+                    deps,
+                    connection,
+                    found.account,
+                    BoundCard(found.card_number, CardType.OPERATOR),
+                    "unbound",
+                    authorized.session.method,
+                    by=caller.account,
+                )
         account = await account_by_id(connection, found.account.account_id)
     assert account is not None
     return OperatorRecord(

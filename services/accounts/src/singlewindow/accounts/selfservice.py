@@ -14,8 +14,9 @@ from typing import Any
 import structlog
 from singlewindow.accounts.authorization import Action, authorize
 from singlewindow.accounts.dependencies import AccountsRuntime
-from singlewindow.accounts.domain import Account, account_key
-from singlewindow.accounts.login import Logins, reserve_attempt, session_view, throttled
+from singlewindow.accounts.domain import Account
+from singlewindow.accounts.login import Logins, session_view
+from singlewindow.accounts.reauth import audit_check, confirm_password
 from singlewindow.accounts.routes import routes
 from singlewindow.accounts.scope import Scopes
 from singlewindow.accounts.tables import account_by_id, accounts, sessions
@@ -23,7 +24,6 @@ from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import (
     AccountChanged,
     AccountView,
-    AuthenticationAttempted,
     BusinessScope,
     ChangePassword,
     SessionView,
@@ -39,7 +39,7 @@ log = structlog.get_logger("singlewindow.accounts.selfservice")
 
 EDITABLE = ("name", "email", "landline")
 """What an account holder may change of their own details."""
-WRONG_CURRENT = "the current password is incorrect"
+PASSWORD_CHANGE = "password-change"
 
 
 class Accounts:
@@ -191,21 +191,8 @@ async def change_password(request: ChangePassword, deps: AccountsRuntime) -> Ses
             "invalid fields: new_password must differ from the current password",
             (FieldError(path="new_password", message="must differ from the current password"),),
         )
-    key = account_key(account.account)
+    key = await confirm_password(deps, account, request.current_password, PASSWORD_CHANGE)
     now = deps.service.clock.now()
-    blocked = await reserve_attempt(deps, key, now)
-    if blocked is not None:
-        async with deps.service.db.transaction() as connection:
-            await _audit_attempt(deps, connection, account, "throttled", "too many login attempts")
-        raise throttled(blocked, now)
-    if not await deps.passwords.verify(account.password_hash, request.current_password):
-        async with deps.service.db.transaction() as connection:
-            await _audit_attempt(deps, connection, account, "failed", "incorrect current password")
-        raise DomainError(
-            ErrorCode.UNAUTHENTICATED,
-            WRONG_CURRENT,
-            (FieldError(path="current_password", message="is incorrect"),),
-        )
     new_hash = await deps.passwords.hash(request.new_password)
     async with deps.service.db.transaction() as connection:
         repository = Accounts(connection)
@@ -217,7 +204,7 @@ async def change_password(request: ChangePassword, deps: AccountsRuntime) -> Ses
             )
         await Logins(connection).clear_failures(key)
         await repository.revoke_sessions(account.account_id, now, keep=caller.session.digest)
-        await _audit_attempt(deps, connection, account, "succeeded", None)
+        await audit_check(deps, connection, account, PASSWORD_CHANGE, "succeeded", None)
         await audit_change(deps, connection, account, "password-changed", by=account.account)
         changed = await account_by_id(connection, account.account_id)
     assert changed is not None
@@ -231,32 +218,4 @@ async def change_password(request: ChangePassword, deps: AccountsRuntime) -> Ses
         session.expires_at,
         method=session.method,
         card_number=session.card_number,
-    )
-
-
-async def _audit_attempt(
-    deps: AccountsRuntime,
-    connection: AsyncConnection,
-    account: Account,
-    outcome: str,
-    reason: str | None,
-) -> None:
-    log.info(
-        "authentication attempt",
-        account=account.account,
-        outcome=outcome,
-        reason=reason,
-        purpose="password-change",
-    )
-    await deps.service.emit(
-        connection,
-        contract.AUTHENTICATION_ATTEMPTED,
-        AuthenticationAttempted(
-            account=account.account,
-            method="password",
-            outcome=outcome,
-            reason=reason,
-            purpose="password-change",
-        ),
-        subject=account.uscc,
     )
