@@ -358,3 +358,15 @@ def test_every_exposed_endpoint_is_routed() -> None:
     app = create_app(Settings(), forwarder=FakeBus(), clock=ManualClock())
     paths = {getattr(route, "path", None) for route in app.routes}
     assert {http_path(endpoint) for endpoint in exposed_endpoints()} <= paths
+
+
+async def test_a_null_body_of_an_endpoint_without_fields_is_an_empty_request(
+    client: httpx.AsyncClient, bus: FakeBus
+) -> None:
+    reply = await client.post(
+        "/api/v1/review/tasks/list",
+        content=b"null",
+        headers={"Authorization": "Bearer t", "content-type": "application/json"},
+    )
+    assert reply.status_code == 200
+    assert bus.sent[-1][1] == {"token": "t"}

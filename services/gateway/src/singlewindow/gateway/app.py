@@ -215,7 +215,9 @@ def _route(
     async def handle(request: Request, body: Any = None) -> Response:
         rid = request_id_of(request)
         raw = await request.body()
-        data: dict[str, Any] = json.loads(raw) if raw.strip() else {}
+        parsed = json.loads(raw) if raw.strip() else None
+        # FastAPI has checked it against the model: an object, or null where no field is needed.
+        data: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
         from_cookie = False
         if needs_token:
             token = _bearer(request)
