@@ -370,3 +370,29 @@ async def test_a_null_body_of_an_endpoint_without_fields_is_an_empty_request(
     )
     assert reply.status_code == 200
     assert bus.sent[-1][1] == {"token": "t"}
+
+
+def test_swctl_finds_each_endpoint_where_the_gateway_serves_it() -> None:
+    from singlewindow.swctl import client
+
+    for endpoint in exposed_endpoints():
+        assert client.http_path(endpoint) == http_path(endpoint)
+    assert set(client.HTTP_AUDIENCES) == {e.audience for e in exposed_endpoints()}
+
+
+def test_swctl_uses_the_gateway_unless_only_a_nats_url_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    from singlewindow.swctl.client import DEFAULT_SERVER, server_of
+
+    monkeypatch.delenv("SW_SERVER", raising=False)
+    assert server_of(argparse.Namespace(server=None, nats_url_given=False)) == DEFAULT_SERVER
+    assert server_of(argparse.Namespace(server=None, nats_url_given=True)) is None
+    given = argparse.Namespace(server="https://sw.example/", nats_url_given=True)
+    assert server_of(given) == "https://sw.example"
+    monkeypatch.setenv("SW_SERVER", "http://127.0.0.1:9090")
+    assert server_of(argparse.Namespace(server=None, nats_url_given=True)) == (
+        "http://127.0.0.1:9090"
+    )

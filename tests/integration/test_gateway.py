@@ -4,7 +4,10 @@ two people's sessions stay apart."""
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,12 @@ from schemathesis.specs.openapi.checks import (
 from singlewindow.contracts import accounts
 from singlewindow.swctl.platform import GATEWAY, Platform
 
+from tests.integration.test_cardless_story import _open_task, _state
+from tests.integration.test_exactly_once import events_of
 from tests.integration.test_login import PASSWORD, _all, admin
-from tests.support.platform import Bus, free_port, running_platform
+from tests.support.identifiers import application
+from tests.support.platform import Bus, eventually, free_port, running_platform
+from tests.support.swctl import Result, Swctl
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -31,8 +38,8 @@ GATEWAY_SETTINGS = {
     # The test's own client address is the trusted proxy: each test names its "clients" with
     # X-Forwarded-For, as a load balancer in front of the gateway would.
     "SW_GATEWAY_TRUSTED_PROXIES": '["127.0.0.1"]',
-    # Two guesses per address: fewer than accounts' own free failures (3 in the tests).
-    "SW_GATEWAY_RATE_ADDRESS_LIMIT": "2",
+    # Eight requests per address: the swctl story below makes five from 127.0.0.1.
+    "SW_GATEWAY_RATE_ADDRESS_LIMIT": "8",
     "SW_GATEWAY_RATE_ACCOUNT_LIMIT": "50",
     "SW_GATEWAY_RATE_WINDOW_SECONDS": "3600",
 }
@@ -65,18 +72,22 @@ def from_address(address: str, token: str | None = None) -> dict[str, str]:
     return headers | ({"Authorization": f"Bearer {token}"} if token else {})
 
 
-async def test_wrong_passwords_from_one_address_get_429_and_start_no_argon2id_work(
+async def test_a_password_spray_from_one_address_gets_429_and_starts_no_argon2id_work(
     http: httpx.AsyncClient, nats_bus: Bus, reviewer: str
 ) -> None:
     account = await admin(nats_bus, reviewer)
     login = "/api/v1/accounts/login/password"
-    wrong = {"account": account, "password": "not-the-password"}
+    spray = [f"spray-{uuid.uuid4().hex[:8]}-{n}" for n in range(10)]
     statuses, retry_after = [], None
-    for _ in range(6):
-        reply = await http.post(login, json=wrong, headers=from_address("198.51.100.7"))
+    for name in spray:
+        reply = await http.post(
+            login,
+            json={"account": name, "password": "Summer-2026-guess"},
+            headers=from_address("198.51.100.7"),
+        )
         statuses.append(reply.status_code)
         retry_after = reply.headers.get("Retry-After", retry_after)
-    assert statuses == [401, 401, 429, 429, 429, 429]
+    assert statuses == [401] * 8 + [429] * 2
     assert retry_after is not None
     assert int(retry_after) > 0
     right = await http.post(
@@ -86,14 +97,15 @@ async def test_wrong_passwords_from_one_address_get_429_and_start_no_argon2id_wo
     )
     assert right.status_code == 200, right.text
     assert right.json()["account"] == account
-    # accounts verified exactly the three passwords the gateway let through.
+    # accounts verified the eight guesses the gateway let through, and none of the other two.
     audit = await _all(nats_bus, "SW_AUDIT", "sw.audit.>")
-    attempts = [
-        e["data"]["outcome"]
+    verified = {
+        e["data"]["account"]: e["data"]["outcome"]
         for e in audit
-        if e["type"] == accounts.AUTHENTICATION_ATTEMPTED.type and e["data"]["account"] == account
-    ]
-    assert attempts == ["failed", "failed", "succeeded"]
+        if e["type"] == accounts.AUTHENTICATION_ATTEMPTED.type
+    }
+    assert [verified.get(name) for name in spray] == ["failed"] * 8 + [None] * 2
+    assert verified[account] == "succeeded"
 
 
 async def test_two_peoples_sessions_never_see_each_others_replies(
@@ -175,3 +187,64 @@ def _check(strategy: Any) -> None:
         )
 
     check()
+
+
+@dataclass(frozen=True)
+class SwctlOverHttp(Swctl):
+    """swctl that knows the gateway only: its NATS URL leads nowhere, it has no credentials."""
+
+    server: str = ""
+
+    def __call__(self, *args: str, **kwargs: Any) -> Result:
+        extra = kwargs.pop("extra_env", None) or {}
+        return super().__call__(*args, extra_env={"SW_SERVER": self.server} | extra, **kwargs)
+
+
+@pytest.fixture
+def swctl(platform: Platform, tmp_path: Path) -> Swctl:
+    return SwctlOverHttp(
+        "nats://127.0.0.1:1", tmp_path / "swctl", None, server=gateway_url(platform)
+    )
+
+
+async def test_the_cardless_and_review_stories_through_swctl_over_http(
+    swctl: Swctl, reviewer: str, nats_bus: Bus, tmp_path: Path
+) -> None:
+    """swctl with no NATS to reach and no credential: every step goes through the gateway."""
+    content = application(password=PASSWORD)
+    account = content["admin"]["account"]
+    path = tmp_path / "application.json"
+    path.write_text(json.dumps(content, ensure_ascii=False))
+    submitted = swctl("register", "cardless", "--file", str(path), "--json")
+    assert submitted.code == 0, submitted.stderr
+    application_id = submitted.json()["application_id"]
+    # The reviewer's staff session, as `swctl staff login` keeps it.
+    swctl.config_dir.mkdir(parents=True, exist_ok=True)
+    (swctl.config_dir / "staff-session.json").write_text(json.dumps({"token": reviewer}))
+    task_id = await _open_task(swctl, application_id)
+    assert swctl("review", "claim", task_id).code == 0
+    approved = swctl("review", "approve", task_id)
+    assert approved.code == 0, approved.stderr
+    await _state(swctl, application_id, "approved")
+
+    uscc = content["enterprise"]["uscc"]
+
+    async def registered() -> bool | None:
+        found = await events_of(
+            nats_bus, accounts.STREAM.name, accounts.ENTERPRISE_REGISTERED.subject, uscc
+        )
+        return True if found else None
+
+    await eventually(registered)
+    login = swctl("login", "--account", account, "--password-stdin", stdin=PASSWORD + "\n")
+    assert login.code == 0, login.stderr
+    blocked = swctl("account", "show")
+    assert blocked.code == 1
+    assert "business scope" in blocked.stderr
+    declared = swctl("scope", "set", "import_export_consignee", "--json")
+    assert declared.code == 0, declared.stderr
+    me = swctl("account", "show", "--json")
+    assert me.code == 0, me.stderr
+    assert me.json()["account"] == account
+    assert swctl("logout").code == 0
+    assert swctl("account", "show").code == 1

@@ -656,6 +656,13 @@ def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         metavar="URL",
         help=f"NATS server of the platform (env SW_NATS_URL; default {DEFAULT_NATS_URL})",
     )
+    parser.add_argument(  # gateway (issue 8)
+        "--server",
+        default=default(None),
+        metavar="URL",
+        help="the platform's HTTP gateway people's requests go to (env SW_SERVER; default "
+        "http://127.0.0.1:8080, or NATS itself when only --nats-url/SW_NATS_URL is given)",
+    )
     parser.add_argument(
         "--nats-ca",
         default=default(None),

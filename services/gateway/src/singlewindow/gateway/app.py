@@ -271,11 +271,13 @@ def _route(
                 endpoint.subject, json.dumps(data, ensure_ascii=False).encode(), headers
             )
         except NoResponder:
-            return problem(
+            response = problem(
                 ErrorCode.UNAVAILABLE,
-                f"the {endpoint.service} service is not running",
+                f"no service answers {endpoint.subject}; is the platform running?",
                 request_id=rid,
+                unreachable=True,
             )
+            return response
         except NoReply:
             return problem(
                 ErrorCode.UNAVAILABLE,

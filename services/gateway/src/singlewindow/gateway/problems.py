@@ -58,6 +58,8 @@ class Problem(BaseModel):
     code: str
     errors: list[ProblemField] = []
     request_id: str | None = None
+    unreachable: bool | None = None
+    """True when the gateway itself found no service behind the endpoint (not a refusal)."""
 
 
 def problem(
@@ -68,6 +70,7 @@ def problem(
     status: int | None = None,
     request_id: str | None = None,
     headers: dict[str, str] | None = None,
+    unreachable: bool | None = None,
 ) -> JSONResponse:
     """The problem response of a refusal with `code` (at its mapped status unless told)."""
     status = status or STATUS.get(code, 500)
@@ -79,6 +82,7 @@ def problem(
         code=code.value,
         errors=[ProblemField(path=f.path, message=f.message) for f in fields],
         request_id=request_id,
+        unreachable=unreachable,
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
