@@ -25,7 +25,7 @@ from singlewindow.runtime.clock import ManualClock
 LOGIN = "/api/v1/accounts/login/password"
 Answer = Callable[[str, dict[str, Any]], bytes]
 
-SESSION = {
+SESSION: dict[str, Any] = {
     "token": "tok-alice",
     "account": "alice",
     "role": "admin",

@@ -112,7 +112,7 @@ def body_model(endpoint: Endpoint[Any, Any]) -> type[BaseModel]:
         for name, info in endpoint.request.model_fields.items()
         if name != "token"
     }
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(
         f"{endpoint.request.__name__}Body",
         __config__=endpoint.request.model_config,
         __doc__=endpoint.request.__doc__,
@@ -271,13 +271,12 @@ def _route(
                 endpoint.subject, json.dumps(data, ensure_ascii=False).encode(), headers
             )
         except NoResponder:
-            response = problem(
+            return problem(
                 ErrorCode.UNAVAILABLE,
                 f"no service answers {endpoint.subject}; is the platform running?",
                 request_id=rid,
                 unreachable=True,
             )
-            return response
         except NoReply:
             return problem(
                 ErrorCode.UNAVAILABLE,

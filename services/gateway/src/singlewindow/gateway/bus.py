@@ -53,7 +53,7 @@ class NatsForwarder:
             name="singlewindow-gateway",
             inbox_prefix=inbox_prefix(user),
             max_reconnect_attempts=-1,
-            **options,  # type: ignore[arg-type]
+            **options,
         )
 
     async def close(self) -> None:
