@@ -396,3 +396,26 @@ def test_swctl_uses_the_gateway_unless_only_a_nats_url_is_given(
     assert server_of(argparse.Namespace(server=None, nats_url_given=True)) == (
         "http://127.0.0.1:9090"
     )
+
+
+def test_endpoints_checking_a_password_or_code_are_limited_whatever_their_name() -> None:
+    from singlewindow.contracts.endpoints import Endpoint
+    from singlewindow.contracts.wire import AuthenticatedRequest
+    from singlewindow.gateway.app import Gateway
+
+    class VerifySomething(AuthenticatedRequest):
+        """Verify a one-time code."""
+
+        code: str
+
+    class ShowSomething(AuthenticatedRequest):
+        """Show something."""
+
+    gateway = Gateway(Settings(), FakeBus(), ManualClock())
+    verify = Endpoint("accounts", "thing.verify", VerifySomething, None, Audience.SESSION)
+    show = Endpoint("accounts", "thing.show", ShowSomething, None, Audience.SESSION)
+    assert gateway.rate_limited(verify)
+    assert not gateway.rate_limited(show)
+    assert gateway.rate_limited(accounts.STAFF_PASSWORD)
+    assert gateway.rate_limited(accounts.LOGIN_PASSWORD)
+    assert not gateway.rate_limited(accounts.SHOW_SESSION)

@@ -155,9 +155,12 @@ class Gateway:
         self.trusted = networks(s.trusted_proxies)
 
     def rate_limited(self, endpoint: Endpoint[Any, Any]) -> bool:
-        """Whether the settings' patterns name the endpoint."""
+        """Whether the settings' patterns name the endpoint, or its request has a field that
+        is checked against a secret (a password, a one-time code)."""
         name = operation_id(endpoint)
-        return any(fnmatchcase(name, pattern) for pattern in self.settings.rate_endpoints)
+        if any(fnmatchcase(name, pattern) for pattern in self.settings.rate_endpoints):
+            return True
+        return not set(endpoint.request.model_fields).isdisjoint(self.settings.rate_fields)
 
     def address_of(self, request: Request) -> str:
         """The client's address (behind trusted proxies, the one they forwarded)."""

@@ -10,13 +10,16 @@ RATE_LIMITED = (
     "accounts.staff.login",
     "accounts.card.challenge",
     "accounts.card.register-admin",
+    "accounts.individuals.register",
+    "accounts.mobile.change",
     "registration.cardless.submit",
     "registration.cardless.resubmit",
-    "*.otp.*",
-    "*code*",
 )
 """The endpoints (`<service>.<name>`, shell patterns) a client address and an account name may
-call only so often: logins, registration submissions, one-time codes."""
+call only so often: logins, registrations, requests that send a one-time code."""
+RATE_LIMITED_FIELDS = ("password", "current_password", "code")
+"""Any endpoint whose request has one of these fields is limited too: it checks a password
+(argon2id work) or a one-time code, whatever its name, including endpoints added later."""
 
 
 class Settings(ServiceSettings):
@@ -30,6 +33,7 @@ class Settings(ServiceSettings):
     request_timeout_seconds: float = 10.0
     """How long a request waits for its service's reply before the client gets 504."""
     rate_endpoints: tuple[str, ...] = RATE_LIMITED
+    rate_fields: tuple[str, ...] = RATE_LIMITED_FIELDS
     rate_address_limit: int = 20
     """Requests one client address may make to the rate-limited endpoints per window."""
     rate_account_limit: int = 10
