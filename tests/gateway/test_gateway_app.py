@@ -412,8 +412,12 @@ def test_endpoints_checking_a_password_or_code_are_limited_whatever_their_name()
         """Show something."""
 
     gateway = Gateway(Settings(), FakeBus(), ManualClock())
-    verify = Endpoint("accounts", "thing.verify", VerifySomething, None, Audience.SESSION)
-    show = Endpoint("accounts", "thing.show", ShowSomething, None, Audience.SESSION)
+    verify: Endpoint[VerifySomething, None] = Endpoint(
+        "accounts", "thing.verify", VerifySomething, None, Audience.SESSION
+    )
+    show: Endpoint[ShowSomething, None] = Endpoint(
+        "accounts", "thing.show", ShowSomething, None, Audience.SESSION
+    )
     assert gateway.rate_limited(verify)
     assert not gateway.rate_limited(show)
     assert gateway.rate_limited(accounts.STAFF_PASSWORD)
