@@ -141,9 +141,22 @@ def module_name(service: str) -> str:
     return service.replace("-", "_")
 
 
+# --- gateway (issue 8) ---
+CLIENT_SERVICES = {"gateway": PORTAL}
+"""Folders of ``services/`` that are clients of the bus, not services on it, with the client
+user they connect as: the HTTP gateway is the one holder of ``portal``."""
+# --- end gateway ---
+
+
 def service_names() -> tuple[str, ...]:
-    """Every service in ``services/``."""
-    return tuple(sorted(path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml")))
+    """Every service in ``services/`` (the bus's clients among them have a client user)."""
+    return tuple(
+        sorted(
+            path.parent.name
+            for path in (ROOT / "services").glob("*/pyproject.toml")
+            if path.parent.name not in CLIENT_SERVICES
+        )
+    )
 
 
 def contract_of(service: str) -> ModuleType | None:
@@ -359,7 +372,7 @@ def portal_user() -> User:
     """The trusted front end people's requests come through (swctl): client requests only."""
     return User(
         name=PORTAL,
-        description="the front end people's requests come through (swctl)",
+        description="the HTTP gateway people's requests come through (and swctl on NATS)",
         publish=(
             Rule(
                 "requests declared for clients (public, in a session, back office)",

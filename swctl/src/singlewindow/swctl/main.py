@@ -553,6 +553,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UsageError("`swctl up` prints its progress, not JSON; `swctl status --json` does")
     if args.http_port_base is None:
         args.http_port_base = int(os.environ.get("SW_HTTP_PORT_BASE", DEFAULT_HTTP_PORT_BASE))
+    if args.http_port is None:  # gateway (issue 8)
+        from singlewindow.swctl.platform import GATEWAY_PORT_BELOW_BASE
+
+        port = os.environ.get("SW_GATEWAY_PORT")
+        args.http_port = int(port) if port else args.http_port_base - GATEWAY_PORT_BELOW_BASE
     return up.up(args)
 
 
@@ -662,6 +667,13 @@ def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         default=default(None),
         metavar="URL",
         help=f"NATS server of the platform (env SW_NATS_URL; default {DEFAULT_NATS_URL})",
+    )
+    parser.add_argument(  # gateway (issue 8)
+        "--server",
+        default=default(None),
+        metavar="URL",
+        help="the platform's HTTP gateway people's requests go to (env SW_SERVER; default "
+        "http://127.0.0.1:8080, or NATS itself when only --nats-url/SW_NATS_URL is given)",
     )
     parser.add_argument(
         "--nats-ca",
@@ -792,6 +804,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="services listen for health and metrics on base+1, base+2, ... "
         "(env SW_HTTP_PORT_BASE; default 8100)",
+    )
+    up_parser.add_argument(  # gateway (issue 8)
+        "--http-port",
+        type=int,
+        default=None,
+        help="the HTTP gateway's port (env SW_GATEWAY_PORT; default the base - 20: 8080)",
     )
     add_up_options(up_parser)
 

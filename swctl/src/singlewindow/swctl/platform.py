@@ -44,6 +44,15 @@ SERVICES: dict[str, int] = {"registration": 8101, "review": 8102, "accounts": 81
 CARD_GATEWAY = "card-gateway"
 CARD_GATEWAY_PORT = 8104
 """card-gateway runs where the readers are: in the embedded platform with `cards`, on 8104."""
+# --- gateway (issue 8) ---
+GATEWAY: Final = "gateway"
+"""The HTTP gateway: people's requests over HTTP, forwarded to NATS as the `portal` user."""
+GATEWAY_PORT_BELOW_BASE: Final = 20
+"""The gateway listens on the HTTP port base minus this (8080 for the default base, 8100), so
+that two platforms with different bases do not collide."""
+GATEWAY_NATS_USER: Final = "portal"
+"""The gateway is the one process of the platform that sends requests as `portal`."""
+# --- end gateway ---
 EMULATOR_MODULE: Final = "singlewindow.virtual_card.vpcd"
 """What a virtual card in a reader runs (`swctl card insert`)."""
 CLIENT_USERS: Final = ("portal", "workstation", "subscriber", "operator")
@@ -394,7 +403,9 @@ class Platform:
             self.write_credentials()
         env |= {
             prefix + "NATS_URL": self.config.nats_url,
-            prefix + "NATS_CREDENTIALS_FILE": str(self.config.credentials_file(service)),
+            prefix + "NATS_CREDENTIALS_FILE": str(
+                self.config.credentials_file(GATEWAY_NATS_USER if service == GATEWAY else service)
+            ),
             prefix + "DATABASE_URL": self.config.database_url(service),
             prefix + "HTTP_PORT": str(self.config.service_ports[service]),
             "PYTHONUNBUFFERED": "1",
@@ -491,7 +502,7 @@ class Platform:
                 name: {
                     "port": port,
                     "pid": self.processes[name].pid if name in self.processes else None,
-                    "database": redact(self.config.database_url(name)),
+                    "database": "-" if name == GATEWAY else redact(self.config.database_url(name)),
                     "log": str(self.log_path(name)),
                 }
                 | self._supervision_state(name)

@@ -16,6 +16,7 @@ from singlewindow.swctl.platform import (
     CARD_GATEWAY,
     CARD_GATEWAY_PORT,
     DEFAULT_HTTP_PORT_BASE,
+    GATEWAY,
     SERVICES,
     Interrupted,
     Platform,
@@ -57,6 +58,7 @@ def up(args: argparse.Namespace) -> int:
     starts again after a growing delay), and stop it all on Ctrl-C or SIGTERM."""
     data_dir = Path(args.data_dir).resolve()
     ports = {name: args.http_port_base + offset for name, offset in SERVICE_PORT_OFFSETS.items()}
+    ports[GATEWAY] = args.http_port  # the gateway starts last: every service is up by then
     platform = Platform(
         PlatformConfig(
             data_dir=data_dir,
