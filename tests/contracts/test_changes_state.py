@@ -29,6 +29,12 @@ READ_ONLY = {
     "sw.rpc.card-gateway.card.sign": "acts on the card, not on the service's state",
     # --- My IC card (issue 9) ---
     "sw.rpc.accounts.card.show": "reads the account's card binding",
+    # --- customs filing (issue 11) ---
+    "sw.rpc.accounts.session.resolve": "says who holds an enterprise session (a service asks)",
+    "sw.rpc.filing.form.show": "reads the form definition",
+    "sw.rpc.filing.drafts.show": "reads the enterprise's draft",
+    "sw.rpc.filing.status": "reads the enterprise's latest application",
+    "sw.rpc.filing.record.show": "reads the enterprise's filing record",
 }
 
 
@@ -70,6 +76,9 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.accounts.mobile.verify",
         "sw.rpc.accounts.individuals.register",
         "sw.rpc.accounts.individuals.activate",
+        # --- customs filing (issue 11) ---
+        "sw.rpc.filing.submit",
+        "sw.rpc.filing.drafts.save",
     } <= changing
 
 

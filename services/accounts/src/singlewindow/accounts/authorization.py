@@ -47,6 +47,9 @@ class Action(StrEnum):
     SHOW_CARD = "show_card"
     # --- one-time codes, mobile, individuals (issue 9) ---
     CHANGE_MOBILE = "change_mobile"
+    # --- customs filing (issue 11) ---
+    RESOLVE_FOR_SERVICE = "resolve_for_service"
+    """Another service asks who a session is (filing); that service checks its own rules."""
 
 
 @dataclass(frozen=True)
@@ -260,4 +263,12 @@ PERMISSIONS.update(
         Action.UNBIND_CARD: Permission(ENTERPRISE_ACCOUNTS, forbidden=NO_ENTERPRISE_CARD),
         Action.SHOW_CARD: Permission(ANY_ROLE),
     }
+)
+
+
+# --- customs filing (issue 11) ---
+PERMISSIONS[Action.RESOLVE_FOR_SERVICE] = Permission(
+    ENTERPRISE_ACCOUNTS,
+    own_enterprise=True,
+    forbidden="an individual user has no enterprise to act for",
 )

@@ -817,3 +817,31 @@ ACTIVATE_INDIVIDUAL = Endpoint(
     Audience.PUBLIC,
     changes_state=True,
 )
+
+
+# --- customs filing (issue 11): who is calling, for another service's checks ---
+
+
+class ResolveSession(Request):
+    """Say whose live enterprise session a token is, for another service's own checks."""
+
+    token: str
+
+
+class EnterpriseCaller(BaseModel):
+    """The enterprise account behind a live session, as other services see it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    account: str
+    role: Role
+    uscc: str
+    enterprise_name: str
+    operator_level: OperatorLevel | None
+    registered_via: str
+    """How the enterprise was registered: `card` or `cardless`."""
+
+
+RESOLVE_SESSION = Endpoint(
+    SERVICE, "session.resolve", ResolveSession, EnterpriseCaller, Audience.SERVICE
+)
