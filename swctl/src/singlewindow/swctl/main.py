@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from singlewindow.swctl import card, individual, messages, mobile, staff
+from singlewindow.swctl import card, filing, individual, messages, mobile, staff
 from singlewindow.swctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -586,6 +586,7 @@ COMMANDS: dict[str, Command] = {
     **staff.COMMANDS,
     **mobile.COMMANDS,
     **individual.COMMANDS,
+    **filing.COMMANDS,
 }
 
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
@@ -595,6 +596,7 @@ PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     **card.PLAIN,
     **mobile.PLAIN,
     **individual.PLAIN,
+    **filing.PLAIN,
 }
 """Commands whose readable output is not the generic `key: value` lines."""
 
@@ -865,6 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
         group("mobile", "your own mobile number, changed with a one-time code"), command
     )
     messages.register(group("dev", "development tools of the embedded platform"), command)
+    filing.register(group("filing", "customs enterprise filing (海关企业备案)"), command)
 
     scope = group("scope", "the enterprise's business scope")
     command(scope, "options", "scope options", "list business scope choices")

@@ -1,0 +1,141 @@
+"""Customs filing end to end: cardless enterprises file with swctl, a reviewer approves two at
+once, each gets its own customs code in the prefix of its form; an integrator reads SW_FILING
+with plain nats-py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from singlewindow.contracts import accounts, registration, review
+from singlewindow.swctl.platform import Platform
+
+from tests.support.identifiers import application
+from tests.support.platform import Bus, eventually
+from tests.support.swctl import Swctl
+
+PASSWORD = "Chongqing-Trade-2026"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "filing.json"
+
+
+async def _task(bus: Bus, token: str, reference: str) -> str:
+    async def find() -> str | None:
+        listed = await bus.call(review.LIST_TASKS, {"token": token, "limit": 500})
+        return next((t.task_id for t in listed.tasks if t.reference == reference), None)
+
+    return await eventually(find)
+
+
+async def _cardless_admin(bus: Bus, service_bus: Bus, reviewer: str, swctl: Swctl) -> str:
+    """A cardless enterprise registered and approved; its administrator logged in with swctl,
+    scope declared. Its USCC."""
+    content = application(password=PASSWORD)
+    uscc, account = content["enterprise"]["uscc"], content["admin"]["account"]
+    submitted = await bus.call(registration.SUBMIT_CARDLESS, content)
+    task = await _task(bus, reviewer, submitted.application_id)
+    await bus.call(review.DECIDE_TASK, {"token": reviewer, "task_id": task, "decision": "approve"})
+
+    async def registered() -> bool | None:
+        check = await service_bus.call(
+            accounts.ONBOARDING_CHECK, {"uscc": uscc, "account": "nobody_x"}
+        )
+        return True if check.uscc_registered else None
+
+    await eventually(registered)
+    login = swctl("login", "--account", account, "--password-stdin", stdin=PASSWORD + "\n")
+    assert login.code == 0, login.stderr
+    assert swctl("scope", "set", "import_export_consignee").code == 0
+    return str(uscc)
+
+
+async def _filed_events(found: dict[str, str], wanted: int) -> list[dict[str, Any]]:
+    """The `filed` events on SW_FILING, as an integrating system reads them (with the
+    subscriber's credentials)."""
+    nc = await nats.connect(
+        found["url"],
+        user=found["user"],
+        password=found["password"],
+        inbox_prefix="_INBOX_subscriber",
+    )
+    events: list[dict[str, Any]] = []
+    try:
+        subscription = await nc.jetstream().subscribe(
+            "sw.events.filing.filed.v1",
+            stream="SW_FILING",
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        async with asyncio.timeout(15):
+            while len(events) < wanted:
+                message = await subscription.next_msg(timeout=15)
+                events.append(json.loads(message.data))
+    finally:
+        await nc.close()
+    return events
+
+
+async def test_cardless_enterprises_file_and_two_approvals_at_once_get_distinct_codes(
+    platform: Platform, nats_bus: Bus, registration_bus: Bus, reviewer: str, tmp_path: Path
+) -> None:
+    first, second = (
+        Swctl(platform.config.nats_url, tmp_path / name, platform.config.data_dir)
+        for name in ("first", "second")
+    )
+    usccs = [
+        await _cardless_admin(nats_bus, registration_bus, reviewer, swctl)
+        for swctl in (first, second)
+    ]
+
+    incomplete = tmp_path / "incomplete.json"
+    incomplete.write_text(json.dumps({"application_type": "file", "unit_type": "temporary"}))
+    refused = first("filing", "submit", "--file", str(incomplete), "--json")
+    assert refused.code == 1
+    named = {f["path"] for f in json.loads(refused.stdout)["error"]["fields"]}
+    assert {"division", "postal_code", "legal_representative.id_number"} <= named
+    assert first("filing", "status").code == 1  # nothing was stored
+
+    filings = []
+    for swctl in (first, second):
+        submitted = swctl("filing", "submit", "--file", str(EXAMPLE), "--json")
+        assert submitted.code == 0, submitted.stderr
+        assert submitted.json()["state"] == "pending"
+        filings.append(submitted.json()["filing_id"])
+    tasks = [await _task(nats_bus, reviewer, filing_id) for filing_id in filings]
+    shown = await nats_bus.call(review.SHOW_TASK, {"token": reviewer, "task_id": tasks[0]})
+    assert shown.kind == "filing"
+    assert shown.submission["form"]["legal_representative"]["id_number"] == "110105********002X"
+    await asyncio.gather(
+        *(
+            nats_bus.call(
+                review.DECIDE_TASK, {"token": reviewer, "task_id": task, "decision": "approve"}
+            )
+            for task in tasks
+        )
+    )
+
+    async def filed(swctl: Swctl) -> dict[str, Any] | None:
+        shown = await asyncio.to_thread(swctl, "filing", "show", "--json")
+        assert shown.code == 0, shown.stderr
+        record: dict[str, Any] = shown.json()
+        return record if record["status"] == "filed" else None
+
+    records = [await eventually(lambda s=swctl: filed(s)) for swctl in (first, second)]
+    codes = [record["customs_code"] for record in records]
+    assert len(set(codes)) == 2
+    # examples/filing.json: division 500000, economic zone 9 (general), economic type 6
+    assert all(len(code) == 10 and code.startswith("500096") for code in codes)
+    assert records[0]["applications"][0]["state"] == "approved"
+    status = first("filing", "status")
+    assert status.code == 0
+    assert f"customs code: {codes[0]}" in status.stdout
+
+    subscriber = json.loads(platform.config.credentials_file("subscriber").read_text())
+    events = await _filed_events(subscriber, wanted=2)
+    assert {(e["subject"], e["data"]["customs_code"]) for e in events} >= set(
+        zip(usccs, codes, strict=True)
+    )
+    assert all(e["type"] == "cn.singlewindow.filing.filed.v1" for e in events)
