@@ -79,6 +79,7 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         # --- customs filing (issue 11) ---
         "sw.rpc.filing.submit",
         "sw.rpc.filing.drafts.save",
+        "sw.rpc.filing.records.import",
     } <= changing
 
 

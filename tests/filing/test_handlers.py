@@ -14,13 +14,21 @@ from typing import Any
 import pytest
 from singlewindow.contracts import accounts, review
 from singlewindow.contracts import filing as contract
-from singlewindow.contracts.accounts import EnterpriseCaller, ResolveSession, Role
+from singlewindow.contracts.accounts import (
+    EnterpriseCaller,
+    ResolveSession,
+    ResolveStaffSession,
+    Role,
+    StaffCaller,
+    StaffRole,
+)
 from singlewindow.contracts.card_gateway import OperatorLevel
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.events import CloudEvent
 from singlewindow.contracts.filing import (
     FilingState,
     FilingView,
+    ImportRecords,
     RecordStatus,
     SaveDraft,
     ShowDraft,
@@ -33,6 +41,7 @@ from singlewindow.filing.dependencies import Filing
 from singlewindow.filing.handlers import (
     expire_lapsed,
     filing_status,
+    import_records,
     routes,
     save_draft,
     show_draft,
@@ -45,9 +54,10 @@ from singlewindow.runtime.clock import ManualClock
 
 from tests.filing.test_form import example
 from tests.support.handlers import LocalService, deliver, local_service, staged
+from tests.support.identifiers import make_uscc
 
 USCC = "91500000MA5U7X1C69"
-OTHER_USCC = "91500000MA5U7X1D4X"
+OTHER_USCC = make_uscc()
 
 
 @dataclass
@@ -91,6 +101,12 @@ async def filer(tmp_path: Path) -> AsyncIterator[Filer]:
             return found.callers[request.token]
 
         service.answer(accounts.RESOLVE_SESSION, resolve)
+
+        def resolve_staff(request: ResolveStaffSession) -> StaffCaller:
+            role = {"chief": StaffRole.PLATFORM_ADMIN, "li": StaffRole.REVIEWER}[request.token]
+            return StaffCaller(account=request.token, role=role)
+
+        service.answer(accounts.RESOLVE_STAFF_SESSION, resolve_staff)
         yield found
 
 
@@ -290,3 +306,59 @@ async def test_a_card_enterprise_files_no_first_filing(filer: Filer) -> None:
     refusal = await refused(filer, filer.caller("card", via="card"))
     assert refusal.code is ErrorCode.CONFLICT
     assert "registered by card was filed before" in refusal.message
+
+
+def imported(uscc: str = USCC, code: str = "5000960042", **form: Any) -> dict[str, Any]:
+    content = example(**form)
+    del content["application_type"], content["declaration"]
+    return {
+        "uscc": uscc,
+        "enterprise_name": "重庆某某贸易有限公司",
+        "customs_code": code,
+        "form": content,
+    }
+
+
+async def test_an_import_reports_each_line_and_is_idempotent_by_uscc(filer: Filer) -> None:
+    lines = (
+        imported(),
+        imported(OTHER_USCC, code="5000960042"),
+        imported("91500000MA5U7X1C6X"),
+        imported(OTHER_USCC, code="5000960043", postal_code=None),
+    )
+    report = await import_records(ImportRecords(token="chief", records=lines), filer.deps)
+    assert [(o.line, o.outcome) for o in report.outcomes] == [
+        (1, "imported"),
+        (2, "refused"),
+        (3, "refused"),
+        (4, "refused"),
+    ]
+    assert "belongs to another enterprise" in (report.outcomes[1].message or "")
+    assert [f.path for f in report.outcomes[2].fields] == ["uscc"]
+    assert [f.path for f in report.outcomes[3].fields] == ["form.postal_code"]
+    again = await import_records(ImportRecords(token="chief", records=lines[:1]), filer.deps)
+    assert (again.unchanged, again.imported) == (1, 0)
+    with pytest.raises(DomainError) as raised:
+        await import_records(ImportRecords(token="li", records=lines[:1]), filer.deps)
+    assert raised.value.code is ErrorCode.FORBIDDEN
+
+
+async def test_a_card_enterprise_queries_its_imported_record_and_changes_it(
+    filer: Filer,
+) -> None:
+    await import_records(ImportRecords(token="chief", records=(imported(),)), filer.deps)
+    token = filer.caller("card", via="card")
+    shown = await record(filer, token)
+    assert (shown.customs_code, shown.source, shown.status) == (
+        "5000960042",
+        "import",
+        RecordStatus.FILED,
+    )
+    assert "filed already" in (await refused(filer, token)).message
+    change = await submit(filer, token, application_type="change", postal_code="400010")
+    await decide(filer, change, Decision.APPROVE)
+    assert (await record(filer, token)).form["postal_code"] == "400010"
+    # The imported code's sequence is never given again in its prefix.
+    first = await submit(filer, filer.caller("new", uscc=OTHER_USCC))
+    await decide(filer, first, Decision.APPROVE)
+    assert (await record(filer, "new")).customs_code == "5000960043"

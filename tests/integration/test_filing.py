@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.contracts import accounts, registration, review
 from singlewindow.swctl.platform import Platform
 
-from tests.support.identifiers import application
+from tests.support.identifiers import application, make_uscc
 from tests.support.platform import Bus, eventually
+from tests.support.staff import ADMIN_PASSWORD
 from tests.support.swctl import Swctl
 
 PASSWORD = "Chongqing-Trade-2026"
@@ -123,7 +125,7 @@ async def test_cardless_enterprises_file_and_two_approvals_at_once_get_distinct_
         record: dict[str, Any] = shown.json()
         return record if record["status"] == "filed" else None
 
-    records = [await eventually(lambda s=swctl: filed(s)) for swctl in (first, second)]
+    records = [await eventually(partial(filed, swctl)) for swctl in (first, second)]
     codes = [record["customs_code"] for record in records]
     assert len(set(codes)) == 2
     # examples/filing.json: division 500000, economic zone 9 (general), economic type 6
@@ -139,3 +141,37 @@ async def test_cardless_enterprises_file_and_two_approvals_at_once_get_distinct_
         zip(usccs, codes, strict=True)
     )
     assert all(e["type"] == "cn.singlewindow.filing.filed.v1" for e in events)
+
+
+async def test_a_platform_administrator_imports_records_line_by_line(
+    platform: Platform, reviewer: str, tmp_path: Path
+) -> None:
+    swctl = Swctl(platform.config.nats_url, tmp_path / "chief", platform.config.data_dir)
+    login = swctl("staff", "login", "--account", "admin", "--password-stdin", stdin=ADMIN_PASSWORD)
+    assert login.code == 0, login.stderr
+    form = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    del form["application_type"], form["declaration"]
+    good = {"enterprise_name": "重庆既往备案有限公司", "customs_code": "5000969001", "form": form}
+    records = tmp_path / "records.jsonl"
+    records.write_text(
+        "\n".join(
+            [
+                json.dumps(good | {"uscc": make_uscc()}, ensure_ascii=False),
+                "{not json",
+                json.dumps(good | {"uscc": make_uscc(), "form": form | {"postal_code": "4"}}),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    first = swctl("filing", "import", "--file", str(records), "--json")
+    assert first.code == 0, first.stderr
+    report = first.json()
+    assert [(o["line"], o["outcome"]) for o in report["outcomes"]] == [
+        (1, "imported"),
+        (2, "refused"),
+        (3, "refused"),
+    ]
+    assert report["outcomes"][2]["fields"][0]["path"] == "form.postal_code"
+    again = swctl("filing", "import", "--file", str(records))
+    assert again.code == 0, again.stderr
+    assert "0 imported, 1 unchanged, 2 refused" in again.stdout

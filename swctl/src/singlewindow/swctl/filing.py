@@ -6,6 +6,8 @@
     swctl filing submit --file filing.json         # file / change / cancel; or resubmit
     swctl filing status                            # where the latest application stands
     swctl filing show                              # the record: customs code, validity, history
+    swctl filing query                             # a card enterprise's existing record
+    swctl filing import --file records.jsonl       # a platform administrator (staff session)
 
 Like `staff`, this module imports only the standard library until a command runs.
 """
@@ -13,7 +15,7 @@ Like `staff`, this module imports only the standard library until a command runs
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ async def submit(args: argparse.Namespace, client: Client) -> BaseModel:
     """`swctl filing submit --file FILE`."""
     from singlewindow.contracts import filing
 
-    request = {"token": _token(), "form": _form_file(args.file)}
+    request: dict[str, object] = {"token": _token(), "form": _form_file(args.file)}
     return await client.call(filing.SUBMIT_FILING, request)
 
 
@@ -66,7 +68,7 @@ async def save_draft(args: argparse.Namespace, client: Client) -> BaseModel:
     """`swctl filing drafts save --file FILE`."""
     from singlewindow.contracts import filing
 
-    request = {"token": _token(), "form": _form_file(args.file)}
+    request: dict[str, object] = {"token": _token(), "form": _form_file(args.file)}
     return await client.call(filing.SAVE_DRAFT, request)
 
 
@@ -75,6 +77,91 @@ async def show_draft(args: argparse.Namespace, client: Client) -> BaseModel:
     from singlewindow.contracts import filing
 
     return await client.call(filing.SHOW_DRAFT, {"token": _token()})
+
+
+IMPORT_BATCH_BYTES = 48 * 1024
+"""Records go in requests of at most this many bytes (the platform takes 64 KiB at most)."""
+
+
+def _jsonl(path: str) -> list[tuple[int, Any]]:
+    """The numbered lines of a JSON Lines file (blank lines skipped); a line that is not JSON is
+    kept as its error text, to be reported with the others."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from singlewindow.swctl.errors import UsageError
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+    lines: list[tuple[int, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            lines.append((number, json.loads(line)))
+        except ValueError as exc:
+            lines.append((number, ValueError(f"not JSON: {exc}")))
+    return lines
+
+
+async def import_records(args: argparse.Namespace, client: Client) -> dict[str, Any]:
+    """`swctl filing import --file records.jsonl`: import in batches; a report per line."""
+    import json
+
+    from singlewindow.contracts import filing
+    from singlewindow.swctl.staff import staff_token
+
+    token = staff_token()
+    outcomes: list[dict[str, Any]] = []
+    batch: list[tuple[int, Any]] = []
+
+    async def send() -> None:
+        if not batch:
+            return
+        # Lines are renumbered by the service from first_line: send consecutive runs only.
+        report = await client.call(
+            filing.IMPORT_RECORDS,
+            {"token": token, "records": [r for _, r in batch], "first_line": 1},
+        )
+        for (number, _), outcome in zip(batch, report.outcomes, strict=True):
+            outcomes.append(outcome.model_dump(mode="json") | {"line": number})
+        batch.clear()
+
+    size = 0
+    for number, record in _jsonl(args.file):
+        if isinstance(record, ValueError) or not isinstance(record, dict):
+            message = str(record) if isinstance(record, ValueError) else "not a JSON object"
+            outcomes.append(
+                {"line": number, "uscc": None, "outcome": "refused", "message": message}
+            )
+            continue
+        length = len(json.dumps(record, ensure_ascii=False).encode())
+        if batch and (size + length > IMPORT_BATCH_BYTES or len(batch) == 200):
+            await send()
+            size = 0
+        batch.append((number, record))
+        size += length
+    await send()
+    outcomes.sort(key=lambda o: int(o["line"]))
+    counts = {k: sum(o["outcome"] == k for o in outcomes) for k in ("imported", "unchanged")}
+    refused = sum(o["outcome"] == "refused" for o in outcomes)
+    return {"outcomes": outcomes, **counts, "refused": refused}
+
+
+def print_import(report: dict[str, Any], args: argparse.Namespace) -> None:
+    """One line per record, then the counts."""
+    for outcome in report["outcomes"]:
+        detail = f": {outcome['message']}" if outcome.get("message") else ""
+        print(f"line {outcome['line']}: {outcome['outcome']} {outcome.get('uscc') or ''}{detail}")
+        for field in outcome.get("fields") or ():
+            print(f"    {field['path']}: {field['message']}")
+    print(
+        f"{report['imported']} imported, {report['unchanged']} unchanged,"
+        f" {report['refused']} refused"
+    )
 
 
 def print_form(shown: Any, args: argparse.Namespace) -> None:
@@ -134,11 +221,15 @@ def print_record(record: Any, args: argparse.Namespace) -> None:
         )
 
 
-COMMANDS = {
+COMMANDS: dict[
+    str, Callable[[argparse.Namespace, Client], Awaitable[BaseModel | dict[str, Any]]]
+] = {
     "filing form": form,
     "filing submit": submit,
     "filing status": status,
     "filing show": show,
+    "filing query": show,
+    "filing import": import_records,
     "filing drafts save": save_draft,
     "filing drafts show": show_draft,
 }
@@ -147,6 +238,8 @@ PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "filing submit": print_filing,
     "filing status": print_filing,
     "filing show": print_record,
+    "filing query": print_record,
+    "filing import": print_import,
 }
 
 
@@ -157,6 +250,13 @@ def register(group: Any, command: Callable[..., argparse.ArgumentParser]) -> Non
     sub.add_argument("--file", required=True, help="the filing form JSON file (- for stdin)")
     command(group, "status", "filing status", "show where the latest filing application stands")
     command(group, "show", "filing show", "show the filing record: customs code, history")
+    command(
+        group, "query", "filing query", "comprehensive query: a card enterprise's existing record"
+    )
+    sub = command(
+        group, "import", "filing import", "import existing records (a platform administrator)"
+    )
+    sub.add_argument("--file", required=True, help="JSON Lines, one record a line (- for stdin)")
     drafts = group.add_parser(
         "drafts", help="unfinished filing forms", description="unfinished filing forms"
     ).add_subparsers(title="filing drafts commands")

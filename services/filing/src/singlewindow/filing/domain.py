@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -10,7 +11,7 @@ from singlewindow.contracts.accounts import EnterpriseCaller, Role
 from singlewindow.contracts.card_gateway import OperatorLevel
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 from singlewindow.contracts.filing import ApplicationType, FilingState, RecordStatus
-from singlewindow.contracts.identifiers import mask_id_number, mask_mobile
+from singlewindow.contracts.identifiers import mask_id_number, mask_mobile, normalise_uscc
 from singlewindow.contracts.review import Decision
 
 KIND = "filing"
@@ -125,3 +126,37 @@ def masked(definition: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, 
 
     result: dict[str, Any] = walk(dict(form), "")
     return result
+
+
+CUSTOMS_CODE = re.compile(r"^[0-9A-Z]{10}$")
+
+
+def import_problems(line: Mapping[str, Any]) -> tuple[FieldError, ...]:
+    """What is wrong with an imported record's own fields (its form is checked by the form)."""
+    problems = []
+    for name in ("uscc", "enterprise_name", "customs_code"):
+        if not isinstance(line.get(name), str) or not line[name].strip():
+            problems.append(FieldError(path=name, message="is required"))
+    if isinstance(line.get("uscc"), str):
+        try:
+            normalise_uscc(line["uscc"])
+        except ValueError as exc:
+            problems.append(FieldError(path="uscc", message=str(exc)))
+    code = line.get("customs_code")
+    if isinstance(code, str) and not CUSTOMS_CODE.fullmatch(code):
+        problems.append(FieldError(path="customs_code", message="must be 10 letters or digits"))
+    if not isinstance(line.get("form"), dict):
+        problems.append(FieldError(path="form", message="must be an object of the form's fields"))
+    unknown = set(line) - {"uscc", "enterprise_name", "customs_code", "form"}
+    problems += [FieldError(path=name, message="unknown field") for name in sorted(unknown)]
+    return tuple(problems)
+
+
+def imported_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """An imported record's form, checked as the first filing it once was: the application type
+    and the declaration are the registry's, not the record's."""
+    return {
+        "application_type": "file",
+        "declaration": {"accepted": True, "signed_by": "national registry"},
+        **form,
+    }

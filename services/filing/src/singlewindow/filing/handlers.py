@@ -7,8 +7,13 @@ from typing import Any
 
 from singlewindow.contracts import accounts, review
 from singlewindow.contracts import filing as contract
-from singlewindow.contracts.accounts import EnterpriseCaller, ResolveSession
-from singlewindow.contracts.errors import DomainError, ErrorCode
+from singlewindow.contracts.accounts import (
+    EnterpriseCaller,
+    ResolveSession,
+    ResolveStaffSession,
+    StaffRole,
+)
+from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 from singlewindow.contracts.events import CloudEvent
 from singlewindow.contracts.filing import (
     ApplicationType,
@@ -18,6 +23,9 @@ from singlewindow.contracts.filing import (
     FilingSubmitted,
     FilingView,
     FormDefinition,
+    ImportOutcome,
+    ImportRecords,
+    ImportReport,
     RecordChanged,
     RecordStatus,
     RecordView,
@@ -37,6 +45,8 @@ from singlewindow.filing.domain import (
     check_may_submit,
     code_prefix,
     customs_code,
+    import_problems,
+    imported_form,
     masked,
     new_filing_id,
     refuse_unfiled_parent,
@@ -46,8 +56,12 @@ from singlewindow.runtime.db import IntegrityError
 from singlewindow.runtime.routes import Routes
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+IMPORT_OUTCOMES = ("imported", "unchanged", "refused")
+
 routes = Routes[Filing](
-    contract.SERVICE, asks=(accounts.RESOLVE_SESSION,), publishes=(review.REQUESTED,)
+    contract.SERVICE,
+    asks=(accounts.RESOLVE_SESSION, accounts.RESOLVE_STAFF_SESSION),
+    publishes=(review.REQUESTED,),
 )
 
 
@@ -187,6 +201,80 @@ async def show_record(request: ShowFilingRecord, deps: Filing) -> RecordView:
         | record["form"],
         applications=history,
     )
+
+
+@routes.serve(contract.IMPORT_RECORDS)
+async def import_records(request: ImportRecords, deps: Filing) -> ImportReport:
+    """Import existing filing records (a platform administrator), idempotent by USCC."""
+    staff = await deps.service.ask(
+        accounts.RESOLVE_STAFF_SESSION,
+        ResolveStaffSession(token=request.token),
+        wait=deps.settings.accounts_timeout_seconds,
+    )
+    if staff.role is not StaffRole.PLATFORM_ADMIN:
+        raise DomainError(ErrorCode.FORBIDDEN, "only a platform administrator imports records")
+    outcomes = [
+        await _import_one(deps, request.first_line + offset, line)
+        for offset, line in enumerate(request.records)
+    ]
+    counts = {kind: sum(o.outcome == kind for o in outcomes) for kind in IMPORT_OUTCOMES}
+    return ImportReport(outcomes=tuple(outcomes), **counts)
+
+
+async def _import_one(deps: Filing, line: int, record: dict[str, Any]) -> ImportOutcome:
+    uscc = record.get("uscc") if isinstance(record.get("uscc"), str) else None
+    problems = import_problems(record)
+    if not problems:
+        form = record["form"]
+        problems = tuple(
+            FieldError(path=f"form.{p.path}", message=p.message)
+            for p in deps.form.problems(imported_form(form))
+        )
+    if problems:
+        names = ", ".join(p.path for p in problems)
+        return ImportOutcome(
+            line=line,
+            uscc=uscc,
+            outcome="refused",
+            message=f"invalid fields: {names}",
+            fields=problems,
+        )
+    assert uscc is not None
+    code = record["customs_code"]
+    try:
+        async with deps.service.db.transaction() as connection:
+            filings = Filings(connection, deps.service.clock)
+            existing = await filings.record(uscc)
+            if existing is not None:
+                if existing["customs_code"] == code:
+                    return ImportOutcome(line=line, uscc=uscc, outcome="unchanged")
+                return ImportOutcome(
+                    line=line,
+                    uscc=uscc,
+                    outcome="refused",
+                    message=f"{uscc} holds customs code {existing['customs_code']} already",
+                    fields=(FieldError(path="customs_code", message="differs from the record"),),
+                )
+            await filings.put_record(
+                uscc=uscc,
+                enterprise_name=record["enterprise_name"],
+                customs_code=code,
+                unit_type=record["form"].get("unit_type"),
+                form=record["form"],
+                source="import",
+                valid_until=None,
+            )
+            if code[:6].isalnum() and code[6:].isdigit():
+                await filings.reserve(code[:6], int(code[6:]))
+    except IntegrityError:
+        return ImportOutcome(
+            line=line,
+            uscc=uscc,
+            outcome="refused",
+            message=f"customs code {code} belongs to another enterprise",
+            fields=(FieldError(path="customs_code", message="is another enterprise's"),),
+        )
+    return ImportOutcome(line=line, uscc=uscc, outcome="imported")
 
 
 @routes.consume(contract.REVIEW_DECISIONS)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     insert,
     literal,
     select,
@@ -217,6 +218,24 @@ class Filings:
             .returning(code_sequences.c.last)
         )
         return int((await self.connection.execute(statement)).scalar_one())
+
+    async def reserve(self, prefix: str, sequence: int) -> None:
+        """Never give `sequence` of `prefix` again (an imported record holds it)."""
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(code_sequences)
+            .values(prefix=prefix, last=sequence)
+            .on_conflict_do_update(
+                index_elements=[code_sequences.c.prefix],
+                set_={
+                    "last": case(
+                        (code_sequences.c.last < literal(sequence), literal(sequence)),
+                        else_=code_sequences.c.last,
+                    )
+                },
+            )
+        )
+        await self.connection.execute(statement)
 
     async def record(self, uscc: str) -> dict[str, Any] | None:
         """The enterprise's filed record, if it has one."""

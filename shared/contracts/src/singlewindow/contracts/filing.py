@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from singlewindow.contracts import review
 from singlewindow.contracts.endpoints import Audience, Endpoint, Subscription
+from singlewindow.contracts.errors import FieldError
 from singlewindow.contracts.events import DAY, MIB, Discard, EventData, EventSpec, StreamSpec
 from singlewindow.contracts.wire import AuthenticatedRequest, Request
 
@@ -192,6 +193,43 @@ class RecordChanged(EventData):
     filing_id: str | None
 
 
+class ImportRecords(AuthenticatedRequest):
+    """Import existing filing records (the national registry's), idempotent by USCC.
+
+    Each record is an object with `uscc`, `enterprise_name`, `customs_code` and `form` (the
+    form's fields, as a first filing has them); a platform administrator imports them. Each is
+    checked on its own: the reply says, line by line, what was imported and what was refused.
+    """
+
+    records: Annotated[tuple[dict[str, Any], ...], Field(min_length=1, max_length=200)]
+    first_line: Annotated[int, Field(strict=True, ge=1)] = 1
+    """The line number of the first record, for the report."""
+
+
+class ImportOutcome(BaseModel):
+    """What became of one imported record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line: int
+    uscc: str | None
+    outcome: str
+    """`imported`, `unchanged` (the same record was imported before) or `refused`."""
+    message: str | None = None
+    fields: tuple[FieldError, ...] = ()
+
+
+class ImportReport(BaseModel):
+    """The outcome of every record of an import, and the counts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcomes: tuple[ImportOutcome, ...]
+    imported: int
+    unchanged: int
+    refused: int
+
+
 SUBMITTED = EventSpec(SERVICE, "submitted", 1, FilingSubmitted)
 DECIDED = EventSpec(SERVICE, "decided", 1, FilingDecided)
 FILED = EventSpec(SERVICE, "filed", 1, RecordChanged)
@@ -211,6 +249,15 @@ SAVE_DRAFT = Endpoint(
 SHOW_DRAFT = Endpoint(SERVICE, "drafts.show", ShowDraft, DraftView, Audience.SESSION)
 FILING_STATUS = Endpoint(SERVICE, "status", ShowFilingStatus, FilingView, Audience.SESSION)
 SHOW_RECORD = Endpoint(SERVICE, "record.show", ShowFilingRecord, RecordView, Audience.SESSION)
+
+IMPORT_RECORDS = Endpoint(
+    SERVICE,
+    "records.import",
+    ImportRecords,
+    ImportReport,
+    Audience.BACK_OFFICE,
+    changes_state=True,
+)
 
 REVIEW_DECISIONS = Subscription(
     SERVICE,
