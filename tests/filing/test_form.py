@@ -134,3 +134,20 @@ def test_every_code_list_names_its_source() -> None:
         "id-types",
     }
     assert all(codes["source"] for codes in form.code_lists.values())
+
+
+async def test_swctl_prints_the_form_a_field_a_line(capsys: Any) -> None:
+    import argparse
+    from types import SimpleNamespace
+
+    from singlewindow.contracts.filing import ShowForm
+    from singlewindow.filing.handlers import show_form
+    from singlewindow.swctl.filing import print_form
+
+    shown = await show_form(ShowForm(), SimpleNamespace(form=Form.load()))  # type: ignore[arg-type]
+    print_form(shown, argparse.Namespace())
+    printed = capsys.readouterr().out
+    assert "报关单位备案信息表" in printed
+    assert "required (file/change)  postal_code" in printed
+    assert "system                  uscc" in printed
+    assert "a branch must name its filed parent unit" in printed
