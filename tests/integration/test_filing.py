@@ -100,6 +100,27 @@ async def test_cardless_enterprises_file_and_two_approvals_at_once_get_distinct_
     assert {"division", "postal_code", "legal_representative.id_number"} <= named
     assert first("filing", "status").code == 1  # nothing was stored
 
+    example = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    branch = tmp_path / "branch.json"
+    parent = {"customs_code": "5000969999", "name": "无此单位"}
+    branch.write_text(
+        json.dumps(example | {"unit_type": "consignee_branch", "parent_unit": parent}),
+        encoding="utf-8",
+    )
+    orphan = second("filing", "submit", "--file", str(branch), "--json")
+    assert orphan.code == 1
+    assert [f["path"] for f in json.loads(orphan.stdout)["error"]["fields"]] == [
+        "parent_unit.customs_code"
+    ]
+    temporary = tmp_path / "temporary.json"
+    temporary.write_text(json.dumps(example | {"unit_type": "temporary"}), encoding="utf-8")
+    english = second("filing", "submit", "--file", str(temporary), "--json")
+    assert english.code == 1
+    assert {f["path"] for f in json.loads(english.stdout)["error"]["fields"]} == {
+        "name_en",
+        "address_en",
+    }
+
     filings = []
     for swctl in (first, second):
         submitted = swctl("filing", "submit", "--file", str(EXAMPLE), "--json")
@@ -134,6 +155,33 @@ async def test_cardless_enterprises_file_and_two_approvals_at_once_get_distinct_
     status = first("filing", "status")
     assert status.code == 0
     assert f"customs code: {codes[0]}" in status.stdout
+
+    async def apply(kind: str, content: dict[str, Any], wanted: str) -> dict[str, Any]:
+        path = tmp_path / f"{kind}.json"
+        path.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
+        submitted = first("filing", "submit", "--file", str(path), "--json")
+        assert submitted.code == 0, submitted.stderr
+        task = await _task(nats_bus, reviewer, submitted.json()["filing_id"])
+        await nats_bus.call(
+            review.DECIDE_TASK, {"token": reviewer, "task_id": task, "decision": "approve"}
+        )
+
+        async def applied() -> dict[str, Any] | None:
+            shown = await asyncio.to_thread(first, "filing", "show", "--json")
+            record: dict[str, Any] = shown.json()
+            return record if record["applications"][0]["state"] == "approved" else None
+
+        record = await eventually(applied)
+        assert record["status"] == wanted
+        return record
+
+    changed = await apply(
+        "change", example | {"application_type": "change", "postal_code": "400010"}, "filed"
+    )
+    assert (changed["form"]["postal_code"], changed["customs_code"]) == ("400010", codes[0])
+    declaration = example["declaration"]
+    cancel = {"application_type": "cancel", "cancel_reason": "业务终止", "declaration": declaration}
+    await apply("cancel", cancel, "cancelled")
 
     subscriber = json.loads(platform.config.credentials_file("subscriber").read_text())
     events = await _filed_events(subscriber, wanted=2)
