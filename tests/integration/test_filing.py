@@ -152,6 +152,13 @@ async def test_cardless_enterprises_file_and_two_approvals_at_once_get_distinct_
     # examples/filing.json: division 500000, economic zone 9 (general), economic type 6
     assert all(len(code) == 10 and code.startswith("500096") for code in codes)
     assert records[0]["applications"][0]["state"] == "approved"
+
+    async def shown_on_enterprise() -> str | None:
+        me = await asyncio.to_thread(first, "account", "show", "--json")
+        code: str | None = me.json().get("customs_code")
+        return code
+
+    assert await eventually(shown_on_enterprise) == codes[0]
     status = first("filing", "status")
     assert status.code == 0
     assert f"customs code: {codes[0]}" in status.stdout

@@ -162,6 +162,8 @@ class AccountView(BaseModel):
     enterprise_name: str | None
     business_scope: tuple[BusinessScope, ...]
     created_at: datetime
+    customs_code: str | None = None
+    """The enterprise's customs code, once its filing is approved (issue 11)."""
 
 
 class ScopeOptions(AuthenticatedRequest):
@@ -844,4 +846,16 @@ class EnterpriseCaller(BaseModel):
 
 RESOLVE_SESSION = Endpoint(
     SERVICE, "session.resolve", ResolveSession, EnterpriseCaller, Audience.SERVICE
+)
+
+
+# The customs code an approved filing assigned, shown on the enterprise (filing's `filed` event).
+from singlewindow.contracts import filing as _filing  # noqa: E402
+
+FILING_RECORDS = Subscription(
+    SERVICE,
+    _filing.STREAM,
+    _filing.FILED,
+    "accounts-filing-filed",
+    "Keep each enterprise's customs code once its first filing is approved",
 )
