@@ -1,9 +1,9 @@
 """The filing service: settings → service runtime → routes → ASGI app with health and docs."""
 
 import asyncio
-import contextlib
 from pathlib import Path
 
+import structlog
 from singlewindow.contracts import filing, review
 from singlewindow.filing.dependencies import Filing
 from singlewindow.filing.handlers import expire_lapsed, routes
@@ -21,13 +21,16 @@ app = service.app(
     title="Single Window filing service",
 )
 _sweeps: set[asyncio.Task[None]] = set()
+log = structlog.get_logger("singlewindow.filing.app")
 
 
 async def _sweep_expired() -> None:
     while True:
         await asyncio.sleep(settings.expiry_sweep_seconds)
-        with contextlib.suppress(Exception):  # the next sweep tries again
+        try:
             await expire_lapsed(deps)
+        except Exception:  # the next sweep tries again
+            log.exception("expiry sweep failed; the next one tries again")
 
 
 @app.on_startup
