@@ -32,6 +32,12 @@ READ_ONLY = {
     # --- operators, password, account update (issue 9) ---
     "sw.rpc.accounts.operators.list": "reads the enterprise's operators",
     "sw.rpc.accounts.operators.show": "reads an operator",
+    # --- customs filing (issue 11) ---
+    "sw.rpc.accounts.session.resolve": "says who holds an enterprise session (a service asks)",
+    "sw.rpc.filing.form.show": "reads the form definition",
+    "sw.rpc.filing.drafts.show": "reads the enterprise's draft",
+    "sw.rpc.filing.status": "reads the enterprise's latest application",
+    "sw.rpc.filing.record.show": "reads the enterprise's filing record",
 }
 
 
@@ -81,6 +87,10 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.accounts.mobile.verify",
         "sw.rpc.accounts.individuals.register",
         "sw.rpc.accounts.individuals.activate",
+        # --- customs filing (issue 11) ---
+        "sw.rpc.filing.submit",
+        "sw.rpc.filing.drafts.save",
+        "sw.rpc.filing.records.import",
     } <= changing
 
 

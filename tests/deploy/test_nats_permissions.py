@@ -41,6 +41,7 @@ USERS = (
     "review",
     "accounts",
     "card-gateway",
+    "filing",  # customs filing (issue 11)
     "portal",
     "workstation",
     "subscriber",

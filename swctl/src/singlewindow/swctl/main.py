@@ -19,7 +19,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from singlewindow.swctl import account, card, individual, messages, mobile, operators, staff
+from singlewindow.swctl import (
+    account,
+    card,
+    filing,
+    individual,
+    messages,
+    mobile,
+    operators,
+    staff,
+)
 from singlewindow.swctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -595,6 +604,7 @@ COMMANDS: dict[str, Command] = {
     **account.COMMANDS,
     **mobile.COMMANDS,
     **individual.COMMANDS,
+    **filing.COMMANDS,
 }
 
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
@@ -606,6 +616,7 @@ PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     **account.PLAIN,
     **mobile.PLAIN,
     **individual.PLAIN,
+    **filing.PLAIN,
 }
 """Commands whose readable output is not the generic `key: value` lines."""
 
@@ -895,6 +906,7 @@ def build_parser() -> argparse.ArgumentParser:
         group("mobile", "your own mobile number, changed with a one-time code"), command
     )
     messages.register(group("dev", "development tools of the embedded platform"), command)
+    filing.register(group("filing", "customs enterprise filing (海关企业备案)"), command)
 
     scope = group("scope", "the enterprise's business scope")
     command(scope, "options", "scope options", "list business scope choices")

@@ -39,7 +39,12 @@ from singlewindow.virtual_card.pcscd import (
 DEFAULT_HTTP_PORT_BASE = 8100
 """Each service listens for health, metrics and docs on this base plus its own offset."""
 
-SERVICES: dict[str, int] = {"registration": 8101, "review": 8102, "accounts": 8103}
+SERVICES: dict[str, int] = {
+    "registration": 8101,
+    "review": 8102,
+    "accounts": 8103,
+    "filing": 8105,  # customs filing (issue 11)
+}
 """Each service of the embedded platform and its default HTTP port (health, metrics, docs)."""
 CARD_GATEWAY = "card-gateway"
 CARD_GATEWAY_PORT = 8104

@@ -42,6 +42,7 @@ Next, try:
   uv run swctl review claim TASK && uv run swctl review approve TASK
   uv run swctl login --account cq_trade_admin
   uv run swctl scope options && uv run swctl scope set import_export_consignee
+  uv run swctl filing form && uv run swctl filing submit --file examples/filing.json
   uv run swctl events tail --from-start
   uv run swctl mobile change 13800138000 && uv run swctl dev messages   # then mobile verify CODE
   uv run swctl card issue --type legal-person --uscc USCC --enterprise-name NAME \

@@ -51,6 +51,9 @@ class Action(StrEnum):
     UPDATE_ACCOUNT = "update_account"
     CHANGE_PASSWORD = "change_password"
     MANAGE_OPERATORS = "manage_operators"
+    # --- customs filing (issue 11) ---
+    RESOLVE_FOR_SERVICE = "resolve_for_service"
+    """Another service asks who a session is (filing); that service checks its own rules."""
 
 
 @dataclass(frozen=True)
@@ -276,4 +279,12 @@ PERMISSIONS.update(
         Action.UNBIND_CARD: Permission(ENTERPRISE_ACCOUNTS, forbidden=NO_ENTERPRISE_CARD),
         Action.SHOW_CARD: Permission(ANY_ROLE),
     }
+)
+
+
+# --- customs filing (issue 11) ---
+PERMISSIONS[Action.RESOLVE_FOR_SERVICE] = Permission(
+    ENTERPRISE_ACCOUNTS,
+    own_enterprise=True,
+    forbidden="an individual user has no enterprise to act for",
 )

@@ -39,3 +39,8 @@ from singlewindow.accounts import cardbinding
 __all__ += ["cardbinding"]
 __all__ += ["individuals", "mobile"]
 __all__ += ["selfservice"]
+
+# --- customs filing (issue 11) ---
+from singlewindow.accounts import callers  # noqa: E402
+
+__all__ += ["callers"]

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from singlewindow.accounts.authorization import Action, authorize
+from singlewindow.accounts.callers import customs_code_of  # customs filing (issue 11)
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import (
     INCORRECT_CREDENTIALS,
@@ -307,6 +308,7 @@ async def show_account(request: ShowAccount, deps: AccountsRuntime) -> AccountVi
         scope: tuple[BusinessScope, ...] = ()
         if account.uscc:
             scope, _version = await Scopes(connection).current(account.uscc)
+        customs_code = await customs_code_of(connection, account.uscc)
     return AccountView(
         account=account.account,
         role=account.role,
@@ -319,6 +321,7 @@ async def show_account(request: ShowAccount, deps: AccountsRuntime) -> AccountVi
         business_scope=scope,
         created_at=account.created_at,
         landline=account.landline,
+        customs_code=customs_code,  # customs filing (issue 11)
     )
 
 

@@ -51,6 +51,7 @@ enterprises = Table(
     Column("legal_rep_mobile", String(20)),
     Column("registered_via", String(20), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("customs_code", String(10)),  # customs filing (issue 11)
 )
 
 accounts = Table(

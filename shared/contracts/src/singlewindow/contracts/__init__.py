@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-SERVICE_CONTRACTS = ("registration", "review", "accounts", "card_gateway")
+SERVICE_CONTRACTS = ("registration", "review", "accounts", "card_gateway", "filing")
 """The contract module of each service, by the service's module name."""
 
 

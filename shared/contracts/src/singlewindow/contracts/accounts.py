@@ -170,6 +170,8 @@ class AccountView(BaseModel):
     business_scope: tuple[BusinessScope, ...]
     created_at: datetime
     landline: str | None = None  # issue 9: account update
+    customs_code: str | None = None
+    """The enterprise's customs code, once its filing is approved (issue 11)."""
 
 
 class ScopeOptions(AuthenticatedRequest):
@@ -1068,4 +1070,44 @@ RESET_OPERATOR_PASSWORD = Endpoint(
     OperatorDetails,
     Audience.SESSION,
     changes_state=True,
+)
+
+
+# --- customs filing (issue 11): who is calling, for another service's checks ---
+
+
+class ResolveSession(Request):
+    """Say whose live enterprise session a token is, for another service's own checks."""
+
+    token: str
+
+
+class EnterpriseCaller(BaseModel):
+    """The enterprise account behind a live session, as other services see it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    account: str
+    role: Role
+    uscc: str
+    enterprise_name: str
+    operator_level: OperatorLevel | None
+    registered_via: str
+    """How the enterprise was registered: `card` or `cardless`."""
+
+
+RESOLVE_SESSION = Endpoint(
+    SERVICE, "session.resolve", ResolveSession, EnterpriseCaller, Audience.SERVICE
+)
+
+
+# The customs code an approved filing assigned, shown on the enterprise (filing's `filed` event).
+from singlewindow.contracts import filing as _filing  # noqa: E402
+
+FILING_RECORDS = Subscription(
+    SERVICE,
+    _filing.STREAM,
+    _filing.FILED,
+    "accounts-filing-filed",
+    "Keep each enterprise's customs code once its first filing is approved",
 )
