@@ -47,6 +47,11 @@ class Action(StrEnum):
     SHOW_CARD = "show_card"
     # --- one-time codes, mobile, individuals (issue 9) ---
     CHANGE_MOBILE = "change_mobile"
+    # --- qualifications and permissions (issue 10) ---
+    SHOW_QUALIFICATIONS = "show_qualifications"
+    EDIT_QUALIFICATIONS = "edit_qualifications"
+    LIST_PERMISSIONS = "list_permissions"
+    CHANGE_PERMISSIONS = "change_permissions"
 
 
 @dataclass(frozen=True)
@@ -259,5 +264,29 @@ PERMISSIONS.update(
         ),
         Action.UNBIND_CARD: Permission(ENTERPRISE_ACCOUNTS, forbidden=NO_ENTERPRISE_CARD),
         Action.SHOW_CARD: Permission(ANY_ROLE),
+    }
+)
+
+
+# --- qualifications and permissions (issue 10) ---
+NO_ENTERPRISE = "an individual user has no enterprise"
+PERMISSIONS.update(
+    {
+        Action.SHOW_QUALIFICATIONS: Permission(
+            ENTERPRISE_ROLES, own_enterprise=True, forbidden=NO_ENTERPRISE
+        ),
+        Action.EDIT_QUALIFICATIONS: Permission(
+            ADMIN,
+            own_enterprise=True,
+            forbidden="only the enterprise administrator edits the qualifications",
+        ),
+        Action.LIST_PERMISSIONS: Permission(
+            ENTERPRISE_ROLES, own_enterprise=True, forbidden=NO_ENTERPRISE
+        ),
+        Action.CHANGE_PERMISSIONS: Permission(
+            ADMIN,
+            own_enterprise=True,
+            forbidden="only the enterprise administrator revokes and restores permissions",
+        ),
     }
 )

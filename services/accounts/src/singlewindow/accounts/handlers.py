@@ -35,3 +35,8 @@ from singlewindow.accounts import cardbinding
 
 __all__ += ["cardbinding"]
 __all__ += ["individuals", "mobile"]
+
+# --- qualifications and permissions (issue 10) ---
+from singlewindow.accounts import permissions, qualifications  # noqa: E402
+
+__all__ += ["permissions", "qualifications"]

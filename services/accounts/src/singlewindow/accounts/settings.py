@@ -51,6 +51,14 @@ class Settings(ServiceSettings):
     """The key of the codes' digests (set it in production: a stolen database then cannot
     test the million codes offline)."""
 
+    # --- qualifications and permissions (issue 10) ---
+    secret_keys: SecretStr | None = None
+    """The keys secrets are sealed with at rest (the inspection password): `ID:BASE64` (32
+    random bytes) entries, comma- or line-separated, the first sealing new values and the
+    others only opening old ones (a Kubernetes Secret's value)."""
+    secret_key_file: Path | None = None
+    """The same entries in a file (a mounted Secret); used when `secret_keys` is unset."""
+
     def startup_problem(self) -> str | None:
         """Why the service must not start with these settings, if it must not."""
         if (
