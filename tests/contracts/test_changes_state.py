@@ -29,6 +29,13 @@ READ_ONLY = {
     "sw.rpc.card-gateway.card.sign": "acts on the card, not on the service's state",
     # --- My IC card (issue 9) ---
     "sw.rpc.accounts.card.show": "reads the account's card binding",
+    # --- qualifications and permissions (issue 10) ---
+    "sw.rpc.accounts.qualifications.show": "reads the qualifications",
+    "sw.rpc.accounts.qualifications.edit": "reads the qualifications and their version",
+    "sw.rpc.accounts.qualifications.authorities": "reads the authorities' code list",
+    "sw.rpc.accounts.permissions.list": "reads the permissions",
+    "sw.rpc.accounts.permissions.check": "decides from the permissions (a business system asks)",
+    "sw.rpc.accounts.session.introspect": "reads a session, without extending it",
 }
 
 
@@ -70,6 +77,10 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.accounts.mobile.verify",
         "sw.rpc.accounts.individuals.register",
         "sw.rpc.accounts.individuals.activate",
+        # --- qualifications and permissions (issue 10) ---
+        "sw.rpc.accounts.qualifications.save",
+        "sw.rpc.accounts.permissions.revoke",
+        "sw.rpc.accounts.permissions.restore",
     } <= changing
 
 

@@ -532,4 +532,5 @@ def test_no_user_of_the_helm_values_is_the_shared_swctl_one() -> None:
         "subscriber",
         "operator",
         "notifier",
+        "business",
     ]

@@ -51,7 +51,8 @@ CLIENT_USERS: Final = ("portal", "workstation", "subscriber", "operator")
 NOTIFIER: Final = "notifier"
 """The development notifier (`swctl.notifier`): its process and its NATS user, the only one
 that reads the notification stream. Development only: production runs an SMS gateway."""
-NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS, NOTIFIER)
+BUSINESS: Final = "business"  # issue 10: the business systems' decision requests
+NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS, NOTIFIER, BUSINESS)
 """Every NATS user of the embedded platform: one per service, the clients' and the notifier's."""
 RAW_USER: Final = "raw"
 """The one user of the `RAW` account (`PlatformConfig.raw_account`)."""
