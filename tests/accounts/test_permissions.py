@@ -62,7 +62,9 @@ def granted(listing: PermissionList) -> dict[tuple[str, str], tuple[bool, str]]:
 
 
 async def listing(deps: AccountsRuntime, session: SessionView, operator: str | None = None) -> Any:
-    return granted(await list_permissions(ListPermissions(token=session.token, operator=operator), deps))
+    return granted(
+        await list_permissions(ListPermissions(token=session.token, operator=operator), deps)
+    )
 
 
 async def revoke(deps: AccountsRuntime, session: SessionView, app: str, **options: Any) -> Any:

@@ -19,7 +19,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from singlewindow.swctl import card, individual, messages, mobile, staff
+from singlewindow.swctl import (  # issue 10
+    card,
+    individual,
+    messages,
+    mobile,
+    permissions,
+    qualifications,
+    staff,
+)
 from singlewindow.swctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -586,6 +594,8 @@ COMMANDS: dict[str, Command] = {
     **staff.COMMANDS,
     **mobile.COMMANDS,
     **individual.COMMANDS,
+    **qualifications.COMMANDS,  # issue 10
+    **permissions.COMMANDS,
 }
 
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
@@ -595,6 +605,8 @@ PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     **card.PLAIN,
     **mobile.PLAIN,
     **individual.PLAIN,
+    **qualifications.PLAIN,  # issue 10
+    **permissions.PLAIN,
 }
 """Commands whose readable output is not the generic `key: value` lines."""
 
@@ -603,6 +615,7 @@ LOCAL_COMMANDS: dict[str, LocalCommand] = {
     "status": cmd_status,
     **card.LOCAL_COMMANDS,
     **messages.LOCAL_COMMANDS,
+    **qualifications.LOCAL_COMMANDS,  # issue 10
 }
 
 
@@ -864,7 +877,11 @@ def build_parser() -> argparse.ArgumentParser:
     mobile.register(
         group("mobile", "your own mobile number, changed with a one-time code"), command
     )
-    messages.register(group("dev", "development tools of the embedded platform"), command)
+    dev = group("dev", "development tools of the embedded platform")
+    messages.register(dev, command)
+    qualifications.register_dev(dev, command)  # issue 10
+    qualifications.register(group("qualifications", "My qualifications"), command)
+    permissions.register(group("permissions", "My application permissions"), command)
 
     scope = group("scope", "the enterprise's business scope")
     command(scope, "options", "scope options", "list business scope choices")

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Final
 
+from singlewindow.swctl.qualifications import key_environment  # issue 10
 from singlewindow.swctl.staff import bootstrap_environment
 from singlewindow.virtual_card.issuing import DevCA
 from singlewindow.virtual_card.pcscd import Mode as PcscdMode
@@ -390,6 +391,7 @@ class Platform:
         env = os.environ.copy() | self._card_environment.get(service, {})
         if service == "accounts":
             env |= bootstrap_environment(self.config.data_dir)
+            env |= key_environment(self.config.data_dir)  # issue 10: the secret keys
         env |= self.config.environment
         if not self.passwords:
             self.write_credentials()
