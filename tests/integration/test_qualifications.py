@@ -113,7 +113,8 @@ async def test_qualifications_and_permissions_as_an_administrator_drives_them(
     # The database holds ciphertext and a key id only; the key file is the owner's alone.
     row = await stored(platform, uscc)
     assert SECRET not in json.dumps(row, default=str)
-    assert row["password_key_id"] and row["password_ciphertext"]
+    assert row["password_key_id"]
+    assert row["password_ciphertext"]
     if platform.config.database_url("accounts").startswith("sqlite"):
         files = platform.config.data_dir.glob("accounts.db*")
         assert all(SECRET.encode() not in path.read_bytes() for path in files)
@@ -158,10 +159,8 @@ async def test_qualifications_and_permissions_as_an_administrator_drives_them(
     ok(await run("permissions", "restore", "manifest", "--action", "declare", "--json"))
     assert (await decide(platform, accounts.PERMISSIONS_CHECK, check))["allowed"]
     listed = (await run("permissions", "list")).stdout
-    assert (
-        "export_tax_refund" in listed
-        and "not a default of the enterprise's business scope" in listed
-    )
+    assert "export_tax_refund" in listed
+    assert "not a default of the enterprise's business scope" in listed
 
     seen = await decide(platform, accounts.SESSION_INTROSPECT, {"token": token})
     assert (seen["active"], seen["username"], seen["enterprise"], seen["role"]) == (
