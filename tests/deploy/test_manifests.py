@@ -436,9 +436,11 @@ def test_example_secrets_hold_placeholders_for_every_key_the_deployments_read() 
         data = examples[f"{service}-credentials"]["stringData"]
         # issue 10: accounts also reads the keys it seals secrets with at rest.
         extra = {"SW_ACCOUNTS_SECRET_KEYS"} if service == "accounts" else set()
-        assert set(data) == {
-            prefix(service) + key for key in ("NATS_USER", "NATS_PASSWORD", "DATABASE_URL")
-        } | extra
+        assert (
+            set(data)
+            == {prefix(service) + key for key in ("NATS_USER", "NATS_PASSWORD", "DATABASE_URL")}
+            | extra
+        )
         assert data[prefix(service) + "NATS_USER"] == service
         assert service in nats_users
         assert "PLACEHOLDER" in data[prefix(service) + "NATS_PASSWORD"]

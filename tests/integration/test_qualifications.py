@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from singlewindow.accounts.qualifications import parse_keys, sealing_context
 from singlewindow.contracts import accounts
 from singlewindow.swctl.platform import Platform
 from sqlalchemy import text
@@ -120,6 +121,23 @@ async def test_qualifications_and_permissions_as_an_administrator_drives_them(
         assert all(SECRET.encode() not in path.read_bytes() for path in files)
     key_file = platform.config.data_dir / "secrets" / "accounts-keys"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    keys = parse_keys(key_file.read_text())
+    opened_value = keys.open(
+        row["password_ciphertext"], row["password_key_id"], sealing_context(uscc)
+    )
+    assert opened_value == SECRET
+
+    # Rotation: a new key first, accounts restarted re-seals; the value still opens.
+    rotated = ok(await run("dev", "rotate-key", "--json"))
+    await asyncio.to_thread(platform.stop_process, "accounts")
+    await asyncio.to_thread(platform.start_service, "accounts")
+    row = await stored(platform, uscc)
+    assert row["password_key_id"] == rotated["current"] != keys.current
+    keys = parse_keys(key_file.read_text())
+    opened_value = keys.open(
+        row["password_ciphertext"], row["password_key_id"], sealing_context(uscc)
+    )
+    assert opened_value == SECRET
 
     audited = await events_of(
         nats_bus, accounts.AUDIT_STREAM.name, accounts.QUALIFICATIONS_CHANGED.subject, uscc

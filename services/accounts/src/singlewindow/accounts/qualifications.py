@@ -133,7 +133,8 @@ def _parse_cached(text: str) -> Keyring:
     return parse_keys(text)
 
 
-def _context(uscc: str) -> str:
+def sealing_context(uscc: str) -> str:
+    """The associated data a row's password is sealed with: it opens in that row only."""
     return f"qualifications/{uscc}/inspection.password"
 
 
@@ -315,7 +316,7 @@ async def save_qualifications(
                 "password_key_id": old.password_key_id,
             }
             if keys is not None and inspection.password is not None:
-                ciphertext, key_id = keys.seal(inspection.password, _context(uscc))
+                ciphertext, key_id = keys.seal(inspection.password, sealing_context(uscc))
                 sealed = {"password_ciphertext": ciphertext, "password_key_id": key_id}
             version = old.version + 1
             values = plain | sealed | {"version": version, "updated_by": caller.account}
@@ -368,7 +369,7 @@ async def inspection_password(deps: AccountsRuntime, uscc: str) -> str | None:
     if stored.password_ciphertext is None or stored.password_key_id is None:
         return None
     return keyring(deps.settings).open(
-        stored.password_ciphertext, stored.password_key_id, _context(uscc)
+        stored.password_ciphertext, stored.password_key_id, sealing_context(uscc)
     )
 
 
@@ -394,7 +395,7 @@ async def reseal_secrets(deps: AccountsRuntime) -> int:
             )
         ).all()
         for uscc, ciphertext, key_id in rows:
-            context = _context(uscc)
+            context = sealing_context(uscc)
             sealed, new_id = keys.seal(keys.open(ciphertext, key_id, context), context)
             await connection.execute(
                 update(qualifications)
