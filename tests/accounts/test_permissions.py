@@ -263,3 +263,22 @@ async def test_check_wants_token_or_account(deps: AccountsRuntime) -> None:
     with pytest.raises(DomainError) as raised:
         await check(deps, "manifest", "query")
     assert [f.path for f in raised.value.fields] == ["token"]
+
+
+async def test_check_answers_exactly_what_the_list_shows_for_every_application_and_action(
+    deps: AccountsRuntime, authority: CardAuthority
+) -> None:
+    _card, admin = await card_admin(deps, authority)
+    assert admin.uscc is not None
+    maker = await operator_session(deps, admin.uscc, OperatorLevel.ENTRY)
+    checker = await operator_session(deps, admin.uscc, OperatorLevel.DECLARATION)
+    await revoke(deps, admin, "manifest")
+    await restore(deps, admin, "export_tax_refund", action="query")
+    await revoke(deps, admin, "goods_declaration", action="entry", operator=maker.account)
+    await revoke(deps, admin, "duty_payment", operator=checker.account)
+    await restore(deps, admin, "duty_payment", action="query", operator=checker.account)
+    for session in (admin, maker, checker):
+        for (app, action), (allowed, reason) in (await listing(deps, session)).items():
+            for who in ({"token": session.token}, {"account": session.account}):
+                decision = await check(deps, app, action, **who)
+                assert (decision.allowed, decision.reason) == (allowed, reason), (who, app, action)

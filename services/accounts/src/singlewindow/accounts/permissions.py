@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from singlewindow.accounts import scope
 from singlewindow.accounts.authorization import (
@@ -34,6 +35,7 @@ from singlewindow.accounts.tables import (
     WITH_ENTERPRISE,
     account_from_row,
     accounts,
+    business_scopes,
     permission_overrides,
 )
 from singlewindow.contracts import accounts as contract
@@ -53,7 +55,8 @@ from singlewindow.contracts.accounts import (
 from singlewindow.contracts.card_gateway import OperatorLevel
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 from singlewindow.runtime.db import as_utc
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, delete, insert, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 ENTERPRISE = ""
@@ -387,10 +390,18 @@ class Found:
     account: Account | None
     session: SessionRecord | None
     inactive: str | None
+    row: RowMapping | None = None
 
 
-async def _by_token(deps: AccountsRuntime, connection: AsyncConnection, token: str) -> Found:
-    row = (await connection.execute(_CALLER, {"digest": token_digest(token)})).mappings().first()
+async def _by_token(
+    deps: AccountsRuntime,
+    connection: AsyncConnection,
+    token: str,
+    statement: Select[Any] = _CALLER,
+    params: dict[str, str] | None = None,
+) -> Found:
+    params = {"digest": token_digest(token)} | (params or {})
+    row = (await connection.execute(statement, params)).mappings().first()
     if row is None:
         return Found(None, None, "no such session")
     account = account_from_row(row)
@@ -406,22 +417,49 @@ async def _by_token(deps: AccountsRuntime, connection: AsyncConnection, token: s
     )
     now = deps.service.clock.now()
     if session_lapsed(deps, session, now):
-        return Found(account, session, "the session has ended")
+        return Found(account, session, "the session has ended", row)
     if account.status is not AccountStatus.ACTIVE:
-        return Found(account, session, f"the account is {account.status.value}")
+        return Found(account, session, f"the account is {account.status.value}", row)
     if session.method == "card":
         try:
             _check_card_not_revoked(deps, session, now)
         except DomainError as exc:
-            return Found(account, session, exc.message)
-    return Found(account, session, None)
+            return Found(account, session, exc.message, row)
+    return Found(account, session, None, row)
 
+
+def _override(holder_id: ColumnElement[str] | str) -> ScalarSelect[str]:
+    return (
+        select(permission_overrides.c.state)
+        .where(permission_overrides.c.uscc == accounts.c.uscc)
+        .where(permission_overrides.c.account_id == holder_id)
+        .where(permission_overrides.c.application == bindparam("application"))
+        .where(permission_overrides.c.action == bindparam("action"))
+        .correlate(accounts)
+        .scalar_subquery()
+    )
+
+
+_DECISION_COLUMNS = (
+    select(business_scopes.c.codes)
+    .where(business_scopes.c.uscc == accounts.c.uscc)
+    .order_by(business_scopes.c.version.desc())
+    .limit(1)
+    .correlate(accounts)
+    .scalar_subquery()
+    .label("scope_codes"),
+    _override(ENTERPRISE).label("enterprise_state"),
+    _override(accounts.c.account_id).label("operator_state"),
+)
+"""What a decision needs beside the account, in the same statement: one round trip."""
 
 _BY_KEY = (
     select(*ACCOUNT_COLUMNS)
     .select_from(WITH_ENTERPRISE)
     .where(accounts.c.account_key == bindparam("key"))
 )
+_CHECK_BY_TOKEN = _CALLER.add_columns(*_DECISION_COLUMNS)
+_CHECK_BY_KEY = _BY_KEY.add_columns(*_DECISION_COLUMNS)
 
 
 @routes.serve(contract.PERMISSIONS_CHECK)
@@ -438,40 +476,44 @@ async def check_permission(request: CheckPermission, deps: AccountsRuntime) -> P
     application = catalogue().applications.get(request.application)
     if application is None or request.action not in application.actions:
         return PermissionDecision(allowed=False, reason="no such application or action")
+    asked = {"application": application.id, "action": request.action.value}
     async with deps.service.db.reading() as connection:
         if request.token is not None:
-            found = await _by_token(deps, connection, request.token)
+            found = await _by_token(deps, connection, request.token, _CHECK_BY_TOKEN, asked)
         else:
-            row = (
-                (await connection.execute(_BY_KEY, {"key": account_key(request.account or "")}))
-                .mappings()
-                .first()
-            )
+            params = asked | {"key": account_key(request.account or "")}
+            row = (await connection.execute(_CHECK_BY_KEY, params)).mappings().first()
             account = None if row is None else account_from_row(row)
             inactive = None
             if account is None:
                 inactive = "no such account"
             elif account.status is not AccountStatus.ACTIVE:
                 inactive = f"the account is {account.status.value}"
-            found = Found(account, None, inactive)
-        account = found.account
-        who = {} if account is None else {"account": account.account, "uscc": account.uscc}
-        if found.inactive is not None:
-            return PermissionDecision(allowed=False, reason=found.inactive, **who)
-        assert account is not None
-        if account.uscc is None:
-            return PermissionDecision(
-                allowed=False, reason="an individual user has no enterprise applications", **who
-            )
-        if account.required_actions:
-            owed = account.required_actions[0].value.replace("_", " ")
-            return PermissionDecision(
-                allowed=False, reason=f"the account must first complete: {owed}", **who
-            )
-        codes, _version = await Scopes(connection).current(account.uscc)
-        holder = holder_of(account)
-        overrides = await _overrides(connection, holder)
-        defaults = catalogue().defaults(code.value for code in codes)
+            found = Found(account, None, inactive, row)
+    account, row = found.account, found.row
+    who = {} if account is None else {"account": account.account, "uscc": account.uscc}
+    if found.inactive is not None:
+        return PermissionDecision(allowed=False, reason=found.inactive, **who)
+    assert account is not None
+    assert row is not None
+    if account.uscc is None:
+        return PermissionDecision(
+            allowed=False, reason="an individual user has no enterprise applications", **who
+        )
+    if account.required_actions:
+        owed = account.required_actions[0].value.replace("_", " ")
+        return PermissionDecision(
+            allowed=False, reason=f"the account must first complete: {owed}", **who
+        )
+    holder = holder_of(account)
+    asked_for = (application.id, request.action.value)
+    overrides: dict[tuple[str, str, str], str] = {}
+    if row["enterprise_state"] is not None:
+        overrides[(ENTERPRISE, *asked_for)] = row["enterprise_state"]
+    if holder.account_id is not None and row["operator_state"] is not None:
+        overrides[(holder.account_id, *asked_for)] = row["operator_state"]
+    codes = json.loads(row["scope_codes"]) if row["scope_codes"] else []
+    defaults = catalogue().defaults(codes)
     allowed, reason = _decide(holder, overrides, defaults, application.id, request.action)
     return PermissionDecision(allowed=allowed, reason=reason, **who)
 
