@@ -156,6 +156,7 @@ COMMANDS = {
 }
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "qualifications show": print_view,
+    "qualifications edit": print_view,
     "qualifications save": print_view,
     "qualifications authorities": print_authorities,
 }
