@@ -274,3 +274,15 @@ async def test_the_authorities_are_listed_from_the_data_file(deps: AccountsRunti
     codes = {a.code: a.name_zh for a in listed.authorities}
     assert codes["8000"] == "重庆海关"
     assert len(codes) > 30
+
+
+async def test_a_value_whose_key_is_gone_is_left_as_it_is_and_the_service_starts(
+    tmp_path: Path, clock: ManualClock, authority: CardAuthority
+) -> None:
+    async with accounts_runtime(tmp_path, clock, authority, secret_keys=OLD_KEY) as deps:
+        _card, session = await card_admin(deps, authority)
+        await save(deps, session, 0, **FILE)
+    async with accounts_runtime(tmp_path, clock, authority, secret_keys=NEW_KEY) as deps:
+        assert await reseal_secrets(deps) == 0
+        [row] = await stored_rows(deps)
+        assert row["password_key_id"] == "old"

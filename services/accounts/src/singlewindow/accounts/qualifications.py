@@ -20,6 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from singlewindow.accounts.authorization import Action, authorize
@@ -47,6 +48,7 @@ from singlewindow.runtime.db import IntegrityError, as_utc
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+log = structlog.get_logger("singlewindow.accounts.qualifications")
 STALE = "changed by someone else since you opened it; open it again (edit) and redo your changes"
 PASSWORD_FIELD = "inspection.password"
 
@@ -396,7 +398,13 @@ async def reseal_secrets(deps: AccountsRuntime) -> int:
         ).all()
         for uscc, ciphertext, key_id in rows:
             context = sealing_context(uscc)
-            sealed, new_id = keys.seal(keys.open(ciphertext, key_id, context), context)
+            try:
+                plaintext = keys.open(ciphertext, key_id, context)
+            except KeyProblem as exc:
+                # Left as it is (the service still starts): put the missing key back to keep it.
+                log.warning("a sealed value cannot be re-sealed", uscc=uscc, problem=str(exc))
+                continue
+            sealed, new_id = keys.seal(plaintext, context)
             await connection.execute(
                 update(qualifications)
                 .where(qualifications.c.uscc == uscc)
