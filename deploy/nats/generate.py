@@ -78,6 +78,7 @@ WORKSTATION = "workstation"
 SUBSCRIBER = "subscriber"
 OPERATOR = "operator"
 NOTIFIER = "notifier"
+BUSINESS = "business"  # issue 10: the business systems' decision requests
 
 
 class GenerationError(Exception):
@@ -486,6 +487,25 @@ def notifier_user() -> User:
     )
 
 
+# --- qualifications and permissions (issue 10) ---
+def business_subjects() -> tuple[str, ...]:
+    """The decision requests the business systems make (accounts' `DECISIONS`)."""
+    from singlewindow.contracts import accounts
+
+    return tuple(sorted(endpoint.subject for endpoint in accounts.DECISIONS))
+
+
+def business_user() -> User:
+    """The business systems behind the portal (goods declaration, manifest, ...): they ask
+    whether a session is active and whether it may act, nothing else."""
+    return User(
+        name=BUSINESS,
+        description="the business systems: permission checks and session introspection only",
+        publish=(Rule("the decision requests of accounts", business_subjects()),),
+        subscribe=(Rule("replies to its requests", (inbox(BUSINESS),)),),
+    )
+
+
 def contract_streams() -> list[StreamSpec]:
     """Every stream the contracts define, in the order they are found."""
     found: dict[str, StreamSpec] = {}
@@ -502,6 +522,7 @@ def users() -> tuple[User, ...]:
     everyone = {name: service_facts(name) for name in service_names()}
     internal = internal_subjects()
     requested = {subject for facts in everyone.values() for subject in facts.requests}
+    requested |= set(business_subjects())  # issue 10: the business systems ask these
     if unasked := sorted(set(internal) - requested):
         # Internal subjects exist for service-to-service requests: one nobody declares asking
         # is dead, or its caller forgot to declare it and would be refused it in production.
@@ -513,6 +534,7 @@ def users() -> tuple[User, ...]:
         subscriber_user(PUBLIC_STREAMS),
         operator_user(PUBLIC_STREAMS, everyone.values()),
         notifier_user(),
+        business_user(),
     )
 
 

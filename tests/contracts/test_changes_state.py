@@ -38,6 +38,13 @@ READ_ONLY = {
     "sw.rpc.filing.drafts.show": "reads the enterprise's draft",
     "sw.rpc.filing.status": "reads the enterprise's latest application",
     "sw.rpc.filing.record.show": "reads the enterprise's filing record",
+    # --- qualifications and permissions (issue 10) ---
+    "sw.rpc.accounts.qualifications.show": "reads the qualifications",
+    "sw.rpc.accounts.qualifications.edit": "reads the qualifications and their version",
+    "sw.rpc.accounts.qualifications.authorities": "reads the authorities' code list",
+    "sw.rpc.accounts.permissions.list": "reads the permissions",
+    "sw.rpc.accounts.permissions.check": "decides from the permissions (a business system asks)",
+    "sw.rpc.accounts.session.introspect": "reads a session, without extending it",
 }
 
 
@@ -91,6 +98,10 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.filing.submit",
         "sw.rpc.filing.drafts.save",
         "sw.rpc.filing.records.import",
+        # --- qualifications and permissions (issue 10) ---
+        "sw.rpc.accounts.qualifications.save",
+        "sw.rpc.accounts.permissions.revoke",
+        "sw.rpc.accounts.permissions.restore",
     } <= changing
 
 

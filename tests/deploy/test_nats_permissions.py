@@ -47,6 +47,7 @@ USERS = (
     "subscriber",
     "operator",
     "notifier",
+    "business",
 )
 START_TIMEOUT = 10.0
 REFUSAL_TIMEOUT = 2
@@ -454,3 +455,20 @@ async def test_nobody_reads_another_users_replies(server: NatsServer) -> None:
         for foreign in ("_INBOX_accounts.>", "_INBOX.>"):
             await review.nc.subscribe(foreign)
             assert await review.refused(foreign, "subscription")
+
+
+# --- qualifications and permissions (issue 10) ---
+async def test_only_the_business_systems_ask_the_decision_subjects(server: NatsServer) -> None:
+    async with connect(server, "accounts") as owner:
+        for endpoint in accounts.DECISIONS:
+            await serve(owner, endpoint.subject, accounts.QUEUE, b"decided")
+        async with connect(server, "business") as conn:
+            for endpoint in accounts.DECISIONS:
+                reply = await conn.nc.request(endpoint.subject, b"{}", timeout=5)
+                assert reply.data == b"decided"
+            await conn.nc.publish(accounts.QUALIFICATIONS_SAVE.subject, b"{}")
+            assert await conn.refused(accounts.QUALIFICATIONS_SAVE.subject)
+        async with connect(server, "portal") as conn:
+            await conn.nc.publish(accounts.PERMISSIONS_CHECK.subject, b"{}")
+            assert await conn.refused(accounts.PERMISSIONS_CHECK.subject)
+        assert owner.errors == []

@@ -27,6 +27,8 @@ from singlewindow.swctl import (
     messages,
     mobile,
     operators,
+    permissions,
+    qualifications,
     staff,
 )
 from singlewindow.swctl.errors import (
@@ -605,6 +607,8 @@ COMMANDS: dict[str, Command] = {
     **mobile.COMMANDS,
     **individual.COMMANDS,
     **filing.COMMANDS,
+    **qualifications.COMMANDS,  # issue 10
+    **permissions.COMMANDS,
 }
 
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
@@ -617,6 +621,8 @@ PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     **mobile.PLAIN,
     **individual.PLAIN,
     **filing.PLAIN,
+    **qualifications.PLAIN,  # issue 10
+    **permissions.PLAIN,
 }
 """Commands whose readable output is not the generic `key: value` lines."""
 
@@ -625,6 +631,7 @@ LOCAL_COMMANDS: dict[str, LocalCommand] = {
     "status": cmd_status,
     **card.LOCAL_COMMANDS,
     **messages.LOCAL_COMMANDS,
+    **qualifications.LOCAL_COMMANDS,  # issue 10
 }
 
 
@@ -905,8 +912,12 @@ def build_parser() -> argparse.ArgumentParser:
     mobile.register(
         group("mobile", "your own mobile number, changed with a one-time code"), command
     )
-    messages.register(group("dev", "development tools of the embedded platform"), command)
+    dev = group("dev", "development tools of the embedded platform")
+    messages.register(dev, command)
+    qualifications.register_dev(dev, command)  # issue 10
     filing.register(group("filing", "customs enterprise filing (海关企业备案)"), command)
+    qualifications.register(group("qualifications", "My qualifications"), command)
+    permissions.register(group("permissions", "My application permissions"), command)
 
     scope = group("scope", "the enterprise's business scope")
     command(scope, "options", "scope options", "list business scope choices")

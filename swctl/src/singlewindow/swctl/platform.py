@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Final
 
+from singlewindow.swctl.qualifications import key_environment  # issue 10
 from singlewindow.swctl.staff import bootstrap_environment
 from singlewindow.virtual_card.issuing import DevCA
 from singlewindow.virtual_card.pcscd import Mode as PcscdMode
@@ -65,7 +66,8 @@ CLIENT_USERS: Final = ("portal", "workstation", "subscriber", "operator")
 NOTIFIER: Final = "notifier"
 """The development notifier (`swctl.notifier`): its process and its NATS user, the only one
 that reads the notification stream. Development only: production runs an SMS gateway."""
-NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS, NOTIFIER)
+BUSINESS: Final = "business"  # issue 10: the business systems' decision requests
+NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS, NOTIFIER, BUSINESS)
 """Every NATS user of the embedded platform: one per service, the clients' and the notifier's."""
 RAW_USER: Final = "raw"
 """The one user of the `RAW` account (`PlatformConfig.raw_account`)."""
@@ -403,6 +405,7 @@ class Platform:
         env = os.environ.copy() | self._card_environment.get(service, {})
         if service == "accounts":
             env |= bootstrap_environment(self.config.data_dir)
+            env |= key_environment(self.config.data_dir)  # issue 10: the secret keys
         env |= self.config.environment
         if not self.passwords:
             self.write_credentials()

@@ -34,3 +34,12 @@ service.include(routes, runtime)
 async def create_bootstrap_admin() -> None:
     """The deployment's first platform administrator, once migrations ran, before any request."""
     await bootstrap_admin(runtime)
+
+
+# --- qualifications and permissions (issue 10) ---
+@app.on_startup
+async def reseal_secrets() -> None:
+    """Seal again under the current key what an older key sealed (key rotation)."""
+    from singlewindow.accounts.qualifications import reseal_secrets
+
+    await reseal_secrets(runtime)

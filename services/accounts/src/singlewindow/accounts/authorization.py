@@ -54,6 +54,11 @@ class Action(StrEnum):
     # --- customs filing (issue 11) ---
     RESOLVE_FOR_SERVICE = "resolve_for_service"
     """Another service asks who a session is (filing); that service checks its own rules."""
+    # --- qualifications and permissions (issue 10) ---
+    SHOW_QUALIFICATIONS = "show_qualifications"
+    EDIT_QUALIFICATIONS = "edit_qualifications"
+    LIST_PERMISSIONS = "list_permissions"
+    CHANGE_PERMISSIONS = "change_permissions"
 
 
 @dataclass(frozen=True)
@@ -287,4 +292,27 @@ PERMISSIONS[Action.RESOLVE_FOR_SERVICE] = Permission(
     ENTERPRISE_ACCOUNTS,
     own_enterprise=True,
     forbidden="an individual user has no enterprise to act for",
+)
+
+# --- qualifications and permissions (issue 10) ---
+NO_ENTERPRISE = "an individual user has no enterprise"
+PERMISSIONS.update(
+    {
+        Action.SHOW_QUALIFICATIONS: Permission(
+            ENTERPRISE_ROLES, own_enterprise=True, forbidden=NO_ENTERPRISE
+        ),
+        Action.EDIT_QUALIFICATIONS: Permission(
+            ADMIN,
+            own_enterprise=True,
+            forbidden="only the enterprise administrator edits the qualifications",
+        ),
+        Action.LIST_PERMISSIONS: Permission(
+            ENTERPRISE_ROLES, own_enterprise=True, forbidden=NO_ENTERPRISE
+        ),
+        Action.CHANGE_PERMISSIONS: Permission(
+            ADMIN,
+            own_enterprise=True,
+            forbidden="only the enterprise administrator revokes and restores permissions",
+        ),
+    }
 )

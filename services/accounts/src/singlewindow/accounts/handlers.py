@@ -44,3 +44,8 @@ __all__ += ["selfservice"]
 from singlewindow.accounts import callers  # noqa: E402
 
 __all__ += ["callers"]
+
+# --- qualifications and permissions (issue 10) ---
+from singlewindow.accounts import permissions, qualifications  # noqa: E402
+
+__all__ += ["permissions", "qualifications"]

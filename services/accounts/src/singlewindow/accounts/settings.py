@@ -57,6 +57,13 @@ class Settings(ServiceSettings):
     for a random one sent to the operator's mobile on the notification stream."""
     initial_password_ttl_days: float = 7
     """How long an unused one-time password of an operator logs in."""
+    # --- qualifications and permissions (issue 10) ---
+    secret_keys: SecretStr | None = None
+    """The keys secrets are sealed with at rest (the inspection password): `ID:BASE64` (32
+    random bytes) entries, comma- or line-separated, the first sealing new values and the
+    others only opening old ones (a Kubernetes Secret's value)."""
+    secret_key_file: Path | None = None
+    """The same entries in a file (a mounted Secret); used when `secret_keys` is unset."""
 
     def startup_problem(self) -> str | None:
         """Why the service must not start with these settings, if it must not."""

@@ -287,3 +287,33 @@ Index(
     one_time_codes.c.created_at,
 )
 Index("one_time_codes_by_target", one_time_codes.c.target, one_time_codes.c.created_at)
+# --- qualifications and permissions (issue 10) ---
+qualifications = Table(
+    "qualifications",
+    metadata,
+    Column("uscc", String(18), ForeignKey("enterprises.uscc"), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("registration_number", String(10)),
+    Column("declaration_account", String(64)),
+    # The inspection password: AES-GCM ciphertext (base64 of nonce + ciphertext + tag) and the
+    # id of the key it was sealed with; never the password itself.
+    Column("password_ciphertext", Text),
+    Column("password_key_id", String(40)),
+    Column("authority", String(10)),
+    Column("updated_by", String(32), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+permission_overrides = Table(
+    "permission_overrides",
+    metadata,
+    Column("uscc", String(18), ForeignKey("enterprises.uscc"), primary_key=True),
+    # "" for the whole enterprise, else the operator's account id.
+    Column("account_id", String(40), primary_key=True),
+    Column("application", String(40), primary_key=True),
+    Column("action", String(16), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("changed_by", String(32), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+"""The administrator's revocations and restores; defaults come from the business scope."""

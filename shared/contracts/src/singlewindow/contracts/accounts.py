@@ -1082,6 +1082,228 @@ class ResolveSession(Request):
     token: str
 
 
+# --- qualifications and permissions (issue 10) ---
+# My qualifications: the enterprise's basic information (read-only) and its inspection
+# qualification, edited with optimistic versioning. The inspection password goes in with a save
+# and never comes out: replies say whether it is set, events say "password changed".
+# My application permissions: a catalogue of business applications (data, in the accounts
+# service), defaults from the business scope, the administrator's revocations and restores.
+# The decision API (`permissions.check`, `session.introspect`) is for the business systems.
+
+RegistrationNumber = Annotated[
+    str,
+    Field(
+        strict=True,
+        pattern=r"^[0-9]{10}$",
+        description="the 10-digit inspection registration number (报检单位注册号)",
+    ),
+]
+AuthorityCode = Annotated[
+    str, Field(strict=True, pattern=r"^[0-9A-Z]{2,10}$", description="an accepting authority code")
+]
+ApplicationId = Annotated[str, Field(strict=True, pattern=r"^[a-z_]{2,40}$")]
+Version = Annotated[int, Field(strict=True, ge=0)]
+
+
+class PermissionAction(StrEnum):
+    """What an account may do in a business application."""
+
+    QUERY = "query"
+    ENTRY = "entry"
+    DECLARE = "declare"
+
+
+class InspectionQualificationInput(Request):
+    """The inspection qualification as a save gives it; `password` left out keeps the current."""
+
+    registration_number: RegistrationNumber | None = None
+    declaration_account: Annotated[str, Field(strict=True, min_length=1, max_length=64)] | None = (
+        None
+    )
+    password: Annotated[str, Field(strict=True, min_length=1, max_length=128)] | None = None
+    authority: AuthorityCode | None = None
+
+
+class ShowQualifications(AuthenticatedRequest):
+    """Show the enterprise's qualifications (any account of the enterprise)."""
+
+
+class EditQualifications(AuthenticatedRequest):
+    """Open the qualifications for editing (administrator): the record and its version."""
+
+
+class SaveQualifications(AuthenticatedRequest):
+    """Save the qualifications opened at `version`; refused if someone saved since."""
+
+    version: Version
+    inspection: InspectionQualificationInput
+
+
+class ListAuthorities(Request):
+    """List the accepting authorities (受理机关) an inspection qualification may name."""
+
+
+class EnterpriseBasics(BaseModel):
+    """The enterprise's basic information, from its card or approved registration (read-only)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uscc: str
+    name: str
+    name_en: str | None
+    division: str
+    address: str | None
+    legal_rep_name: str | None
+    registered_via: str
+    registered_at: datetime
+
+
+class InspectionQualification(BaseModel):
+    """The inspection qualification as shown: never the password, only whether it is set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    registration_number: str | None
+    declaration_account: str | None
+    password_set: bool
+    authority: str | None
+    authority_name: str | None
+
+
+class QualificationsView(BaseModel):
+    """My qualifications: basics, the inspection qualification, its version and who saved it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    basics: EnterpriseBasics
+    inspection: InspectionQualification
+    version: int
+    """0 until the first save; a save must name the version it was opened at."""
+    updated_by: str | None
+    updated_at: datetime | None
+    editable: bool
+    """Whether the caller may edit (the administrator)."""
+
+
+class Authority(BaseModel):
+    """An accepting authority: its code and name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    name_zh: str
+    name_en: str
+
+
+class AuthorityList(BaseModel):
+    """The accepting authorities."""
+
+    model_config = ConfigDict(frozen=True)
+
+    authorities: tuple[Authority, ...]
+
+
+class FieldChange(BaseModel):
+    """One field a change touched: old and new values, none for the secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    old: str | None = None
+    new: str | None = None
+    note: str | None = None
+    """For the secret: "password changed" (its values are never recorded)."""
+
+
+class QualificationsChanged(EventData):
+    """The enterprise's qualifications were saved (audit): who, the version, what changed."""
+
+    uscc: str
+    version: int
+    changed_by: str
+    changes: tuple[FieldChange, ...]
+
+
+class ListPermissions(AuthenticatedRequest):
+    """List the application permissions of the enterprise, or of one of its operators."""
+
+    operator: AccountName | None = None
+
+
+class ChangePermission(AuthenticatedRequest):
+    """Revoke or restore an application (one action, or all) for the enterprise or an operator."""
+
+    application: ApplicationId
+    action: PermissionAction | None = None
+    """None: every action of the application."""
+    operator: AccountName | None = None
+    """None: for the whole enterprise."""
+
+
+class PermissionEntry(BaseModel):
+    """Whether an application's action is granted, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    application: str
+    name_zh: str
+    name_en: str
+    action: PermissionAction
+    granted: bool
+    reason: str
+
+
+class PermissionList(BaseModel):
+    """Every application and action, granted or not, for the enterprise or an operator."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uscc: str
+    operator: str | None
+    operator_level: OperatorLevel | None
+    permissions: tuple[PermissionEntry, ...]
+
+
+class PermissionsChanged(EventData):
+    """An enterprise's permissions changed: business systems drop their cached answers."""
+
+    uscc: str
+    operator: str | None
+    """The operator it changed for; None: the enterprise (every account)."""
+    application: str | None
+    """None: several applications (a business scope change)."""
+    actions: tuple[str, ...]
+    change: str
+    """`revoked`, `restored` or `scope-changed`."""
+    changed_by: str
+
+
+class CheckPermission(Request):
+    """May this session (`token`) or account (`account`) take `action` in `application`?"""
+
+    token: str | None = None
+    account: AccountName | None = None
+    application: ApplicationId
+    action: PermissionAction
+
+
+class PermissionDecision(BaseModel):
+    """Allowed or refused, with the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    allowed: bool
+    reason: str
+    account: str | None = None
+    uscc: str | None = None
+
+
+class IntrospectSession(Request):
+    """Whether a session token is active and whose it is (RFC 7662 token introspection)."""
+
+    token: str
+
+
 class EnterpriseCaller(BaseModel):
     """The enterprise account behind a live session, as other services see it."""
 
@@ -1111,3 +1333,78 @@ FILING_RECORDS = Subscription(
     "accounts-filing-filed",
     "Keep each enterprise's customs code once its first filing is approved",
 )
+
+
+class Introspection(BaseModel):
+    """RFC 7662's answer: `active`, and for an active token whose it is and until when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    active: bool
+    sub: str | None = None
+    """The account's id."""
+    username: str | None = None
+    """The account name."""
+    token_type: str | None = None
+    enterprise: str | None = None
+    """The enterprise's USCC."""
+    role: Role | None = None
+    level: OperatorLevel | None = None
+    method: str | None = None
+    iat: int | None = None
+    exp: int | None = None
+    """When the session ends if it stays active (its idle limit), seconds since the epoch."""
+
+
+QUALIFICATIONS_CHANGED = EventSpec(
+    SERVICE, "qualifications-changed", 1, QualificationsChanged, audit=True
+)
+PERMISSIONS_CHANGED = EventSpec(SERVICE, "permissions-changed", 1, PermissionsChanged)
+PERMISSIONS_AUDITED = EventSpec(
+    SERVICE, "application-permissions-changed", 1, PermissionsChanged, audit=True
+)
+
+QUALIFICATIONS_SHOW = Endpoint(
+    SERVICE, "qualifications.show", ShowQualifications, QualificationsView, Audience.SESSION
+)
+QUALIFICATIONS_EDIT = Endpoint(
+    SERVICE, "qualifications.edit", EditQualifications, QualificationsView, Audience.SESSION
+)
+QUALIFICATIONS_SAVE = Endpoint(
+    SERVICE,
+    "qualifications.save",
+    SaveQualifications,
+    QualificationsView,
+    Audience.SESSION,
+    changes_state=True,
+)
+AUTHORITIES_LIST = Endpoint(
+    SERVICE, "qualifications.authorities", ListAuthorities, AuthorityList, Audience.PUBLIC
+)
+PERMISSIONS_LIST = Endpoint(
+    SERVICE, "permissions.list", ListPermissions, PermissionList, Audience.SESSION
+)
+PERMISSIONS_REVOKE = Endpoint(
+    SERVICE,
+    "permissions.revoke",
+    ChangePermission,
+    PermissionList,
+    Audience.SESSION,
+    changes_state=True,
+)
+PERMISSIONS_RESTORE = Endpoint(
+    SERVICE,
+    "permissions.restore",
+    ChangePermission,
+    PermissionList,
+    Audience.SESSION,
+    changes_state=True,
+)
+PERMISSIONS_CHECK = Endpoint(
+    SERVICE, "permissions.check", CheckPermission, PermissionDecision, Audience.SERVICE
+)
+SESSION_INTROSPECT = Endpoint(
+    SERVICE, "session.introspect", IntrospectSession, Introspection, Audience.SERVICE
+)
+DECISIONS = (PERMISSIONS_CHECK, SESSION_INTROSPECT)
+"""The business systems' requests (the `business` NATS user's)."""
