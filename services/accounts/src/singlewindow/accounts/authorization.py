@@ -272,16 +272,15 @@ _TOUCH = (
 
 
 # --- My IC card (issue 9) ---
-ENTERPRISE_ACCOUNTS = frozenset({Role.ADMIN, Role.OPERATOR})
 NO_ENTERPRISE_CARD = (
     "an IC card is bound to an enterprise's account; this account has no enterprise"
 )
 PERMISSIONS.update(
     {
         Action.BIND_CARD: Permission(
-            ENTERPRISE_ACCOUNTS, own_enterprise=True, forbidden=NO_ENTERPRISE_CARD
+            ENTERPRISE_ROLES, own_enterprise=True, forbidden=NO_ENTERPRISE_CARD
         ),
-        Action.UNBIND_CARD: Permission(ENTERPRISE_ACCOUNTS, forbidden=NO_ENTERPRISE_CARD),
+        Action.UNBIND_CARD: Permission(ENTERPRISE_ROLES, forbidden=NO_ENTERPRISE_CARD),
         Action.SHOW_CARD: Permission(ANY_ROLE),
     }
 )
@@ -289,7 +288,7 @@ PERMISSIONS.update(
 
 # --- customs filing (issue 11) ---
 PERMISSIONS[Action.RESOLVE_FOR_SERVICE] = Permission(
-    ENTERPRISE_ACCOUNTS,
+    ENTERPRISE_ROLES,
     own_enterprise=True,
     forbidden="an individual user has no enterprise to act for",
 )
