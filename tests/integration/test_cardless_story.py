@@ -187,7 +187,7 @@ async def test_cardless_registration_from_submission_to_first_login(
         assert swctl("logout").code == 0
         assert swctl("account", "show").code == 1
 
-        await integrator.wait_for(uscc, "cn.singlewindow.accounts.business-scope-declared.v1")
+        await integrator.wait_for(uscc, "cn.singlewindow.accounts.permissions-changed.v1")
         assert integrator.types_for(uscc) == [
             "cn.singlewindow.registration.submitted.v1",
             "cn.singlewindow.review.decided.v1",
@@ -197,6 +197,7 @@ async def test_cardless_registration_from_submission_to_first_login(
             "cn.singlewindow.registration.approved.v1",
             "cn.singlewindow.accounts.enterprise-registered.v1",
             "cn.singlewindow.accounts.business-scope-declared.v1",
+            "cn.singlewindow.accounts.permissions-changed.v1",
         ]
         for event, headers in zip(integrator.events, integrator.headers, strict=True):
             assert event["specversion"] == "1.0"

@@ -31,6 +31,7 @@ def test_status_finds_the_platform_by_its_nats_url_from_any_directory(
         "registration": "ready",
         "review": "ready",
         "accounts": "ready",
+        "filing": "ready",
     }
     plain = swctl("--nats-url", platform.config.nats_url, "status", cwd=elsewhere)
     assert plain.code == 0
@@ -124,6 +125,7 @@ def test_status_names_each_credential_and_swctl_connects_only_with_one(
         "registration": "ready",
         "review": "ready",
         "accounts": "ready",
+        "filing": "ready",
     }
 
 
