@@ -201,6 +201,19 @@ class Outbox:
             },
         )
 
+    def stage_sync(self, connection: Connection, subject: str, event: CloudEvent) -> None:
+        """`stage` in a synchronous transaction (`Database.run`)."""
+        _staged.set(True)
+        connection.execute(
+            self._insert,
+            {
+                "event_id": event.id,
+                "nats_subject": subject,
+                "payload": event.model_dump_json(exclude_none=True).encode(),
+                "created_at": self.clock.now(),
+            },
+        )
+
     def wake(self) -> None:
         """Tell the relay that the current task has committed events, if it staged any."""
         if _staged.get():
@@ -234,12 +247,10 @@ class Outbox:
     async def relay_once(self, db: Database, js: JetStreamContext, *, batch: int = 100) -> int:
         """Publish up to `batch` pending events, parking those refused for too long; return how
         many went out."""
-        async with db.reading() as connection:
-            rows = (await connection.execute(self._pending, {"batch": batch})).all()
+        rows = await db.read(self._fetch, batch)  # one trip each: the batch, then its deletion
         published, refused = await self._publish(js, rows)
         if published:
-            async with db.transaction() as connection:
-                await connection.execute(self._delete, {"seqs": published})
+            await db.run(self._forget, published)
             OUTBOX_PUBLISHED.inc(len(published))
         for seq in published:
             self._refusals.pop(seq, None)
@@ -256,6 +267,12 @@ class Outbox:
             waiting = {row.seq for row in rows}
             self._refusals = {s: r for s, r in self._refusals.items() if s in waiting}
         return len(published)
+
+    def _fetch(self, connection: Connection, batch: int) -> Sequence[Any]:
+        return connection.execute(self._pending, {"batch": batch}).all()
+
+    def _forget(self, connection: Connection, seqs: list[int]) -> None:
+        connection.execute(self._delete, {"seqs": seqs})
 
     async def _publish(
         self, js: JetStreamContext, rows: Sequence[Any]

@@ -51,7 +51,7 @@ from singlewindow.runtime.messaging import (
 from singlewindow.runtime.observability import configure_logging, current_correlation_id
 from singlewindow.runtime.routes import Consumed, RequestHandler, Routes
 from singlewindow.runtime.rpc import respond
-from sqlalchemy import MetaData
+from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 Prepare = Callable[[CloudEvent], Awaitable[None]]
@@ -172,17 +172,33 @@ class Service:
         subject: str | None,
     ) -> CloudEvent:
         """Stage an event in the outbox, to be published once `connection` commits."""
+        event = self._event(spec, data, subject)
+        await self.outbox.stage(connection, spec.subject, event)
+        return event
+
+    def emit_sync(
+        self,
+        connection: Connection,
+        spec: EventSpec[DataT],
+        data: DataT,
+        *,
+        subject: str | None,
+    ) -> CloudEvent:
+        """`emit` in a synchronous transaction (`Database.run`)."""
+        event = self._event(spec, data, subject)
+        self.outbox.stage_sync(connection, spec.subject, event)
+        return event
+
+    def _event(self, spec: EventSpec[DataT], data: DataT, subject: str | None) -> CloudEvent:
         if spec.service != self.name and spec not in self._publishes:
             raise ValueError(f"{self.name} does not declare that it publishes {spec.type}")
-        event = spec.make(
+        return spec.make(
             data,
             subject=subject,
             source=self.source,
             correlation_id=current_correlation_id(),
             now=self.clock.now(),
         )
-        await self.outbox.stage(connection, spec.subject, event)
-        return event
 
     async def ask(
         self, endpoint: Endpoint[Any, ReplyT], request: BaseModel, *, wait: float
