@@ -40,6 +40,7 @@ from singlewindow.runtime.messaging import (
     PARKED_CONSUMER,
     REDELIVERY_DELAYS,
     Inbox,
+    InTransaction,
     Outbox,
     consumer_config,
     dead_letter_publisher,
@@ -266,8 +267,9 @@ class Service:
     def _consume(self, consumed: Consumed[DepsT], deps: DepsT) -> None:
         subscription, handler, prepare = consumed.subscription, consumed.handler, consumed.prepare
         spec = subscription.event
+        sync_handler = consumed.sync_handler
 
-        def steps() -> tuple[Prepare | None, Effect]:
+        def steps() -> tuple[Prepare | None, Effect | InTransaction]:
             """A delivery's steps: `prepare` outside the transaction (if the handler has one),
             then the handler inside it with what was prepared."""
             prepared: list[Any] = []
@@ -280,7 +282,13 @@ class Service:
                 data = prepared[-1] if prepare is not None else spec.parse(event)
                 await handler(data, event, connection, deps)
 
-            return (before if prepare is not None else None), effect
+            def apply(connection: Connection, event: CloudEvent) -> None:
+                assert sync_handler is not None
+                data = prepared[-1] if prepare is not None else spec.parse(event)
+                sync_handler(data, event, connection, deps)
+
+            first = before if prepare is not None else None
+            return first, (effect if sync_handler is None else InTransaction(apply))
 
         async def on_event(msg: NatsMessage) -> None:
             before, effect = steps()
@@ -325,7 +333,7 @@ class Service:
         durable: str,
         body: bytes,
         prepare: Prepare | None,
-        effect: Effect,
+        effect: Effect | InTransaction,
     ) -> bytes:
         """Apply one of this consumer's dead letters again, at most once (its inbox); the
         operator names it by sequence, the event is read from the dead-letter stream."""
