@@ -364,6 +364,9 @@ SQLITE_HOP = re.compile(
     r" of (?:sqlite3\.\w+ object at 0x[0-9a-f]+|<OneHop>)>(?:, (?P<rest>.*))?\)$",
     re.DOTALL,
 )
+# `Database.run` / `read` (singlewindow/runtime/onetrip.py) log, at DEBUG, each transaction's one
+# trip to the database's thread ("call") and each statement it runs there ("execute").
+ONE_TRIP = re.compile(r"^one trip (?P<kind>call|execute) (?P<rest>.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -480,12 +483,21 @@ class SqliteStore(Store):
                     event = json.loads(line).get("event", "")
                 except (ValueError, AttributeError):
                     continue
-                match = SQLITE_HOP.match(event) if isinstance(event, str) else None
-                if match is None:
+                if not isinstance(event, str):
                     continue
-                figures["hops"] += 1
-                if match["method"] not in ("execute", "executemany"):
-                    continue  # commit, rollback, fetchall, cursor, close, ...
+                match = SQLITE_HOP.match(event)
+                if match is None:
+                    trip = ONE_TRIP.match(event)
+                    if trip is None:
+                        continue
+                    if trip["kind"] == "call":  # the whole transaction: one hop
+                        figures["hops"] += 1
+                        continue
+                    match = trip
+                else:
+                    figures["hops"] += 1
+                    if match["method"] not in ("execute", "executemany"):
+                        continue  # commit, rollback, fetchall, cursor, close, ...
                 words = (match["rest"] or "").lstrip("'\"").split(None, 1)
                 verb = words[0].upper() if words else ""
                 if verb == "BEGIN":
@@ -1074,7 +1086,8 @@ SQL_VERBS = ("SELECT", "UPDATE", "DELETE", "WITH")
 # aiosqlite logs, at DEBUG, every call it hands to its thread: the DBAPI's own SQL and parameters.
 AIOSQLITE_CALL = re.compile(
     r"^executing functools\.partial\(<(?:built-in method execute of sqlite3\.Cursor object at"
-    r" 0x[0-9a-f]+|bound method _OnThread\.execute of <OneHop>)>, (?P<call>.*)\)$",
+    r" 0x[0-9a-f]+|bound method _OnThread\.execute of <OneHop>)>, (?P<call>.*)\)$"
+    r"|^one trip execute (?P<trip>.*)$",
     re.DOTALL,
 )
 
@@ -1093,7 +1106,7 @@ def logged_statements(log: Path, offset: int) -> list[tuple[str, tuple[Any, ...]
             if match is None:
                 continue
             try:
-                call = ast.literal_eval(f"({match['call']},)")
+                call = ast.literal_eval(f"({match['call'] or match['trip']},)")
             except (ValueError, SyntaxError):
                 continue  # a parameter that is not a literal (bytes are; datetimes are strings)
             statement = " ".join(str(call[0]).split())

@@ -19,15 +19,26 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 
 __all__ = ["OneThread", "adopt"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("singlewindow.runtime.onetrip")
+"""At DEBUG, each trip (`one trip call fn`) and each statement (`one trip execute 'SQL',
+params`), as aiosqlite logs its calls: `bench/run.py` counts them from the services' logs."""
+
+
+def _log_statement(
+    _connection: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any
+) -> None:
+    log.debug("one trip execute %r, %r", statement, parameters)
 
 
 def adopt(context: contextvars.Context) -> None:
@@ -56,6 +67,10 @@ class OneThread:
         if connection is None or connection.closed or connection.invalidated:
             if connection is not None:
                 connection.close()
+            if log.isEnabledFor(logging.DEBUG) and not event.contains(
+                self._engine, "before_cursor_execute", _log_statement
+            ):
+                event.listen(self._engine, "before_cursor_execute", _log_statement)
             connection = self._engine.connect()
             if self._options:
                 connection = connection.execution_options(**self._options)
@@ -70,6 +85,8 @@ class OneThread:
         kwargs: dict[str, Any],
     ) -> T:
         connection = self._connect()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("one trip call %s", getattr(fn, "__qualname__", fn))
         try:
             with connection.begin():
                 return context.run(fn, connection, *args, **kwargs)
