@@ -106,6 +106,7 @@ class Options:
     keep: bool
     json_path: Path | None
     postgres: str | None
+    aiosqlite: bool
     sql_counts: dict[str, int]
 
 
@@ -1586,7 +1587,7 @@ def report(results: Results, options: Options, threads: int, store: str) -> None
         counts = ", ".join(f"{k} {v}" for k, v in phases[rows]["counts"].items())
         results.note(f"{rows}: seeded in {phases[rows]['seed_seconds']:.1f}s; rows: {counts}")
     sql = raw["sql"]
-    if store == "sqlite":
+    if store.startswith("sqlite"):
         scans = full_scans(sql["plans"])
         results.note(
             f"query plans at {large} rows: {len(sql['plans'])} distinct statements of these"
@@ -1613,7 +1614,7 @@ def report(results: Results, options: Options, threads: int, store: str) -> None
         "5. SQL per request, per service database, counted from the database side"
         " (background taken off)"
     )
-    figures = SQL_FIGURES[store]
+    figures = SQL_FIGURES["sqlite" if store.startswith("sqlite") else store]
     results.row("request (how many) / service", *figures)
     for label in SQL_LABELS:
         entry = sql[label]
@@ -1631,7 +1632,7 @@ def report(results: Results, options: Options, threads: int, store: str) -> None
         + ", ".join(f"{s} {background[s].get('transactions', 0.0):.2f} tx" for s in SERVICE_NAMES)
         + f" (idle window {sql['idle_seconds']:.0f} s)"
     )
-    if store == "sqlite":
+    if store.startswith("sqlite"):
         results.note(
             "from aiosqlite's DEBUG log (services restarted at LOG_LEVEL=DEBUG): transactions are"
             " BEGINs, statements every other execute (so not BEGIN, nor COMMIT, which is a"
@@ -1714,7 +1715,7 @@ def headline(raw: dict[str, Any], options: Options) -> list[tuple[str, str, str]
 def summary(results: dict[str, Results], options: Options) -> list[str]:
     """The headline figures of every backend side by side."""
     stores = list(results)
-    table = Results(widths=(46, 34, 34, 16))
+    table = Results(widths=(46, *(34 for _ in stores), 16))
     table.section("Summary: " + " vs ".join(STORE_LABELS[s] for s in stores) + " (medians)")
     table.row("figure", *(STORE_LABELS[s] for s in stores), "target")
     columns = [headline(results[store].raw, options) for store in stores]
@@ -1723,7 +1724,14 @@ def summary(results: dict[str, Results], options: Options) -> list[str]:
     return table.lines
 
 
-STORE_LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+STORE_LABELS = {
+    "sqlite": "SQLite",
+    "sqlite-aiosqlite": "SQLite, all on aiosqlite",
+    "postgresql": "PostgreSQL",
+}
+ASYNC_ONLY = "sqlite-aiosqlite"
+"""The services with `SW_<SERVICE>_DATABASE_THREADS=false`: every transaction on aiosqlite
+(through the one-hop dialect), none on the database's own threads (`Database.run`)."""
 SHARE_TARGETS = {"login": "0.85", "submit": "0.80"}
 
 
@@ -1740,6 +1748,12 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--service-ports", default="28101,28102,28103", metavar="REG,REV,ACC")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--json", type=Path, help="also write every raw figure to this file")
+    parser.add_argument(
+        "--aiosqlite",
+        action="store_true",
+        help="also run every section on SQLite with every transaction on aiosqlite (no"
+        " database threads: SW_<SERVICE>_DATABASE_THREADS=false), beside the shipped way",
+    )
     parser.add_argument(
         "--postgres",
         metavar="URL",
@@ -1769,6 +1783,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         keep=bool(args.keep),
         json_path=args.json,
         postgres=args.postgres,
+        aiosqlite=bool(args.aiosqlite),
         sql_counts={
             "login": 10 if quick else 20,
             "application.show": 30 if quick else 60,
@@ -1802,7 +1817,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     threads = len(os.sched_getaffinity(0))
-    stores = ["sqlite"] + (["postgresql"] if options.postgres else [])
+    stores = (
+        ["sqlite"]
+        + ([ASYNC_ONLY] if options.aiosqlite else [])
+        + (["postgresql"] if options.postgres else [])
+    )
     results = {store: Results() for store in stores}
     started = time.monotonic()
     load_before = os.getloadavg()
@@ -1880,6 +1899,9 @@ def run_backend(store: str, options: Options, results: Results, others: list[str
                 raw_account=True,
             )
         )
+        if store == ASYNC_ONLY:
+            for service in SERVICE_NAMES:
+                platform.config.environment[f"SW_{service.upper()}_DATABASE_THREADS"] = "false"
 
         def make_store(platform: Platform) -> Store:
             if store == "postgresql":

@@ -139,3 +139,15 @@ async def test_an_in_memory_database_runs_it_on_the_async_engine() -> None:
         assert await database.run(add, "x") == 1
     finally:
         await database.close()
+
+
+async def test_without_threads_every_transaction_runs_on_the_async_engine(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'async.db'}", threads=False)
+    try:
+        assert database.thread_engine is None
+        assert database.sync_engines == (database.engine.sync_engine,)
+        await database.run(lambda connection: metadata.create_all(connection))
+        assert await database.run(add, "y") == 1
+        assert await database.read(keys) == ["y"]
+    finally:
+        await database.close()

@@ -101,7 +101,7 @@ async def settle_held() -> None:
 class Database:
     """An async engine with transactions that commit on success and roll back on error."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, threads: bool = True) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo}
@@ -120,7 +120,7 @@ class Database:
         self.thread_engine: Engine | None = None
         self._writer: OneThread | None = None
         self._reader: OneThread | None = None
-        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+        if threads and self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             self.thread_engine = create_engine(
                 self.url.set(drivername="sqlite+pysqlite"),
                 echo=echo,

@@ -80,6 +80,9 @@ class ServiceSettings(BaseSettings):
     """The CA that signed the NATS servers' certificates (Kubernetes: cert-manager's ca.crt):
     connect over TLS and trust it."""
     database_url: str = "sqlite+aiosqlite:///var/service.db"
+    database_threads: bool = True
+    """On a SQLite file, run the hot paths' transactions (`Database.run`/`read`) each in one
+    trip to threads of the database's own; false puts them on aiosqlite too (for comparison)."""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
@@ -117,7 +120,7 @@ class Service:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         """The service's one source of the time: its handlers, events and outbox read it."""
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, threads=settings.database_threads)
         credentials = settings.nats_credentials()
         tls = (
             ssl.create_default_context(cafile=settings.nats_tls_ca_file)
