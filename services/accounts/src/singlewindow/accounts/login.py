@@ -1,8 +1,9 @@
 """Logging in with a password, and the sessions it opens: show, account, logout.
 
-A password login costs one read (the account, its throttling and whether its enterprise declared
-its business scope, in one statement), one write that reserves the attempt, and one write (the
-session and the audit event); a refusal costs the read, the reservation and the audit.
+A password login costs two transactions, each one trip to the database (`Database.run`): the
+first reads the account, its throttling and whether its enterprise declared its business scope (one
+statement) and reserves the attempt; the second, after the verify, stores the session and the audit
+event. A refusal costs the first and the audit.
 
 Every attempt is reserved before its password is verified: one conditional upsert counts it only
 while the name is not blocked, and the same transaction starts the delay that count earns. So
