@@ -66,6 +66,8 @@ ECHO_SUBJECT = "bench.echo"
 LOGIN_ACCOUNT = "benchlogin"
 BENCH_STAFF_PASSWORD = "Yangtze-Harbour-Ledger-2026"
 SERVICE_NAMES = ("registration", "review", "accounts")
+PLATFORM_SERVICES = (*SERVICE_NAMES, "filing")
+"""Every service the benchmark starts: accounts waits for filing's stream (customs codes)."""
 CARDLESS_KIND = "registration.cardless"
 SHOW_APPLICATION = registration_contract.SHOW_APPLICATION.subject
 LIST_TASKS = review_contract.LIST_TASKS.subject
@@ -1745,7 +1747,9 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--million", action="store_true", help="the same as --large-rows 1000000")
     parser.add_argument("--nats-port", type=int, default=24222)
     parser.add_argument("--nats-monitor-port", type=int, default=28222)
-    parser.add_argument("--service-ports", default="28101,28102,28103", metavar="REG,REV,ACC")
+    parser.add_argument(
+        "--service-ports", default="28101,28102,28103,28105", metavar="REG,REV,ACC,FIL"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--json", type=Path, help="also write every raw figure to this file")
     parser.add_argument(
@@ -1779,7 +1783,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         large_rows=1_000_000 if args.million else args.large_rows,
         nats_port=args.nats_port,
         nats_monitor_port=args.nats_monitor_port,
-        service_ports=dict(zip(SERVICE_NAMES, ports, strict=True)),
+        service_ports=dict(zip(PLATFORM_SERVICES, ports, strict=True)),
         keep=bool(args.keep),
         json_path=args.json,
         postgres=args.postgres,
@@ -1887,7 +1891,7 @@ def run_backend(store: str, options: Options, results: Results, others: list[str
 
             admin = re.sub(r"^postgresql(\+\w+)?://", "postgresql+asyncpg://", options.postgres)
             urls = cleanup.enter_context(
-                postgres_databases(SERVICE_NAMES, admin, prefix="sw_bench")
+                postgres_databases(PLATFORM_SERVICES, admin, prefix="sw_bench")
             )
         platform = Platform(
             PlatformConfig(

@@ -29,8 +29,12 @@ JSON = dict[str, Any]
 
 
 def service_names() -> list[str]:
-    """Every service in `services/`."""
-    return sorted(path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml"))
+    """Every service in `services/` that serves on the bus (the HTTP gateway is a client of it)."""
+    return sorted(
+        path.parent.name
+        for path in (ROOT / "services").glob("*/pyproject.toml")
+        if path.parent.name != "gateway"  # gateway (issue 8): its API is OpenAPI, at /openapi.json
+    )
 
 
 def specification(service: str) -> JSON:

@@ -51,6 +51,7 @@ from singlewindow.contracts.bus import (
 )
 from singlewindow.contracts.endpoints import Audience, endpoints_of
 from singlewindow.contracts.events import EventSpec, StreamSpec
+from singlewindow.contracts.notify import NOTIFIER_DURABLE, NOTIFY_ROOT
 from singlewindow.runtime.messaging import PARKED_CONSUMER
 from singlewindow.runtime.routes import Routes
 from singlewindow.swctl.events import PUBLIC_STREAMS
@@ -76,6 +77,8 @@ PORTAL = "portal"
 WORKSTATION = "workstation"
 SUBSCRIBER = "subscriber"
 OPERATOR = "operator"
+NOTIFIER = "notifier"
+BUSINESS = "business"  # issue 10: the business systems' decision requests
 
 
 class GenerationError(Exception):
@@ -139,9 +142,22 @@ def module_name(service: str) -> str:
     return service.replace("-", "_")
 
 
+# --- gateway (issue 8) ---
+CLIENT_SERVICES = {"gateway": PORTAL}
+"""Folders of ``services/`` that are clients of the bus, not services on it, with the client
+user they connect as: the HTTP gateway is the one holder of ``portal``."""
+# --- end gateway ---
+
+
 def service_names() -> tuple[str, ...]:
-    """Every service in ``services/``."""
-    return tuple(sorted(path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml")))
+    """Every service in ``services/`` (the bus's clients among them have a client user)."""
+    return tuple(
+        sorted(
+            path.parent.name
+            for path in (ROOT / "services").glob("*/pyproject.toml")
+            if path.parent.name not in CLIENT_SERVICES
+        )
+    )
 
 
 def contract_of(service: str) -> ModuleType | None:
@@ -178,8 +194,9 @@ def service_facts(service: str) -> ServiceFacts:
     own_events = [spec for spec in events if spec.service == service]
     publishes = sorted({f"{spec.root}.{service}.>" for spec in own_events})
     for spec in own_events:
-        # The audit trail is one stream (accounts'): every service's audit events fall in it.
-        streams_for = contract_streams() if spec.audit else own_streams
+        # The audit trail is one stream (accounts'): every service's audit events fall in it;
+        # so is the notification stream.
+        streams_for = contract_streams() if spec.audit or spec.notify else own_streams
         if not any(_covers(stream.subjects, spec.subject) for stream in streams_for):
             raise GenerationError(f"{spec.subject} falls in none of {service}'s own streams")
     publishes += sorted(spec.subject for spec in routes.publishes)
@@ -356,7 +373,7 @@ def portal_user() -> User:
     """The trusted front end people's requests come through (swctl): client requests only."""
     return User(
         name=PORTAL,
-        description="the front end people's requests come through (swctl)",
+        description="the HTTP gateway people's requests come through (and swctl on NATS)",
         publish=(
             Rule(
                 "requests declared for clients (public, in a session, back office)",
@@ -406,6 +423,7 @@ def operator_user(public_streams: tuple[StreamSpec, ...], facts: Iterable[Servic
         stream
         for stream in contract_streams()
         if stream.name not in {public.name for public in public_streams}
+        and not is_notify_stream(stream)
     ]
     dead = DEAD_LETTER_STREAM.name
     return User(
@@ -445,6 +463,49 @@ def operator_user(public_streams: tuple[StreamSpec, ...], facts: Iterable[Servic
     )
 
 
+def is_notify_stream(stream: StreamSpec) -> bool:
+    """Whether `stream` carries messages to people (codes): the notifier's alone."""
+    return all(subject.split(".")[:2] == NOTIFY_ROOT.split(".") for subject in stream.subjects)
+
+
+def notifier_user() -> User:
+    """The SMS gateway (or the development notifier): the notification stream, nothing else."""
+    streams = [stream for stream in contract_streams() if is_notify_stream(stream)]
+    return User(
+        name=NOTIFIER,
+        description="the SMS gateway: reads the notification stream (codes), and nothing else",
+        publish=(
+            Rule(
+                f"its durable pull consumer {NOTIFIER_DURABLE} on the notification stream",
+                (
+                    *(js_api("STREAM", "INFO", stream.name) for stream in streams),
+                    *_own_durable(streams, NOTIFIER_DURABLE),
+                ),
+            ),
+        ),
+        subscribe=(Rule("JetStream API answers and deliveries", (inbox(NOTIFIER),)),),
+    )
+
+
+# --- qualifications and permissions (issue 10) ---
+def business_subjects() -> tuple[str, ...]:
+    """The decision requests the business systems make (accounts' `DECISIONS`)."""
+    from singlewindow.contracts import accounts
+
+    return tuple(sorted(endpoint.subject for endpoint in accounts.DECISIONS))
+
+
+def business_user() -> User:
+    """The business systems behind the portal (goods declaration, manifest, ...): they ask
+    whether a session is active and whether it may act, nothing else."""
+    return User(
+        name=BUSINESS,
+        description="the business systems: permission checks and session introspection only",
+        publish=(Rule("the decision requests of accounts", business_subjects()),),
+        subscribe=(Rule("replies to its requests", (inbox(BUSINESS),)),),
+    )
+
+
 def contract_streams() -> list[StreamSpec]:
     """Every stream the contracts define, in the order they are found."""
     found: dict[str, StreamSpec] = {}
@@ -461,6 +522,7 @@ def users() -> tuple[User, ...]:
     everyone = {name: service_facts(name) for name in service_names()}
     internal = internal_subjects()
     requested = {subject for facts in everyone.values() for subject in facts.requests}
+    requested |= set(business_subjects())  # issue 10: the business systems ask these
     if unasked := sorted(set(internal) - requested):
         # Internal subjects exist for service-to-service requests: one nobody declares asking
         # is dead, or its caller forgot to declare it and would be refused it in production.
@@ -471,6 +533,8 @@ def users() -> tuple[User, ...]:
         workstation_user(),
         subscriber_user(PUBLIC_STREAMS),
         operator_user(PUBLIC_STREAMS, everyone.values()),
+        notifier_user(),
+        business_user(),
     )
 
 

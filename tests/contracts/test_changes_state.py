@@ -27,6 +27,24 @@ READ_ONLY = {
     # with it, and a retried PIN is the client's decision (SPEC: never retried by itself).
     "sw.rpc.card-gateway.card.verify-pin": "acts on the card, not on the service's state",
     "sw.rpc.card-gateway.card.sign": "acts on the card, not on the service's state",
+    # --- My IC card (issue 9) ---
+    "sw.rpc.accounts.card.show": "reads the account's card binding",
+    # --- operators, password, account update (issue 9) ---
+    "sw.rpc.accounts.operators.list": "reads the enterprise's operators",
+    "sw.rpc.accounts.operators.show": "reads an operator",
+    # --- customs filing (issue 11) ---
+    "sw.rpc.accounts.session.resolve": "says who holds an enterprise session (a service asks)",
+    "sw.rpc.filing.form.show": "reads the form definition",
+    "sw.rpc.filing.drafts.show": "reads the enterprise's draft",
+    "sw.rpc.filing.status": "reads the enterprise's latest application",
+    "sw.rpc.filing.record.show": "reads the enterprise's filing record",
+    # --- qualifications and permissions (issue 10) ---
+    "sw.rpc.accounts.qualifications.show": "reads the qualifications",
+    "sw.rpc.accounts.qualifications.edit": "reads the qualifications and their version",
+    "sw.rpc.accounts.qualifications.authorities": "reads the authorities' code list",
+    "sw.rpc.accounts.permissions.list": "reads the permissions",
+    "sw.rpc.accounts.permissions.check": "decides from the permissions (a business system asks)",
+    "sw.rpc.accounts.session.introspect": "reads a session, without extending it",
 }
 
 
@@ -60,6 +78,30 @@ def test_the_commands_that_change_state_take_a_key() -> None:
         "sw.rpc.accounts.staff.login",
         "sw.rpc.accounts.staff.add",
         "sw.rpc.accounts.staff.disable",
+        # --- My IC card (issue 9) ---
+        "sw.rpc.accounts.card.bind",
+        "sw.rpc.accounts.card.unbind",
+        "sw.rpc.accounts.account.update",
+        "sw.rpc.accounts.password.change",
+        "sw.rpc.accounts.operators.add",
+        "sw.rpc.accounts.operators.update",
+        "sw.rpc.accounts.operators.disable",
+        "sw.rpc.accounts.operators.enable",
+        "sw.rpc.accounts.operators.delete",
+        "sw.rpc.accounts.operators.reset-password",
+        # issue 9: one-time codes
+        "sw.rpc.accounts.mobile.change",
+        "sw.rpc.accounts.mobile.verify",
+        "sw.rpc.accounts.individuals.register",
+        "sw.rpc.accounts.individuals.activate",
+        # --- customs filing (issue 11) ---
+        "sw.rpc.filing.submit",
+        "sw.rpc.filing.drafts.save",
+        "sw.rpc.filing.records.import",
+        # --- qualifications and permissions (issue 10) ---
+        "sw.rpc.accounts.qualifications.save",
+        "sw.rpc.accounts.permissions.revoke",
+        "sw.rpc.accounts.permissions.restore",
     } <= changing
 
 

@@ -29,6 +29,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.contracts import accounts, registration, review
 from singlewindow.contracts.bus import DEAD_LETTER_STREAM, inbox_prefix, replay_subject
+from singlewindow.contracts.notify import NOTIFIER_DURABLE
 from singlewindow.runtime.messaging import consumer_config, ensure_streams
 from singlewindow.swctl.platform import nats_server_binary
 
@@ -40,10 +41,13 @@ USERS = (
     "review",
     "accounts",
     "card-gateway",
+    "filing",  # customs filing (issue 11)
     "portal",
     "workstation",
     "subscriber",
     "operator",
+    "notifier",
+    "business",
 )
 START_TIMEOUT = 10.0
 REFUSAL_TIMEOUT = 2
@@ -411,8 +415,60 @@ async def test_only_the_operator_reads_and_replays_dead_letters(server: NatsServ
         assert await conn.refused(next_message)
 
 
+async def test_only_the_notifier_reads_the_notification_stream(server: NatsServer) -> None:
+    async with connect(server, "accounts") as owner:
+        js = owner.nc.jetstream(timeout=5)
+        await ensure_streams(js, accounts.NOTIFY_STREAM)
+        await js.publish(accounts.MESSAGE_REQUESTED.subject, b'{"text":"123456"}')
+
+    for user in ("subscriber", "operator", "portal"):
+        async with connect(server, user) as conn:
+            js = conn.nc.jetstream(timeout=1)
+            with pytest.raises(NatsTimeoutError):
+                await js.subscribe(
+                    accounts.MESSAGE_REQUESTED.subject,
+                    stream=accounts.NOTIFY_STREAM.name,
+                    ordered_consumer=True,
+                )
+            assert await conn.refused(f"$JS.API.CONSUMER.CREATE.{accounts.NOTIFY_STREAM.name}")
+            await conn.nc.subscribe("sw.notify.>")
+            assert await conn.refused("sw.notify.>", "subscription")
+
+    async with connect(server, "notifier") as conn:
+        js = conn.nc.jetstream(timeout=5)
+        pull = await js.pull_subscribe(
+            "sw.notify.>", durable=NOTIFIER_DURABLE, stream=accounts.NOTIFY_STREAM.name
+        )
+        [message] = await pull.fetch(1, timeout=5)
+        assert message.data == b'{"text":"123456"}'
+        await message.ack()
+        # It reads messages, never writes one or another stream.
+        await conn.nc.publish(accounts.MESSAGE_REQUESTED.subject, b"{}")
+        assert await conn.refused(accounts.MESSAGE_REQUESTED.subject)
+        audit = f"$JS.API.CONSUMER.CREATE.{accounts.AUDIT_STREAM.name}"
+        await conn.nc.publish(audit, b"{}")
+        assert await conn.refused(audit)
+
+
 async def test_nobody_reads_another_users_replies(server: NatsServer) -> None:
     async with connect(server, "review") as review:
         for foreign in ("_INBOX_accounts.>", "_INBOX.>"):
             await review.nc.subscribe(foreign)
             assert await review.refused(foreign, "subscription")
+
+
+# --- qualifications and permissions (issue 10) ---
+async def test_only_the_business_systems_ask_the_decision_subjects(server: NatsServer) -> None:
+    async with connect(server, "accounts") as owner:
+        for endpoint in accounts.DECISIONS:
+            await serve(owner, endpoint.subject, accounts.QUEUE, b"decided")
+        async with connect(server, "business") as conn:
+            for endpoint in accounts.DECISIONS:
+                reply = await conn.nc.request(endpoint.subject, b"{}", timeout=5)
+                assert reply.data == b"decided"
+            await conn.nc.publish(accounts.QUALIFICATIONS_SAVE.subject, b"{}")
+            assert await conn.refused(accounts.QUALIFICATIONS_SAVE.subject)
+        async with connect(server, "portal") as conn:
+            await conn.nc.publish(accounts.PERMISSIONS_CHECK.subject, b"{}")
+            assert await conn.refused(accounts.PERMISSIONS_CHECK.subject)
+        assert owner.errors == []

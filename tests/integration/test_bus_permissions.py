@@ -36,6 +36,7 @@ from singlewindow.contracts.bus import (
 )
 from singlewindow.contracts.endpoints import Audience, Endpoint, endpoints_of
 from singlewindow.contracts.events import EventSpec, StreamSpec
+from singlewindow.contracts.notify import NOTIFIER_DURABLE
 from singlewindow.runtime.messaging import PARKED_CONSUMER, ensure_streams
 from singlewindow.runtime.routes import Routes
 from singlewindow.runtime.service import Service, ServiceSettings
@@ -43,6 +44,7 @@ from singlewindow.swctl.events import PUBLIC_STREAMS
 from singlewindow.swctl.platform import (
     CARD_GATEWAY,
     CLIENT_USERS,
+    NOTIFIER,
     SERVICES,
     Platform,
     PlatformConfig,
@@ -56,7 +58,9 @@ from tests.support.swctl import Swctl
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 SERVICE_USERS = (*SERVICES, CARD_GATEWAY)
-USERS = (*SERVICE_USERS, *CLIENT_USERS)
+USERS = (*SERVICE_USERS, *CLIENT_USERS, NOTIFIER)
+NOTIFY = accounts.NOTIFY_STREAM.name
+"""The notification stream (codes): the notifier's to read, nobody else's."""
 CLIENT_AUDIENCES = {Audience.PUBLIC, Audience.SESSION, Audience.BACK_OFFICE}
 VIOLATION = re.compile(
     r'Permissions Violation for (Publish|Subscription) to "([^"]+)"(?: using queue "([^"]+)")?',
@@ -116,6 +120,12 @@ def may_publish(user: str, subject: str) -> bool:
         return user == "operator"
     if subject in {replay_subject(service, PARKED_CONSUMER) for service in SERVICE_USERS}:
         return user == "operator"
+    if subject in (
+        js("CONSUMER", "CREATE", NOTIFY, NOTIFIER_DURABLE),
+        js("CONSUMER", "MSG", "NEXT", NOTIFY, NOTIFIER_DURABLE),
+        js("CONSUMER", "DELETE", NOTIFY, NOTIFIER_DURABLE),
+    ):
+        return user == NOTIFIER
     for service, stream, durable in DURABLES:
         if subject in (
             js("CONSUMER", "CREATE", stream, durable),
@@ -136,7 +146,9 @@ def may_publish(user: str, subject: str) -> bool:
         if subject == js("STREAM", "MSG", "DELETE", stream):
             return user == "operator" and stream == DEAD_LETTER_STREAM.name
         if subject == js("CONSUMER", "CREATE", stream):
-            return user == "operator" or (user == "subscriber" and stream in PUBLIC)
+            return (user == "operator" and stream != NOTIFY) or (
+                user == "subscriber" and stream in PUBLIC
+            )
         if subject == js("CONSUMER", "CREATE", stream, SUBSCRIBER_DURABLE):
             return user == "subscriber" and stream in PUBLIC
     raise AssertionError(f"no declared answer for publishing {subject}")
@@ -147,6 +159,9 @@ def publish_subjects() -> list[str]:
     subjects = [endpoint.subject for endpoint in ENDPOINTS] + [spec.subject for spec in EVENTS]
     subjects.append(js("INFO"))
     subjects += [replay_subject(service, PARKED_CONSUMER) for service in SERVICE_USERS]
+    subjects += [
+        js("CONSUMER", verb, NOTIFY, NOTIFIER_DURABLE) for verb in ("CREATE", "MSG.NEXT", "DELETE")
+    ]
     for service, stream, durable in DURABLES:
         subjects += [
             js("CONSUMER", "CREATE", stream, durable),
@@ -168,7 +183,7 @@ def publish_subjects() -> list[str]:
 
 def subscriptions() -> list[tuple[str, str | None]]:
     """Every (subject, queue group) the matrix subscribes to."""
-    wide = ["_INBOX.>", "sw.rpc.>", "sw.events.>", "sw.audit.>", "$JS.API.>", ">"]
+    wide = ["_INBOX.>", "sw.rpc.>", "sw.events.>", "sw.audit.>", "sw.notify.>", "$JS.API.>", ">"]
     found: list[tuple[str, str | None]] = [(subject, None) for subject in wide]
     found += [(inbox_prefix(user) + ".>", None) for user in USERS]
     for endpoint in ENDPOINTS:

@@ -18,6 +18,7 @@ import asyncpg
 import nats
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
+from singlewindow.contracts import accounts
 from singlewindow.contracts.bus import inbox_prefix
 from singlewindow.contracts.endpoints import Audience, Endpoint
 from singlewindow.contracts.wire import decode_result
@@ -163,6 +164,8 @@ def caller_of(endpoint: Endpoint[Any, Any]) -> str:
         return "workstation"
     if endpoint.audience is not Audience.SERVICE:
         return "portal"
+    if endpoint in accounts.DECISIONS:  # issue 10: the business systems ask these
+        return "business"
     for service in SERVICES:
         handlers = importlib.import_module(f"singlewindow.{service}.handlers")
         if endpoint in handlers.routes.asks:

@@ -3,6 +3,7 @@
 Issuing and the reader emulator are local: the development CA and the card files live under the
 data directory (`<data-dir>/dev-ca`, `<data-dir>/cards/<number>.json`), as `swctl up` keeps them.
 `swctl card readers` asks card-gateway over NATS, as every client of the platform does.
+`swctl card bind|unbind|show` is My IC card: the card bound to the session's own account.
 
 A card goes into the vpcd reader as a background process (`python -m
 singlewindow.virtual_card.vpcd`), its output in `<data-dir>/cards/reader-<port>.log` and its pid
@@ -362,3 +363,144 @@ def register(group: Any, command: Callable[..., argparse.ArgumentParser]) -> Non
             help="the vpcd reader's port (default: the running platform's, else 35963)",
         )
     command(group, "readers", "card readers", "list card readers and what is in them")
+    _register_my_card(group, command)
+
+
+# --- My IC card (issue 9) ---
+
+
+def _session_token() -> str:
+    from singlewindow.contracts.errors import DomainError, ErrorCode
+    from singlewindow.swctl.client import load_token
+
+    token = load_token()
+    if token is None:
+        raise DomainError(
+            ErrorCode.UNAUTHENTICATED, "not logged in; run `swctl login --account NAME`"
+        )
+    return token
+
+
+async def bind(args: argparse.Namespace, client: Client) -> BaseModel:
+    """`swctl card bind`: the card in the reader signs a challenge and is bound to the account."""
+    from singlewindow.swctl import cardflows
+
+    token = _session_token()
+    # With --json, stdout holds the one result document: the card's data and prompts go to stderr.
+    out = sys.stderr if args.json else sys.stdout
+    pin = cardflows.pin_from_stdin() if args.pin_stdin else cardflows.pin_from_terminal(out)
+    flows = cardflows.Flows(
+        client, reader=args.reader, pin=pin, out=out, last_try=args.last_pin_try
+    )
+    return await flows.bind(token)
+
+
+async def unbind(args: argparse.Namespace, client: Client) -> BaseModel:
+    """`swctl card unbind`: end the binding (current password required) and the card's sessions."""
+    from singlewindow.contracts import accounts
+    from singlewindow.contracts.accounts import CardUnbound
+    from singlewindow.swctl.client import forget_session
+
+    token = _session_token()
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise UsageError("--password-stdin: stdin ended before the current password")
+        password = line.rstrip("\r\n")
+    else:
+        import getpass
+
+        try:
+            password = getpass.getpass("current password: ")
+        except EOFError as exc:
+            raise UsageError("no password given (stdin ended); --password-stdin reads it") from exc
+    unbound: CardUnbound = await client.call(
+        accounts.CARD_UNBIND, {"token": token, "current_password": password}
+    )
+    if unbound.this_session_ended:
+        forget_session()
+    return unbound
+
+
+async def show(args: argparse.Namespace, client: Client) -> BaseModel:
+    """`swctl card show`: the card bound to the account, or that none is."""
+    from singlewindow.contracts import accounts
+
+    return await client.call(accounts.CARD_SHOW, {"token": _session_token()})
+
+
+def print_binding(found: Any, args: argparse.Namespace) -> None:
+    """The account's card in a few lines, or "no card bound"."""
+    binding = found.binding
+    if binding is None:
+        print(f"no card bound to {found.account}; bind one with `swctl card bind`")
+        return
+    level = f" ({binding.operator_level.value})" if binding.operator_level else ""
+
+    def day(moment: Any) -> str:
+        return "unknown" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+    print(
+        "\n".join(
+            [
+                f"account:      {binding.account}",
+                f"card number:  {binding.card_number}",
+                f"card type:    {binding.card_type.value}{level}",
+                f"bound at:     {day(binding.bound_at)}",
+                f"certificate:  serial {binding.certificate_serial}, valid "
+                f"{day(binding.certificate_not_before)} to {day(binding.certificate_not_after)}",
+            ]
+        )
+    )
+
+
+def print_bound(binding: Any, args: argparse.Namespace) -> None:
+    """What a bind did, and what the card now does."""
+    print(
+        f"bound card {binding.card_number} ({binding.card_type.value}) to {binding.account}; "
+        "it now logs in with `swctl login --card`"
+    )
+
+
+def print_unbound(unbound: Any, args: argparse.Namespace) -> None:
+    """What an unbind ended."""
+    ended = unbound.sessions_ended
+    line = (
+        f"unbound card {unbound.card_number} from {unbound.account}; "
+        f"{ended} card session{'' if ended == 1 else 's'} ended"
+    )
+    if unbound.this_session_ended:
+        line += " (this one too: log in again)"
+    print(line)
+
+
+COMMANDS.update({"card bind": bind, "card unbind": unbind, "card show": show})
+PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
+    "card bind": print_bound,
+    "card unbind": print_unbound,
+    "card show": print_binding,
+}
+"""The My IC card commands' readable output (main.py's PLAIN takes these)."""
+
+
+def _register_my_card(group: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    sub = command(
+        group, "bind", "card bind", "bind the card in the reader to your account (My IC card)"
+    )
+    sub.add_argument("--reader", help="the card reader (default: the only one with a card)")
+    sub.add_argument("--pin-stdin", action="store_true", help="read the card PIN from stdin")
+    sub.add_argument(
+        "--last-pin-try",
+        action="store_true",
+        help="use the card's last PIN try (a wrong PIN then blocks the card)",
+    )
+    sub = command(
+        group,
+        "unbind",
+        "card unbind",
+        "unbind your account's card (your current password); its sessions end",
+    )
+    sub.add_argument(
+        "--password-stdin", action="store_true", help="read the current password from stdin"
+    )
+    command(group, "show", "card show", "show the card bound to your account")

@@ -1,5 +1,5 @@
 """The card flows of swctl: log in with a card, register an administrator with a legal-person card,
-add a card operator.
+add a card operator, bind a card to one's own account (My IC card).
 
 Each flow reads the card through card-gateway, asks for the PIN (or reads it from stdin), fetches
 a fresh challenge from accounts, has the card sign it (card-gateway verifies the PIN and signs in
@@ -17,6 +17,7 @@ from typing import Any, TextIO, TypeVar
 from pydantic import BaseModel, ValidationError
 from singlewindow.contracts import accounts, card_gateway
 from singlewindow.contracts.accounts import (
+    CardBindingView,
     CardChallenge,
     OperatorInfo,
     OperatorView,
@@ -112,6 +113,20 @@ class Flows:
         pin = self.pin(card)
         request = {"token": token, "operator": details.model_dump(mode="json", exclude_none=True)}
         return await self._answer(accounts.ADD_CARD_OPERATOR, pin, request)
+
+    # --- My IC card (issue 9) ---
+    async def bind(self, token: str) -> CardBindingView:
+        """Bind the card in the reader to the session's account (My IC card)."""
+        card = await self.read_card()
+        data = card.card
+        level = f" ({data.operator_level.value})" if data.operator_level else ""
+        print(
+            f"card {data.card_number}: {data.card_type.value}{level} card of {data.holder_name}, "
+            f"{data.enterprise_name} ({data.enterprise_uscc})",
+            file=self.out,
+        )
+        pin = self.pin(card)
+        return await self._answer(accounts.CARD_BIND, pin, {"token": token})
 
     async def read_card(self) -> CardView:
         """The card in the reader: its data (the holder's ID number masked) and certificate."""

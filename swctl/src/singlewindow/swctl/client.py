@@ -8,12 +8,20 @@ needs (`portal` for requests, `workstation` for the card readers, `subscriber` t
 with `user:password@` works without a file. A NATS whose certificate a private CA signed
 (Kubernetes: cert-manager's) is trusted with `--nats-ca FILE` (or $SW_NATS_CA, or the
 credential's `"ca"`, relative to the credential file); otherwise the system's CAs.
+
+People's requests (public, in a session, back office) go over HTTP to the platform's gateway
+(`--server URL`, $SW_SERVER, by default the embedded one at http://127.0.0.1:8080), which alone
+holds the `portal` NATS credential; the session token travels as `Authorization: Bearer`. Only
+an explicit `--nats-url`/$SW_NATS_URL without a server sends them straight to NATS (platform
+operators and the test suite). The card readers' requests (workstation), `events tail` and
+`deadletter` always use NATS with their own credentials.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import logging
 import os
@@ -54,6 +62,30 @@ SUBSCRIBER = "subscriber"
 """Reading the public event streams (`swctl events tail`)."""
 OPERATOR = "operator"
 """The audit trail and dead letters (`swctl events tail --audit`, `swctl deadletter`)."""
+
+
+# --- gateway (issue 8): people's requests over HTTP ---
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+"""The embedded platform's HTTP gateway (`swctl up`)."""
+HTTP_AUDIENCES = (Audience.PUBLIC, Audience.SESSION, Audience.BACK_OFFICE)
+"""The endpoints the gateway serves: the ones people call."""
+
+
+def http_path(endpoint: Endpoint[Any, Any]) -> str:
+    """Where the gateway serves `endpoint`: `/api/v1/<service>/<name, dots as slashes>`."""
+    return f"/api/v1/{endpoint.service}/{endpoint.name.replace('.', '/')}"
+
+
+def server_of(args: argparse.Namespace) -> str | None:
+    """The gateway to send people's requests to: `--server`/$SW_SERVER, else the embedded one
+    unless a NATS URL was asked for (then requests go to NATS itself)."""
+    given = getattr(args, "server", None) or os.environ.get("SW_SERVER")
+    if given:
+        return str(given).rstrip("/")
+    return None if getattr(args, "nats_url_given", False) else DEFAULT_SERVER
+
+
+# --- end gateway ---
 
 
 class Unreachable(Exception):
@@ -190,8 +222,10 @@ class Client:
         url_given: bool = True,
         idempotency_key: str | None = None,
         ca_file: Path | None = None,
+        server: str | None = None,
     ) -> None:
-        """`ca_file` (else a credential's `"ca"`) is the CA NATS's certificate is checked against.
+        """`server` is the HTTP gateway people's requests go to (None: straight to NATS).
+        `ca_file` (else a credential's `"ca"`) is the CA NATS's certificate is checked against.
         `idempotency_key` (else a fresh one) goes with the command's first state-changing
         request; its later ones get `KEY.1`, `KEY.2`, … so a whole command can be retried."""
         if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
@@ -202,6 +236,7 @@ class Client:
         self.url_given = url_given
         """Whether `url` was asked for: otherwise the credential's URL wins."""
         self.ca_file = ca_file
+        self.server = server
         self._key = idempotency_key or str(uuid.uuid4())
         self._keyed = 0
         self._connections: dict[str, NatsClient] = {}
@@ -216,6 +251,7 @@ class Client:
             url_given=getattr(args, "nats_url_given", True),
             idempotency_key=getattr(args, "idempotency_key", None),
             ca_file=nats_ca(args),
+            server=server_of(args),
         )
 
     async def connect(self, user: str = PORTAL) -> NatsClient:
@@ -278,8 +314,15 @@ class Client:
         """Send a request to `endpoint` and return its typed result; a refusal is raised as
         DomainError."""
         key = self._next_key() if endpoint.changes_state else None
+        over_http = self.server is not None and endpoint.audience in HTTP_AUDIENCES
         try:
-            reply = await self._request(endpoint.subject, request, key, user_for(endpoint))
+            reply = await self._request(
+                endpoint.subject,
+                request,
+                key,
+                user_for(endpoint),
+                path=http_path(endpoint) if over_http else None,
+            )
             return decode_result(endpoint, reply)
         except DomainError as exc:
             if key is not None and exc.code is ErrorCode.IN_PROGRESS:
@@ -297,16 +340,21 @@ class Client:
         request: BaseModel | dict[str, object],
         key: str | None,
         user: str = PORTAL,
+        *,
+        path: str | None = None,
     ) -> bytes:
-        nc = await self.connect(user)
         body = (
             request.model_dump_json().encode()
             if isinstance(request, BaseModel)
             else json.dumps(request, ensure_ascii=False).encode()
         )
-        headers = {"correlation_id": str(uuid.uuid4())}
+        correlation_id = str(uuid.uuid4())
+        headers = {"correlation_id": correlation_id}
         if key is not None:
             headers[IDEMPOTENCY_HEADER] = key
+        if path is not None:
+            return await self._http_request(path, subject, body, key, correlation_id)
+        nc = await self.connect(user)
         sent, waited = 0, 0.0
         while True:
             sent += 1
@@ -329,6 +377,87 @@ class Client:
                 waited += pause
                 continue
             return data
+
+    async def _http_request(
+        self, path: str, subject: str, body: bytes, key: str | None, correlation_id: str
+    ) -> bytes:
+        """POST the request to the gateway, the token as a bearer; return the reply as the bus
+        would have (`{"result": ...}` or `{"error": ...}`), with the bus's retries."""
+        data = json.loads(body)
+        token = data.pop("token", None) if isinstance(data, dict) else None
+        payload = json.dumps(data, ensure_ascii=False).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json, application/problem+json",
+            "X-Request-Id": correlation_id,
+        }
+        if isinstance(token, str):
+            headers["Authorization"] = f"Bearer {token}"
+        if key is not None:
+            headers[IDEMPOTENCY_HEADER] = key
+        sent, waited = 0, 0.0
+        while True:
+            sent += 1
+            try:
+                reply = await asyncio.to_thread(self._post, path, payload, headers)
+            except TimeoutError as exc:
+                if key is not None and sent <= RETRIES:
+                    continue
+                raise self._timed_out(subject, sent, keyed=key is not None) from exc
+            if key is not None and waited < self.timeout and _in_progress(reply):
+                pause = min(IN_PROGRESS_PAUSE * 2 ** (sent - 1), self.timeout - waited)
+                await asyncio.sleep(pause)
+                waited += pause
+                continue
+            return reply
+
+    def _post(self, path: str, payload: bytes, headers: dict[str, str]) -> bytes:
+        """One HTTP request to the gateway (in a thread): the reply in the bus's envelope."""
+        assert self.server is not None
+        parts = urlsplit(self.server)
+        kind = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        connection = kind(parts.netloc, timeout=self.timeout)
+        try:
+            connection.request("POST", parts.path.rstrip("/") + path, payload, headers)
+            response = connection.getresponse()
+            content = response.read()
+        except (TimeoutError, http.client.RemoteDisconnected) as exc:
+            raise TimeoutError(str(exc)) from exc
+        except OSError as exc:
+            raise Unreachable(
+                f"cannot reach the gateway at {self.server}: {exc.strerror or exc}"
+            ) from exc
+        finally:
+            connection.close()
+        status = response.status
+        if status == 204:
+            return b'{"result":null}'
+        if status == 200:
+            return b'{"result":' + content + b"}"
+        if status == 504:
+            raise TimeoutError(f"the gateway at {self.server} had no reply in time")
+        try:
+            problem = (
+                json.loads(content)
+                if response.getheader("content-type", "").startswith("application/problem+json")
+                else None
+            )
+        except ValueError:
+            problem = None
+        if not isinstance(problem, dict) or "code" not in problem:
+            raise Unreachable(
+                f"the gateway at {self.server} answered {status} {response.reason} for {path}"
+            )
+        if problem.get("unreachable"):
+            raise Unreachable(str(problem.get("detail")))
+        error = {
+            "code": problem["code"],
+            "message": problem.get("detail", ""),
+            "fields": problem.get("errors", []),
+        }
+        return json.dumps({"error": error}, ensure_ascii=False).encode()
 
     def _timed_out(self, subject: str, sent: int, *, keyed: bool) -> Unreachable:
         times = "" if sent == 1 else f" (sent {sent} times)"

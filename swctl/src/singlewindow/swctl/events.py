@@ -14,10 +14,10 @@ import sys
 from typing import Any
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from singlewindow.contracts import accounts, registration, review
+from singlewindow.contracts import accounts, filing, registration, review
 from singlewindow.swctl.client import OPERATOR, SUBSCRIBER, Client
 
-PUBLIC_STREAMS = (registration.STREAM, review.STREAM, accounts.STREAM)
+PUBLIC_STREAMS = (registration.STREAM, review.STREAM, accounts.STREAM, filing.STREAM)
 
 
 async def tail(args: argparse.Namespace, client: Client) -> None:

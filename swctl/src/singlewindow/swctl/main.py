@@ -19,7 +19,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from singlewindow.swctl import card, staff
+from singlewindow.swctl import (
+    account,
+    card,
+    filing,
+    individual,
+    messages,
+    mobile,
+    operators,
+    permissions,
+    qualifications,
+    staff,
+)
 from singlewindow.swctl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -434,6 +445,8 @@ async def cmd_login(args: argparse.Namespace, client: Client) -> BaseModel:
         {"account": args.account, "password": password},
     )
     save_session(session.model_dump(mode="json") | {"nats_url": args.nats_url})
+    if accounts.RequiredAction.CHANGE_PASSWORD in session.required_actions and not args.json:
+        print("change the one-time password first: swctl password change", file=sys.stderr)
     return session
 
 
@@ -551,6 +564,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UsageError("`swctl up` prints its progress, not JSON; `swctl status --json` does")
     if args.http_port_base is None:
         args.http_port_base = int(os.environ.get("SW_HTTP_PORT_BASE", DEFAULT_HTTP_PORT_BASE))
+    if args.http_port is None:  # gateway (issue 8)
+        from singlewindow.swctl.platform import GATEWAY_PORT_BELOW_BASE
+
+        port = os.environ.get("SW_GATEWAY_PORT")
+        args.http_port = int(port) if port else args.http_port_base - GATEWAY_PORT_BELOW_BASE
     return up.up(args)
 
 
@@ -584,12 +602,27 @@ COMMANDS: dict[str, Command] = {
     "deadletter replay": cmd_deadletter_replay,
     **card.COMMANDS,
     **staff.COMMANDS,
+    **operators.COMMANDS,
+    **account.COMMANDS,
+    **mobile.COMMANDS,
+    **individual.COMMANDS,
+    **filing.COMMANDS,
+    **qualifications.COMMANDS,  # issue 10
+    **permissions.COMMANDS,
 }
 
 PLAIN: dict[str, Callable[[Any, argparse.Namespace], None]] = {
     "review list": print_task_list,
     "logout": print_logout,
     **staff.PLAIN,
+    **card.PLAIN,
+    **operators.PLAIN,
+    **account.PLAIN,
+    **mobile.PLAIN,
+    **individual.PLAIN,
+    **filing.PLAIN,
+    **qualifications.PLAIN,  # issue 10
+    **permissions.PLAIN,
 }
 """Commands whose readable output is not the generic `key: value` lines."""
 
@@ -597,6 +630,8 @@ LOCAL_COMMANDS: dict[str, LocalCommand] = {
     "up": cmd_up,
     "status": cmd_status,
     **card.LOCAL_COMMANDS,
+    **messages.LOCAL_COMMANDS,
+    **qualifications.LOCAL_COMMANDS,  # issue 10
 }
 
 
@@ -650,6 +685,13 @@ def global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         default=default(None),
         metavar="URL",
         help=f"NATS server of the platform (env SW_NATS_URL; default {DEFAULT_NATS_URL})",
+    )
+    parser.add_argument(  # gateway (issue 8)
+        "--server",
+        default=default(None),
+        metavar="URL",
+        help="the platform's HTTP gateway people's requests go to (env SW_SERVER; default "
+        "http://127.0.0.1:8080, or NATS itself when only --nats-url/SW_NATS_URL is given)",
     )
     parser.add_argument(
         "--nats-ca",
@@ -781,6 +823,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="services listen for health and metrics on base+1, base+2, ... "
         "(env SW_HTTP_PORT_BASE; default 8100)",
     )
+    up_parser.add_argument(  # gateway (issue 8)
+        "--http-port",
+        type=int,
+        default=None,
+        help="the HTTP gateway's port (env SW_GATEWAY_PORT; default the base - 20: 8080)",
+    )
     add_up_options(up_parser)
 
     register = group("register", "submit registration applications")
@@ -790,6 +838,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("application", help="the application id")
     sub.add_argument("--file", required=True, help="the corrected application JSON file")
     claim_option(sub)
+    individual.register(register, command)
 
     registration_group = group("registration", "follow registration applications")
     sub = command(registration_group, "show", "registration show", "show an application's state")
@@ -843,17 +892,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     card_options(sub)
 
-    operators = group("operators", "the enterprise's operators (administrator only)")
+    operators_group = group("operators", "the enterprise's operators (administrator only)")
     sub = command(
-        operators, "add-card", "operators add-card", "add an operator with their operator card"
+        operators_group,
+        "add-card",
+        "operators add-card",
+        "add an operator with their operator card",
     )
     sub.add_argument("--file", required=True, help="JSON file with the `operator` object")
     card_options(sub)
+    operators.register(operators_group, command)
     command(commands, "logout", "logout", "end the session (without one there is nothing to do)")
     command(commands, "whoami", "whoami", "show the current session")
 
     account_group = group("account", "your own account")
     command(account_group, "show", "account show", "show your account")
+    account.register(account_group, command)
+    account.register_password(group("password", "your own password"), command)
+    mobile.register(
+        group("mobile", "your own mobile number, changed with a one-time code"), command
+    )
+    dev = group("dev", "development tools of the embedded platform")
+    messages.register(dev, command)
+    qualifications.register_dev(dev, command)  # issue 10
+    filing.register(group("filing", "customs enterprise filing (海关企业备案)"), command)
+    qualifications.register(group("qualifications", "My qualifications"), command)
+    permissions.register(group("permissions", "My application permissions"), command)
 
     scope = group("scope", "the enterprise's business scope")
     command(scope, "options", "scope options", "list business scope choices")
@@ -885,7 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many quiet seconds (`--from-start --idle-timeout 1`: what is kept)",
     )
 
-    card.register(group("card", "virtual E-Port cards and the card readers"), command)
+    card.register(group("card", "virtual E-Port cards, the card readers, My IC card"), command)
 
     dead = group("deadletter", "events a consumer gave up on")
     command(dead, "list", "deadletter list", "list dead letters with their reasons")

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Final
 
+from singlewindow.swctl.qualifications import key_environment  # issue 10
 from singlewindow.swctl.staff import bootstrap_environment
 from singlewindow.virtual_card.issuing import DevCA
 from singlewindow.virtual_card.pcscd import Mode as PcscdMode
@@ -39,17 +40,35 @@ from singlewindow.virtual_card.pcscd import (
 DEFAULT_HTTP_PORT_BASE = 8100
 """Each service listens for health, metrics and docs on this base plus its own offset."""
 
-SERVICES: dict[str, int] = {"registration": 8101, "review": 8102, "accounts": 8103}
+SERVICES: dict[str, int] = {
+    "registration": 8101,
+    "review": 8102,
+    "accounts": 8103,
+    "filing": 8105,  # customs filing (issue 11)
+}
 """Each service of the embedded platform and its default HTTP port (health, metrics, docs)."""
 CARD_GATEWAY = "card-gateway"
 CARD_GATEWAY_PORT = 8104
 """card-gateway runs where the readers are: in the embedded platform with `cards`, on 8104."""
+# --- gateway (issue 8) ---
+GATEWAY: Final = "gateway"
+"""The HTTP gateway: people's requests over HTTP, forwarded to NATS as the `portal` user."""
+GATEWAY_PORT_BELOW_BASE: Final = 20
+"""The gateway listens on the HTTP port base minus this (8080 for the default base, 8100), so
+that two platforms with different bases do not collide."""
+GATEWAY_NATS_USER: Final = "portal"
+"""The gateway is the one process of the platform that sends requests as `portal`."""
+# --- end gateway ---
 EMULATOR_MODULE: Final = "singlewindow.virtual_card.vpcd"
 """What a virtual card in a reader runs (`swctl card insert`)."""
 CLIENT_USERS: Final = ("portal", "workstation", "subscriber", "operator")
 """The NATS users of clients (deploy/nats/generate.py says what each may do)."""
-NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS)
-"""Every NATS user of the embedded platform: one per service, and the clients'."""
+NOTIFIER: Final = "notifier"
+"""The development notifier (`swctl.notifier`): its process and its NATS user, the only one
+that reads the notification stream. Development only: production runs an SMS gateway."""
+BUSINESS: Final = "business"  # issue 10: the business systems' decision requests
+NATS_USERS: Final = (*SERVICES, CARD_GATEWAY, *CLIENT_USERS, NOTIFIER, BUSINESS)
+"""Every NATS user of the embedded platform: one per service, the clients' and the notifier's."""
 RAW_USER: Final = "raw"
 """The one user of the `RAW` account (`PlatformConfig.raw_account`)."""
 BOOTSTRAP_ADMIN_FILE: Final = "bootstrap-admin.json"
@@ -260,7 +279,18 @@ class Platform:
             self.start_service(service, wait=False)
         for service in self.config.service_ports:
             self.wait_ready(service, timeout)
+        self.start_notifier()
         self.write_state()
+
+    def start_notifier(self) -> None:
+        """Start the development notifier: the notification stream into `messages.jsonl`."""
+        env = os.environ.copy() | {
+            "SW_NOTIFIER_NATS_URL": self.config.nats_url,
+            "SW_NOTIFIER_NATS_CREDENTIALS_FILE": str(self.config.credentials_file(NOTIFIER)),
+            "PYTHONUNBUFFERED": "1",
+        }
+        command = [sys.executable, "-m", "singlewindow.swctl.notifier"]
+        self.spawn(NOTIFIER, [*command, "--data-dir", str(self.config.data_dir)], env)
 
     def prepare_cards(self) -> None:
         """Create the development CA (accounts is told where it is), start pcscd with the vpcd
@@ -375,12 +405,15 @@ class Platform:
         env = os.environ.copy() | self._card_environment.get(service, {})
         if service == "accounts":
             env |= bootstrap_environment(self.config.data_dir)
+            env |= key_environment(self.config.data_dir)  # issue 10: the secret keys
         env |= self.config.environment
         if not self.passwords:
             self.write_credentials()
         env |= {
             prefix + "NATS_URL": self.config.nats_url,
-            prefix + "NATS_CREDENTIALS_FILE": str(self.config.credentials_file(service)),
+            prefix + "NATS_CREDENTIALS_FILE": str(
+                self.config.credentials_file(GATEWAY_NATS_USER if service == GATEWAY else service)
+            ),
             prefix + "DATABASE_URL": self.config.database_url(service),
             prefix + "HTTP_PORT": str(self.config.service_ports[service]),
             "PYTHONUNBUFFERED": "1",
@@ -477,7 +510,7 @@ class Platform:
                 name: {
                     "port": port,
                     "pid": self.processes[name].pid if name in self.processes else None,
-                    "database": redact(self.config.database_url(name)),
+                    "database": "-" if name == GATEWAY else redact(self.config.database_url(name)),
                     "log": str(self.log_path(name)),
                 }
                 | self._supervision_state(name)
@@ -487,6 +520,12 @@ class Platform:
             if "nats-server" in self.processes
             else None,
             "nats_supervision": self._supervision_state("nats-server"),
+            NOTIFIER: {
+                "pid": self.processes[NOTIFIER].pid if NOTIFIER in self.processes else None,
+                "log": str(self.log_path(NOTIFIER)),
+                "messages": str(self.config.data_dir / "messages.jsonl"),
+            }
+            | self._supervision_state(NOTIFIER),
         }
         if self.config.cards:
             state["cards"] = self.cards_state()

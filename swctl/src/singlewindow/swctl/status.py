@@ -24,13 +24,14 @@ if TYPE_CHECKING:
 
 def service_endpoints() -> dict[str, Endpoint[Any, Any]]:
     """An endpoint of each service: it answers an empty body with a `malformed` error at once."""
-    from singlewindow.contracts import accounts, card_gateway, registration, review
+    from singlewindow.contracts import accounts, card_gateway, filing, registration, review
 
     return {
         "registration": registration.SHOW_APPLICATION,
         "review": review.SHOW_TASK,
         "accounts": accounts.SHOW_SESSION,
         "card-gateway": card_gateway.LIST_READERS,
+        "filing": filing.FILING_FORM,
     }
 
 

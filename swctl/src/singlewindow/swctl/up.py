@@ -16,6 +16,7 @@ from singlewindow.swctl.platform import (
     CARD_GATEWAY,
     CARD_GATEWAY_PORT,
     DEFAULT_HTTP_PORT_BASE,
+    GATEWAY,
     SERVICES,
     Interrupted,
     Platform,
@@ -41,7 +42,9 @@ Next, try:
   uv run swctl review claim TASK && uv run swctl review approve TASK
   uv run swctl login --account cq_trade_admin
   uv run swctl scope options && uv run swctl scope set import_export_consignee
+  uv run swctl filing form && uv run swctl filing submit --file examples/filing.json
   uv run swctl events tail --from-start
+  uv run swctl mobile change 13800138000 && uv run swctl dev messages   # then mobile verify CODE
   uv run swctl card issue --type legal-person --uscc USCC --enterprise-name NAME \
       --holder-name NAME --holder-id ID      # a virtual E-Port card (PIN 88888888)
   uv run swctl card insert CARD && uv run swctl card readers
@@ -56,6 +59,7 @@ def up(args: argparse.Namespace) -> int:
     starts again after a growing delay), and stop it all on Ctrl-C or SIGTERM."""
     data_dir = Path(args.data_dir).resolve()
     ports = {name: args.http_port_base + offset for name, offset in SERVICE_PORT_OFFSETS.items()}
+    ports[GATEWAY] = args.http_port  # the gateway starts last: every service is up by then
     platform = Platform(
         PlatformConfig(
             data_dir=data_dir,
@@ -151,6 +155,20 @@ def collect_status(data_dir: Path) -> dict[str, Any]:
         "services": services,
         "credentials": credential_files(Path(state["data_dir"])),
     }
+    if "notifier" in state:
+        notifier = state["notifier"]
+        supervised = supervision(notifier, now)
+        running = notifier["pid"] is not None and alive(notifier["pid"])
+        report["notifier"] = {
+            "state": "restarting"
+            if supervised["restarting_in"] is not None
+            else "running"
+            if running
+            else "down",
+            "pid": notifier["pid"],
+            "log": notifier["log"],
+            "messages": notifier["messages"],
+        } | supervised
     if "cards" in state:
         gateway = state["services"].get(CARD_GATEWAY)
         ready = http_json(f"http://127.0.0.1:{gateway['port']}/readyz") if gateway else None
@@ -189,6 +207,8 @@ def print_status(report: dict[str, Any]) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    if notifier := report.get("notifier"):
+        print(f"NOTIFIER  {notifier['state']}  messages in {notifier['messages']}")
     credentials = report.get("credentials") or {}
     if "portal" in credentials:
         print(f"CREDENTIALS  {Path(credentials['portal']).parent} (one JSON file per NATS user)")

@@ -41,6 +41,24 @@ class Action(StrEnum):
     LIST_SCOPE_OPTIONS = "list_scope_options"
     SET_SCOPE = "set_scope"
     ADD_OPERATOR = "add_operator"
+    # --- My IC card (issue 9) ---
+    BIND_CARD = "bind_card"
+    UNBIND_CARD = "unbind_card"
+    SHOW_CARD = "show_card"
+    # --- one-time codes, mobile, individuals (issue 9) ---
+    CHANGE_MOBILE = "change_mobile"
+    # --- operators, password, account update (issue 9) ---
+    UPDATE_ACCOUNT = "update_account"
+    CHANGE_PASSWORD = "change_password"
+    MANAGE_OPERATORS = "manage_operators"
+    # --- customs filing (issue 11) ---
+    RESOLVE_FOR_SERVICE = "resolve_for_service"
+    """Another service asks who a session is (filing); that service checks its own rules."""
+    # --- qualifications and permissions (issue 10) ---
+    SHOW_QUALIFICATIONS = "show_qualifications"
+    EDIT_QUALIFICATIONS = "edit_qualifications"
+    LIST_PERMISSIONS = "list_permissions"
+    CHANGE_PERMISSIONS = "change_permissions"
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,8 @@ class Permission:
 
 
 ANY_ROLE = frozenset(Role)
+ENTERPRISE_ROLES = frozenset({Role.ADMIN, Role.OPERATOR})
+"""Roles of an enterprise's accounts: an individual user has no enterprise to act on."""
 ADMIN = frozenset({Role.ADMIN})
 ANY_TIME = frozenset(RequiredAction)
 SCOPE_FIRST = frozenset({RequiredAction.BUSINESS_SCOPE})
@@ -65,7 +85,11 @@ PERMISSIONS: dict[Action, Permission] = {
     Action.SHOW_SESSION: Permission(ANY_ROLE, before=ANY_TIME),
     Action.LOGOUT: Permission(ANY_ROLE, before=ANY_TIME),
     Action.SHOW_ACCOUNT: Permission(ANY_ROLE),
-    Action.LIST_SCOPE_OPTIONS: Permission(ANY_ROLE, before=SCOPE_FIRST),
+    Action.LIST_SCOPE_OPTIONS: Permission(
+        ENTERPRISE_ROLES,
+        before=SCOPE_FIRST,
+        forbidden="an individual user has no enterprise and no business scope",
+    ),
     Action.SET_SCOPE: Permission(
         ADMIN,
         before=SCOPE_FIRST,
@@ -74,6 +98,20 @@ PERMISSIONS: dict[Action, Permission] = {
     ),
     Action.ADD_OPERATOR: Permission(
         ADMIN, own_enterprise=True, forbidden="only the enterprise administrator adds operators"
+    ),
+    # --- one-time codes, mobile, individuals (issue 9) ---
+    Action.CHANGE_MOBILE: Permission(ANY_ROLE),
+    # --- operators, password, account update (issue 9) ---
+    # A one-time password's change comes before anything else: only it, the session and logout
+    # may be asked while `change_password` is owed. An operator (or an individual) is refused
+    # every administrator action by its role, whatever it still owes.
+    Action.UPDATE_ACCOUNT: Permission(ANY_ROLE),
+    Action.CHANGE_PASSWORD: Permission(ANY_ROLE, before=ANY_TIME),
+    Action.MANAGE_OPERATORS: Permission(
+        ADMIN,
+        own_enterprise=True,
+        forbidden="only the enterprise administrator manages operators; an operator account "
+        "may show and change its own account, password and mobile",
     ),
 }
 
@@ -230,4 +268,50 @@ _TOUCH = (
     update(sessions)
     .where(sessions.c.token_digest == bindparam("digest"))
     .values(last_seen_at=bindparam("now"))
+)
+
+
+# --- My IC card (issue 9) ---
+NO_ENTERPRISE_CARD = (
+    "an IC card is bound to an enterprise's account; this account has no enterprise"
+)
+PERMISSIONS.update(
+    {
+        Action.BIND_CARD: Permission(
+            ENTERPRISE_ROLES, own_enterprise=True, forbidden=NO_ENTERPRISE_CARD
+        ),
+        Action.UNBIND_CARD: Permission(ENTERPRISE_ROLES, forbidden=NO_ENTERPRISE_CARD),
+        Action.SHOW_CARD: Permission(ANY_ROLE),
+    }
+)
+
+
+# --- customs filing (issue 11) ---
+PERMISSIONS[Action.RESOLVE_FOR_SERVICE] = Permission(
+    ENTERPRISE_ROLES,
+    own_enterprise=True,
+    forbidden="an individual user has no enterprise to act for",
+)
+
+# --- qualifications and permissions (issue 10) ---
+NO_ENTERPRISE = "an individual user has no enterprise"
+PERMISSIONS.update(
+    {
+        Action.SHOW_QUALIFICATIONS: Permission(
+            ENTERPRISE_ROLES, own_enterprise=True, forbidden=NO_ENTERPRISE
+        ),
+        Action.EDIT_QUALIFICATIONS: Permission(
+            ADMIN,
+            own_enterprise=True,
+            forbidden="only the enterprise administrator edits the qualifications",
+        ),
+        Action.LIST_PERMISSIONS: Permission(
+            ENTERPRISE_ROLES, own_enterprise=True, forbidden=NO_ENTERPRISE
+        ),
+        Action.CHANGE_PERMISSIONS: Permission(
+            ADMIN,
+            own_enterprise=True,
+            forbidden="only the enterprise administrator revokes and restores permissions",
+        ),
+    }
 )

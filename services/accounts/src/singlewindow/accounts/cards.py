@@ -147,6 +147,8 @@ class Cards:
                 certificate_serial=str(certificate.serial_number),
                 certificate_fingerprint=certificate.fingerprint,
                 bound_at=now,
+                not_before=certificate.not_before,
+                not_after=certificate.not_after,
             )
         )
 

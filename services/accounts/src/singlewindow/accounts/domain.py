@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from singlewindow.cardcrypto import CardIdentity
-from singlewindow.contracts.accounts import RequiredAction, Role
+from singlewindow.contracts.accounts import CardlessOperator, RequiredAction, Role
 from singlewindow.contracts.card_gateway import CardData, OperatorLevel
 from singlewindow.contracts.common import AccountHolder
 from singlewindow.contracts.identifiers import InvalidIdentifier, normalise_uscc
@@ -24,6 +24,10 @@ class AccountStatus(StrEnum):
 
     ACTIVE = "active"
     DISABLED = "disabled"
+    PENDING = "pending"
+    """An individual user's account until its mobile is proven with a one-time code."""
+    DELETED = "deleted"
+    """Kept for its history; its login is refused as an unknown account's (issue 9)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,19 @@ class Account:
     created_at: datetime
     operator_level: OperatorLevel | None = None
     scope_declared: bool = False
+    landline: str | None = None
+    password_expires_at: datetime | None = None
+    """Until when a one-time password logs in (issue 9)."""
+    initial_password: str | None = None
+    """How a one-time password was given: `default`, `random`; None: the holder chose it."""
+
+    def one_time_password_expired(self, now: datetime) -> bool:
+        """Whether the account's one-time password is past its expiry, unused."""
+        return (
+            self.password_must_change
+            and self.password_expires_at is not None
+            and now >= self.password_expires_at
+        )
 
     @property
     def required_actions(self) -> tuple[RequiredAction, ...]:
@@ -60,12 +77,14 @@ class Account:
 class NewAccount:
     """An account to create: who holds it, what it may do, and its credential."""
 
-    holder: AccountHolder
+    holder: AccountHolder | CardlessOperator
     role: Role
     uscc: str | None
     password_hash: str
     password_must_change: bool
     operator_level: OperatorLevel | None = None
+    password_expires_at: datetime | None = None
+    initial_password: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from singlewindow.accounts.authorization import Action, authorize
+from singlewindow.accounts.callers import customs_code_of  # customs filing (issue 11)
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import (
     INCORRECT_CREDENTIALS,
@@ -58,6 +59,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.accounts.login")
+
+ONE_TIME_PASSWORD_EXPIRED = (
+    "the one-time password has expired unused; ask your administrator for a new one"
+    " (swctl operators reset-password)"
+)
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,8 @@ async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> S
     # One trip: the account and its throttling read, and the attempt reserved, in one write.
     state, blocked = await deps.service.db.run(_begin_attempt, key, now, deps.throttle)
     found = state.account
+    if found is not None and found.status is AccountStatus.DELETED:
+        found = None  # issue 9: a deleted account is refused as an unknown one, as slowly
     if blocked is not None:
         await deps.service.db.run(
             _audit_sync, deps, name, found, "throttled", "too many login attempts"
@@ -221,6 +229,11 @@ async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> S
             _audit_sync, deps, name, found, "failed", f"account {found.status}"
         )
         raise DomainError(ErrorCode.FORBIDDEN, f"account is {found.status}; ask your administrator")
+    if found.one_time_password_expired(now):  # issue 9
+        await deps.service.db.run(
+            _audit_sync, deps, name, found, "failed", "one-time password expired"
+        )
+        raise DomainError(ErrorCode.UNAUTHENTICATED, ONE_TIME_PASSWORD_EXPIRED)
     rehash = (
         await deps.passwords.hash(request.password)
         if deps.passwords.needs_rehash(found.password_hash)
@@ -350,6 +363,7 @@ async def show_account(request: ShowAccount, deps: AccountsRuntime) -> AccountVi
         scope: tuple[BusinessScope, ...] = ()
         if account.uscc:
             scope, _version = await Scopes(connection).current(account.uscc)
+        customs_code = await customs_code_of(connection, account.uscc)
     return AccountView(
         account=account.account,
         role=account.role,
@@ -361,6 +375,8 @@ async def show_account(request: ShowAccount, deps: AccountsRuntime) -> AccountVi
         enterprise_name=account.enterprise_name,
         business_scope=scope,
         created_at=account.created_at,
+        landline=account.landline,
+        customs_code=customs_code,  # customs filing (issue 11)
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from singlewindow.accounts.authorization import Action, authorize
@@ -105,5 +106,14 @@ async def set_scope(request: SetScope, deps: AccountsRuntime) -> ScopeDeclared:
             ),
             subject=uscc,
         )
+        for hook in SCOPE_CHANGED_HOOKS:  # issue 10: permissions re-derive their defaults
+            await hook(deps, connection, uscc, account.account)
     remaining = tuple(a for a in caller.required_actions if a is not RequiredAction.BUSINESS_SCOPE)
     return ScopeDeclared(codes=codes, version=version + 1, required_actions=remaining)
+
+
+# --- qualifications and permissions (issue 10) ---
+SCOPE_CHANGED_HOOKS: list[
+    Callable[[AccountsRuntime, AsyncConnection, str, str], Awaitable[None]]
+] = []
+"""Called inside the transaction that declares a new scope (`permissions` tells the systems)."""

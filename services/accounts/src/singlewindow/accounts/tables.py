@@ -51,6 +51,7 @@ enterprises = Table(
     Column("legal_rep_mobile", String(20)),
     Column("registered_via", String(20), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("customs_code", String(10)),  # customs filing (issue 11)
 )
 
 accounts = Table(
@@ -71,7 +72,15 @@ accounts = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("operator_level", String(16)),
+    # --- operators, account update (issue 9) ---
+    Column("landline", String(30)),
+    # Until when a one-time password (`password_must_change`) logs in; None: no limit.
+    Column("password_expires_at", DateTime(timezone=True)),
+    # How a one-time password was given: `default`, `random`; None: the holder chose it.
+    Column("initial_password", String(16)),
+    Column("deleted_at", DateTime(timezone=True)),
 )
+Index("accounts_by_enterprise", accounts.c.uscc, accounts.c.role)
 Index(
     "one_active_admin_per_enterprise",
     accounts.c.uscc,
@@ -196,6 +205,11 @@ def account_from_row(row: RowMapping) -> Account:
         if row["operator_level"] is None
         else OperatorLevel(row["operator_level"]),
         scope_declared=bool(row["scope_declared"]),
+        landline=row["landline"],
+        password_expires_at=None
+        if row["password_expires_at"] is None
+        else as_utc(row["password_expires_at"]),
+        initial_password=row["initial_password"],
     )
 
 
@@ -220,6 +234,9 @@ async def create_account(connection: AsyncConnection, new: NewAccount, now: date
             status=AccountStatus.ACTIVE.value,
             created_at=now,
             operator_level=None if new.operator_level is None else new.operator_level.value,
+            landline=getattr(holder, "landline", None),
+            password_expires_at=new.password_expires_at,
+            initial_password=new.initial_password,
         )
     )
     found = await account_by_id(connection, account_id)
@@ -238,3 +255,65 @@ _BY_ID = (
     .select_from(WITH_ENTERPRISE)
     .where(accounts.c.account_id == bindparam("account_id"))
 )
+
+
+# --- My IC card (issue 9) ---
+# A binding keeps its certificate's validity (for `swctl card show`), and an account has one
+# card at most: the index decides between two binds racing for one account.
+card_bindings.append_column(Column("not_before", DateTime(timezone=True)))
+card_bindings.append_column(Column("not_after", DateTime(timezone=True)))
+Index("one_card_per_account", card_bindings.c.account_id, unique=True)
+# --- one-time codes (issue 9) ---
+one_time_codes = Table(
+    "one_time_codes",
+    metadata,
+    Column("code_id", String(40), primary_key=True),
+    Column("purpose", String(32), nullable=False),
+    Column("account_id", String(40), ForeignKey("accounts.account_id"), nullable=False),
+    # The number the code was sent to: the new mobile, or the individual's.
+    Column("target", String(20), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    # Set when a newer code for the same account and purpose replaced it.
+    Column("voided_at", DateTime(timezone=True)),
+)
+Index(
+    "one_time_codes_by_account",
+    one_time_codes.c.account_id,
+    one_time_codes.c.purpose,
+    one_time_codes.c.created_at,
+)
+Index("one_time_codes_by_target", one_time_codes.c.target, one_time_codes.c.created_at)
+# --- qualifications and permissions (issue 10) ---
+qualifications = Table(
+    "qualifications",
+    metadata,
+    Column("uscc", String(18), ForeignKey("enterprises.uscc"), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("registration_number", String(10)),
+    Column("declaration_account", String(64)),
+    # The inspection password: AES-GCM ciphertext (base64 of nonce + ciphertext + tag) and the
+    # id of the key it was sealed with; never the password itself.
+    Column("password_ciphertext", Text),
+    Column("password_key_id", String(40)),
+    Column("authority", String(10)),
+    Column("updated_by", String(32), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+permission_overrides = Table(
+    "permission_overrides",
+    metadata,
+    Column("uscc", String(18), ForeignKey("enterprises.uscc"), primary_key=True),
+    # "" for the whole enterprise, else the operator's account id.
+    Column("account_id", String(40), primary_key=True),
+    Column("application", String(40), primary_key=True),
+    Column("action", String(16), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("changed_by", String(32), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+"""The administrator's revocations and restores; defaults come from the business scope."""

@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-SERVICE_CONTRACTS = ("registration", "review", "accounts", "card_gateway")
+SERVICE_CONTRACTS = ("registration", "review", "accounts", "card_gateway", "filing")
 """The contract module of each service, by the service's module name."""
 
 
@@ -18,7 +18,7 @@ def service_contracts() -> tuple[ModuleType, ...]:
     unknown = (
         found
         - set(SERVICE_CONTRACTS)
-        - {"bus", "common", "endpoints", "errors", "events", "identifiers", "wire"}
+        - {"bus", "common", "endpoints", "errors", "events", "identifiers", "notify", "wire"}
     )
     if unknown:
         raise LookupError(f"add {sorted(unknown)} to SERVICE_CONTRACTS or the building blocks")

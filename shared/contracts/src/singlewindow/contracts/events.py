@@ -52,6 +52,8 @@ class EventSpec(Generic[DataT]):
     """An audit event: kept in the audit trail (`sw.audit.>`), apart from the public events."""
     internal: bool = False
     """Work between services (`sw.internal.>`), in a stream no integrator is offered."""
+    notify: bool = False
+    """A message to a person (`sw.notify.>`): read by the notifier alone (`contracts.notify`)."""
 
     @property
     def type(self) -> str:
@@ -60,7 +62,9 @@ class EventSpec(Generic[DataT]):
 
     @property
     def root(self) -> str:
-        """The subject root: public events, the audit trail, or work between services."""
+        """The subject root: public events, the audit trail, work between services, messages."""
+        if self.notify:
+            return "sw.notify"
         return "sw.audit" if self.audit else "sw.internal" if self.internal else "sw.events"
 
     @property

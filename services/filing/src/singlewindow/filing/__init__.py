@@ -1,0 +1,1 @@
+"""Owns customs enterprise filing: applications, filed records and customs codes."""

@@ -1,0 +1,3 @@
+from singlewindow.runtime.migrations import run_migrations
+
+run_migrations()

@@ -1,0 +1,526 @@
+"""The HTTP gateway: settings → routes derived from the endpoint declarations → FastAPI app.
+
+Every endpoint a person may call (audience public, session or back office) becomes
+`POST /api/v1/<service>/<name, dots as slashes>`; its body is the request model without `token`,
+which comes from `Authorization: Bearer` (or a browser's session cookie). The request goes to the
+endpoint's NATS subject as the `portal` user; the reply's `result` comes back as 200 (204 when it
+is always null), a refusal as RFC 9457 problem+json.
+"""
+
+import inspect
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Body, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, create_model
+from singlewindow.contracts import service_contracts
+from singlewindow.contracts.endpoints import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY,
+    Audience,
+    Endpoint,
+    endpoints_of,
+)
+from singlewindow.contracts.errors import ErrorBody, ErrorCode, FieldError
+from singlewindow.contracts.wire import MAX_REQUEST_BYTES
+from singlewindow.gateway.bus import (
+    CORRELATION_HEADER,
+    Forwarder,
+    NatsForwarder,
+    NoReply,
+    NoResponder,
+)
+from singlewindow.gateway.problems import PROBLEM_JSON, STATUS, Problem, problem
+from singlewindow.gateway.ratelimit import RateLimiter, client_address, networks
+from singlewindow.gateway.settings import Settings
+from singlewindow.runtime.clock import Clock, SystemClock
+from singlewindow.runtime.observability import configure_logging
+
+log = structlog.get_logger("singlewindow.gateway")
+
+API_ROOT = "/api/v1"
+EXPOSED = (Audience.PUBLIC, Audience.SESSION, Audience.BACK_OFFICE)
+"""The audiences people belong to; service-to-service and card-reader endpoints stay off HTTP."""
+
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+"""A client's request id is kept when it looks like one (a UUID fits); otherwise one is made."""
+SESSION_COOKIE = "sw_session"
+STAFF_SESSION_COOKIE = "sw_staff_session"
+CSRF_COOKIE = "sw_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+COOKIE_HEADER = "X-Session-Cookie"
+"""`X-Session-Cookie: 1` (or `?cookie=1`) on a login: the session goes into an HttpOnly cookie."""
+
+REQUESTS = Counter(
+    "sw_gateway_requests_total",
+    "HTTP requests answered, by operation and status",
+    ["operation", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "sw_gateway_request_seconds", "Time to answer an HTTP request", ["operation"]
+)
+RATE_LIMITED = Counter(
+    "sw_gateway_rate_limited_total", "Requests refused by a rate limit", ["operation"]
+)
+
+
+def http_path(endpoint: Endpoint[Any, Any]) -> str:
+    """Where an endpoint is on HTTP: `/api/v1/accounts/login/password`."""
+    return f"{API_ROOT}/{endpoint.service}/{endpoint.name.replace('.', '/')}"
+
+
+def operation_id(endpoint: Endpoint[Any, Any]) -> str:
+    """The endpoint's OpenAPI operationId and its key in the rate-limit patterns."""
+    return f"{endpoint.service}.{endpoint.name}"
+
+
+def exposed_endpoints() -> tuple[Endpoint[Any, Any], ...]:
+    """Every endpoint of every contract module that people may call."""
+    return tuple(
+        endpoint
+        for module in service_contracts()
+        for endpoint in endpoints_of(module)
+        if endpoint.audience in EXPOSED
+    )
+
+
+def takes_token(endpoint: Endpoint[Any, Any]) -> bool:
+    """Whether the endpoint's request carries a session token."""
+    return "token" in endpoint.request.model_fields
+
+
+def body_model(endpoint: Endpoint[Any, Any]) -> type[BaseModel]:
+    """The HTTP body of an endpoint: its request model without `token`."""
+    if not takes_token(endpoint):
+        return endpoint.request
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in endpoint.request.model_fields.items()
+        if name != "token"
+    }
+    model: type[BaseModel] = create_model(
+        f"{endpoint.request.__name__}Body",
+        __config__=endpoint.request.model_config,
+        __doc__=endpoint.request.__doc__,
+        __module__=endpoint.request.__module__,
+        **fields,
+    )
+    return model
+
+
+def returns_token(endpoint: Endpoint[Any, Any]) -> bool:
+    """Whether the endpoint's reply opens a session (a `token` in it)."""
+    return endpoint.reply is not None and "token" in endpoint.reply.model_fields
+
+
+def staff_session_replies(endpoints: tuple[Endpoint[Any, Any], ...]) -> set[type[BaseModel]]:
+    """The reply models of back-office endpoints that carry a token: staff sessions."""
+    return {
+        e.reply
+        for e in endpoints
+        if e.audience is Audience.BACK_OFFICE and returns_token(e) and e.reply
+    }
+
+
+@dataclass
+class Gateway:
+    """What the routes share: settings, the forwarder to NATS, the clock and the limiters."""
+
+    settings: Settings
+    forwarder: Forwarder
+    clock: Clock
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.by_address = RateLimiter(
+            s.rate_address_limit, s.rate_window_seconds, self.clock, max_keys=s.rate_max_keys
+        )
+        self.by_account = RateLimiter(
+            s.rate_account_limit, s.rate_window_seconds, self.clock, max_keys=s.rate_max_keys
+        )
+        self.trusted = networks(s.trusted_proxies)
+
+    def rate_limited(self, endpoint: Endpoint[Any, Any]) -> bool:
+        """Whether the settings' patterns name the endpoint, or its request has a field that
+        is checked against a secret (a password, a one-time code)."""
+        name = operation_id(endpoint)
+        if any(fnmatchcase(name, pattern) for pattern in self.settings.rate_endpoints):
+            return True
+        return not set(endpoint.request.model_fields).isdisjoint(self.settings.rate_fields)
+
+    def address_of(self, request: Request) -> str:
+        """The client's address (behind trusted proxies, the one they forwarded)."""
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.get("x-forwarded-for"), self.trusted)
+
+
+def account_named(data: dict[str, Any]) -> str | None:
+    """The account a request names: its `account`, or its administrator's (`admin.account`)."""
+    for holder in (data, data.get("admin")):
+        if isinstance(holder, dict) and isinstance(holder.get("account"), str):
+            return str(holder["account"]).strip().casefold()
+    return None
+
+
+def request_id_of(request: Request) -> str:
+    """The request's correlation id (set by the middleware)."""
+    rid: str = request.state.request_id
+    return rid
+
+
+def _problem_responses(endpoint: Endpoint[Any, Any]) -> dict[int | str, dict[str, Any]]:
+    ref = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    statuses = {400, 401, 403, 404, 409, 411, 413, 422, 429, 500, 503, 504}
+    return {
+        status: {"description": "Refused: see `code`", "content": {PROBLEM_JSON: ref}}
+        for status in sorted(statuses)
+    }
+
+
+def _result_bytes(reply: bytes) -> bytes | None:
+    """The `result` part of a success reply, without decoding it; None for an error reply."""
+    if reply.startswith(b'{"result":') and reply.endswith(b"}"):
+        return reply[len(b'{"result":') : -1]
+    data = json.loads(reply)
+    if "error" in data:
+        return None
+    return json.dumps(data.get("result"), ensure_ascii=False).encode()
+
+
+def _route(
+    gateway: Gateway, endpoint: Endpoint[Any, Any], staff_replies: set[type[BaseModel]]
+) -> Callable[..., Awaitable[Response]]:
+    """The handler of one endpoint: authenticate, limit, forward, translate the reply."""
+    needs_token = takes_token(endpoint)
+    limited = gateway.rate_limited(endpoint)
+    cookie = STAFF_SESSION_COOKIE if endpoint.audience is Audience.BACK_OFFICE else SESSION_COOKIE
+    login_cookie = (
+        (STAFF_SESSION_COOKIE if endpoint.reply in staff_replies else SESSION_COOKIE)
+        if returns_token(endpoint)
+        else None
+    )
+    name = operation_id(endpoint)
+
+    async def handle(request: Request, body: Any = None) -> Response:
+        rid = request_id_of(request)
+        raw = await request.body()
+        parsed = json.loads(raw) if raw.strip() else None
+        # FastAPI has checked it against the model: an object, or null where no field is needed.
+        data: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        from_cookie = False
+        if needs_token:
+            token = _bearer(request)
+            if token is None and request.cookies.get(cookie):
+                token, from_cookie = request.cookies[cookie], True
+                sent = request.headers.get(CSRF_HEADER, "")
+                expected = request.cookies.get(CSRF_COOKIE, "")
+                if not (expected and secrets.compare_digest(sent, expected)):
+                    return problem(
+                        ErrorCode.FORBIDDEN,
+                        f"a request with the session cookie needs the {CSRF_HEADER} header"
+                        f" holding the {CSRF_COOKIE} cookie's value",
+                        request_id=rid,
+                    )
+            if token is None:
+                return problem(
+                    ErrorCode.UNAUTHENTICATED,
+                    "no session: send Authorization: Bearer <token> (log in first)",
+                    request_id=rid,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            data["token"] = token
+        if limited:
+            account = account_named(data)
+            waits = [gateway.by_address.check("address:" + gateway.address_of(request))]
+            if account is not None:
+                waits.append(gateway.by_account.check("account:" + account))
+            wait = max((w for w in waits if w is not None), default=None)
+            if wait is not None:
+                RATE_LIMITED.labels(name).inc()
+                log.info("rate limited", operation=name, retry_after=wait)
+                return problem(
+                    ErrorCode.THROTTLED,
+                    f"too many requests; try again in {wait} s",
+                    request_id=rid,
+                    headers={"Retry-After": str(wait)},
+                )
+        headers = {CORRELATION_HEADER: rid}
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and endpoint.changes_state:
+            if not IDEMPOTENCY_KEY.fullmatch(key):
+                return problem(
+                    ErrorCode.INVALID,
+                    "the Idempotency-Key header is not 8 to 128 letters, digits or . _ : -",
+                    (FieldError(path=IDEMPOTENCY_HEADER, message="not a valid key"),),
+                    request_id=rid,
+                )
+            headers[IDEMPOTENCY_HEADER] = key
+        try:
+            reply = await gateway.forwarder.request(
+                endpoint.subject, json.dumps(data, ensure_ascii=False).encode(), headers
+            )
+        except NoResponder:
+            return problem(
+                ErrorCode.UNAVAILABLE,
+                f"no service answers {endpoint.subject}; is the platform running?",
+                request_id=rid,
+                unreachable=True,
+            )
+        except NoReply:
+            return problem(
+                ErrorCode.UNAVAILABLE,
+                f"the {endpoint.service} service did not answer in time",
+                status=504,
+                request_id=rid,
+            )
+        result = _result_bytes(reply)
+        if result is None:
+            error = ErrorBody.model_validate(json.loads(reply)["error"])
+            return problem(error.code, error.message, error.fields, request_id=rid)
+        if endpoint.reply is None:
+            response: Response = Response(status_code=204)
+            if from_cookie and endpoint.name.endswith("logout"):
+                response.delete_cookie(cookie, path="/")
+                response.delete_cookie(CSRF_COOKIE, path="/")
+            return response
+        if login_cookie is not None and (from_cookie or _wants_cookie(request)):
+            session = json.loads(result)
+            response = JSONResponse(session | {"token": ""})
+            _set_session_cookie(response, login_cookie, session["token"], gateway.settings)
+            return response
+        return Response(result, media_type="application/json")
+
+    model = body_model(endpoint)
+    required = any(info.is_required() for info in model.model_fields.values())
+    handle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+            ),
+            inspect.Parameter(
+                "body",
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=Annotated[model, Body()]
+                if required
+                else Annotated[model | None, Body()],
+                default=inspect.Parameter.empty if required else None,
+            ),
+        ]
+    )
+    return handle
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _wants_cookie(request: Request) -> bool:
+    return request.headers.get(COOKIE_HEADER) == "1" or request.query_params.get("cookie") == "1"
+
+
+def _set_session_cookie(response: Response, name: str, token: str, settings: Settings) -> None:
+    secure = settings.cookie_secure
+    response.set_cookie(name, token, httponly=True, secure=secure, samesite="strict", path="/")
+    response.set_cookie(
+        CSRF_COOKIE,
+        secrets.token_urlsafe(32),
+        httponly=False,
+        secure=secure,
+        samesite="strict",
+        path="/",
+    )
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+    rid = getattr(request.state, "request_id", None)
+    errors = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return problem(ErrorCode.MALFORMED, "request is not valid JSON", request_id=rid)
+    fields: list[FieldError] = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        if loc[:1] == ["body"]:
+            loc = loc[1:]
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        if error.get("type") == "model_attributes_type" and not loc:
+            return problem(ErrorCode.MALFORMED, "request must be a JSON object", request_id=rid)
+        fields.append(FieldError(path=".".join(loc) or "(body)", message=message))
+    names = ", ".join(f.path for f in fields)
+    return problem(ErrorCode.INVALID, f"invalid fields: {names}", tuple(fields), request_id=rid)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    forwarder: Forwarder | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The gateway app; a test passes its own forwarder and clock."""
+    settings = settings or Settings()
+    nats_forwarder = NatsForwarder(settings) if forwarder is None else None
+    gateway = Gateway(settings, forwarder or nats_forwarder, clock or SystemClock())  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if nats_forwarder is not None:
+            configure_logging("gateway", settings.log_level)
+            await nats_forwarder.connect()
+        try:
+            yield
+        finally:
+            if nats_forwarder is not None:
+                await nats_forwarder.close()
+
+    app = FastAPI(
+        title="Single Window platform API",
+        version="1.0.0",
+        summary="Every request a person makes, derived from the platform's endpoint declarations.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.gateway = gateway
+    endpoints = exposed_endpoints()
+    staff_replies = staff_session_replies(endpoints)
+    for endpoint in endpoints:
+        app.add_api_route(
+            http_path(endpoint),
+            _route(gateway, endpoint, staff_replies),
+            methods=["POST"],
+            operation_id=operation_id(endpoint),
+            summary=endpoint.summary,
+            description=(endpoint.request.__doc__ or "").strip(),
+            tags=[endpoint.service],
+            response_model=endpoint.reply,
+            status_code=204 if endpoint.reply is None else 200,
+            response_class=Response if endpoint.reply is None else JSONResponse,
+            responses=_problem_responses(endpoint),
+            openapi_extra={"security": [{"bearer": []}, {"cookie": []}]}
+            if takes_token(endpoint)
+            else None,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_problem(request, exc)
+
+    @app.exception_handler(Exception)
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed")
+        return problem(
+            ErrorCode.INTERNAL,
+            "the gateway failed; the request id says where in its log",
+            request_id=getattr(request.state, "request_id", None),
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ready = gateway.forwarder.ready
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "nats": ready},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = given if REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+        request.state.request_id = rid
+        structlog.contextvars.bind_contextvars(correlation_id=rid)
+        route = request.url.path
+        started = time.perf_counter()
+        try:
+            response = await _limited(request, call_next, rid)
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")
+        response.headers[REQUEST_ID_HEADER] = rid
+        if route.startswith(API_ROOT):
+            REQUESTS.labels(route, str(response.status_code)).inc()
+            REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+            log.info(
+                "request",
+                method=request.method,
+                path=route,
+                status=response.status_code,
+                correlation_id=rid,
+            )
+        return response
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+            openapi_version="3.1.0",
+        )
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {})["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        problem_defs = components["schemas"]["Problem"].pop("$defs", {})
+        components["schemas"].update(problem_defs)
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "cookie": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    return app
+
+
+async def _limited(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]], rid: str
+) -> Response:
+    """Refuse a body over the platform's request limit before reading it."""
+    if request.method == "POST" and request.url.path.startswith(API_ROOT):
+        length = request.headers.get("content-length")
+        if length is None and request.headers.get("transfer-encoding"):
+            return problem(
+                ErrorCode.TOO_LARGE,
+                "send the body with a Content-Length",
+                status=411,
+                request_id=rid,
+            )
+        if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
+            return problem(
+                ErrorCode.TOO_LARGE,
+                f"request is {length} bytes; the limit is {MAX_REQUEST_BYTES} bytes",
+                request_id=rid,
+            )
+    return await call_next(request)
+
+
+__all__ = ["STATUS", "create_app"]
