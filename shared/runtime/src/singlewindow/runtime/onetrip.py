@@ -31,14 +31,13 @@ __all__ = ["OneThread", "adopt"]
 T = TypeVar("T")
 
 log = logging.getLogger("singlewindow.runtime.onetrip")
-"""At DEBUG, each trip (`one trip call fn`) and each statement (`one trip execute 'SQL',
-params`), as aiosqlite logs its calls: `bench/run.py` counts them from the services' logs."""
+"""At DEBUG, each trip (`one trip call fn`) and each statement (`one trip execute 'SQL'`: its
+SQL only, never its parameters, which hold password hashes and ID numbers): `bench/run.py`
+counts them from the services' logs."""
 
 
-def _log_statement(
-    _connection: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any
-) -> None:
-    log.debug("one trip execute %r, %r", statement, parameters)
+def _log_statement(_connection: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    log.debug("one trip execute %r", statement)
 
 
 def adopt(context: contextvars.Context) -> None:
