@@ -108,6 +108,7 @@ class Options:
     keep: bool
     json_path: Path | None
     postgres: str | None
+    aiosqlite: bool
     sql_counts: dict[str, int]
 
 
@@ -366,6 +367,9 @@ SQLITE_HOP = re.compile(
     r" of (?:sqlite3\.\w+ object at 0x[0-9a-f]+|<OneHop>)>(?:, (?P<rest>.*))?\)$",
     re.DOTALL,
 )
+# `Database.run` / `read` (singlewindow/runtime/onetrip.py) log, at DEBUG, each transaction's one
+# trip to the database's thread ("call") and each statement it runs there ("execute").
+ONE_TRIP = re.compile(r"^one trip (?P<kind>call|execute) (?P<rest>.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -482,12 +486,21 @@ class SqliteStore(Store):
                     event = json.loads(line).get("event", "")
                 except (ValueError, AttributeError):
                     continue
-                match = SQLITE_HOP.match(event) if isinstance(event, str) else None
-                if match is None:
+                if not isinstance(event, str):
                     continue
-                figures["hops"] += 1
-                if match["method"] not in ("execute", "executemany"):
-                    continue  # commit, rollback, fetchall, cursor, close, ...
+                match = SQLITE_HOP.match(event)
+                if match is None:
+                    trip = ONE_TRIP.match(event)
+                    if trip is None:
+                        continue
+                    if trip["kind"] == "call":  # the whole transaction: one hop
+                        figures["hops"] += 1
+                        continue
+                    match = trip
+                else:
+                    figures["hops"] += 1
+                    if match["method"] not in ("execute", "executemany"):
+                        continue  # commit, rollback, fetchall, cursor, close, ...
                 words = (match["rest"] or "").lstrip("'\"").split(None, 1)
                 verb = words[0].upper() if words else ""
                 if verb == "BEGIN":
@@ -1076,7 +1089,8 @@ SQL_VERBS = ("SELECT", "UPDATE", "DELETE", "WITH")
 # aiosqlite logs, at DEBUG, every call it hands to its thread: the DBAPI's own SQL and parameters.
 AIOSQLITE_CALL = re.compile(
     r"^executing functools\.partial\(<(?:built-in method execute of sqlite3\.Cursor object at"
-    r" 0x[0-9a-f]+|bound method _OnThread\.execute of <OneHop>)>, (?P<call>.*)\)$",
+    r" 0x[0-9a-f]+|bound method _OnThread\.execute of <OneHop>)>, (?P<call>.*)\)$"
+    r"|^one trip execute (?P<trip>.*)$",
     re.DOTALL,
 )
 
@@ -1095,11 +1109,13 @@ def logged_statements(log: Path, offset: int) -> list[tuple[str, tuple[Any, ...]
             if match is None:
                 continue
             try:
-                call = ast.literal_eval(f"({match['call']},)")
+                call = ast.literal_eval(f"({match['call'] or match['trip']},)")
             except (ValueError, SyntaxError):
                 continue  # a parameter that is not a literal (bytes are; datetimes are strings)
             statement = " ".join(str(call[0]).split())
             parameters = tuple(call[1]) if len(call) > 1 else ()
+            if match["trip"]:  # logged without its parameters: plans here do not depend on them
+                parameters = (None,) * statement.count("?")
             if statement.upper().startswith(SQL_VERBS):
                 found.setdefault(statement, parameters)
     return list(found.items())
@@ -1575,7 +1591,7 @@ def report(results: Results, options: Options, threads: int, store: str) -> None
         counts = ", ".join(f"{k} {v}" for k, v in phases[rows]["counts"].items())
         results.note(f"{rows}: seeded in {phases[rows]['seed_seconds']:.1f}s; rows: {counts}")
     sql = raw["sql"]
-    if store == "sqlite":
+    if store.startswith("sqlite"):
         scans = full_scans(sql["plans"])
         results.note(
             f"query plans at {large} rows: {len(sql['plans'])} distinct statements of these"
@@ -1602,7 +1618,7 @@ def report(results: Results, options: Options, threads: int, store: str) -> None
         "5. SQL per request, per service database, counted from the database side"
         " (background taken off)"
     )
-    figures = SQL_FIGURES[store]
+    figures = SQL_FIGURES["sqlite" if store.startswith("sqlite") else store]
     results.row("request (how many) / service", *figures)
     for label in SQL_LABELS:
         entry = sql[label]
@@ -1620,7 +1636,7 @@ def report(results: Results, options: Options, threads: int, store: str) -> None
         + ", ".join(f"{s} {background[s].get('transactions', 0.0):.2f} tx" for s in SERVICE_NAMES)
         + f" (idle window {sql['idle_seconds']:.0f} s)"
     )
-    if store == "sqlite":
+    if store.startswith("sqlite"):
         results.note(
             "from aiosqlite's DEBUG log (services restarted at LOG_LEVEL=DEBUG): transactions are"
             " BEGINs, statements every other execute (so not BEGIN, nor COMMIT, which is a"
@@ -1703,7 +1719,7 @@ def headline(raw: dict[str, Any], options: Options) -> list[tuple[str, str, str]
 def summary(results: dict[str, Results], options: Options) -> list[str]:
     """The headline figures of every backend side by side."""
     stores = list(results)
-    table = Results(widths=(46, 34, 34, 16))
+    table = Results(widths=(46, *(34 for _ in stores), 16))
     table.section("Summary: " + " vs ".join(STORE_LABELS[s] for s in stores) + " (medians)")
     table.row("figure", *(STORE_LABELS[s] for s in stores), "target")
     columns = [headline(results[store].raw, options) for store in stores]
@@ -1712,7 +1728,14 @@ def summary(results: dict[str, Results], options: Options) -> list[str]:
     return table.lines
 
 
-STORE_LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+STORE_LABELS = {
+    "sqlite": "SQLite",
+    "sqlite-aiosqlite": "SQLite, all on aiosqlite",
+    "postgresql": "PostgreSQL",
+}
+ASYNC_ONLY = "sqlite-aiosqlite"
+"""The services with `SW_<SERVICE>_DATABASE_THREADS=false`: every transaction on aiosqlite
+(through the one-hop dialect), none on the database's own threads (`Database.run`)."""
 SHARE_TARGETS = {"login": "0.85", "submit": "0.80"}
 
 
@@ -1731,6 +1754,12 @@ def parse(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--json", type=Path, help="also write every raw figure to this file")
+    parser.add_argument(
+        "--aiosqlite",
+        action="store_true",
+        help="also run every section on SQLite with every transaction on aiosqlite (no"
+        " database threads: SW_<SERVICE>_DATABASE_THREADS=false), beside the shipped way",
+    )
     parser.add_argument(
         "--postgres",
         metavar="URL",
@@ -1760,6 +1789,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         keep=bool(args.keep),
         json_path=args.json,
         postgres=args.postgres,
+        aiosqlite=bool(args.aiosqlite),
         sql_counts={
             "login": 10 if quick else 20,
             "application.show": 30 if quick else 60,
@@ -1793,7 +1823,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     threads = len(os.sched_getaffinity(0))
-    stores = ["sqlite"] + (["postgresql"] if options.postgres else [])
+    stores = (
+        ["sqlite"]
+        + ([ASYNC_ONLY] if options.aiosqlite else [])
+        + (["postgresql"] if options.postgres else [])
+    )
     results = {store: Results() for store in stores}
     started = time.monotonic()
     load_before = os.getloadavg()
@@ -1871,6 +1905,9 @@ def run_backend(store: str, options: Options, results: Results, others: list[str
                 raw_account=True,
             )
         )
+        if store == ASYNC_ONLY:
+            for service in SERVICE_NAMES:
+                platform.config.environment[f"SW_{service.upper()}_DATABASE_THREADS"] = "false"
 
         def make_store(platform: Platform) -> Store:
             if store == "postgresql":

@@ -296,9 +296,8 @@ async def test_a_password_login_is_one_select_then_one_write_of_the_session_and_
     with statements(deps) as seen:
         await login(deps, account)
     assert seen == [
-        "BEGIN DEFERRED",
+        "BEGIN IMMEDIATE",  # one trip: the account and its throttling read, the attempt
         "SELECT",
-        "BEGIN IMMEDIATE",
         "INSERT login_throttle",  # the attempt reserved before the verify
         "BEGIN IMMEDIATE",
         "DELETE login_throttle",
@@ -314,9 +313,8 @@ async def test_a_wrong_password_is_one_select_then_the_reserved_attempt_and_its_
     with statements(deps) as seen:
         await refused(deps, account, "wrong-password")
     assert seen == [
-        "BEGIN DEFERRED",
+        "BEGIN IMMEDIATE",  # one trip: the account and its throttling read, the attempt
         "SELECT",
-        "BEGIN IMMEDIATE",
         "INSERT login_throttle",  # or count one more unless blocked, atomically
         "BEGIN IMMEDIATE",
         "INSERT outbox",
@@ -339,9 +337,8 @@ async def test_a_login_after_failures_also_forgets_them(
     with statements(deps) as seen:
         await login(deps, account)
     assert seen == [
-        "BEGIN DEFERRED",
+        "BEGIN IMMEDIATE",  # one trip: the account and its throttling read, the attempt
         "SELECT",
-        "BEGIN IMMEDIATE",
         "INSERT login_throttle",
         "BEGIN IMMEDIATE",
         "DELETE login_throttle",
@@ -378,12 +375,14 @@ async def test_a_password_login_finds_its_rows_by_index_without_scanning_a_table
         if statement.lstrip().upper().startswith("SELECT"):
             selects.append((statement, parameters))
 
-    engine = deps.service.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    engines = deps.service.db.sync_engines
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         await login(deps, account)
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
     [(statement, parameters)] = selects
     async with deps.service.db.reading() as connection:
         plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)

@@ -129,12 +129,14 @@ def statements(deps: AccountsRuntime) -> Iterator[list[str]]:
     ) -> None:
         seen.append(_summary(statement))
 
-    engine = deps.service.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    engines = deps.service.db.sync_engines  # the async engine's, and the threads' (run, read)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 def _summary(statement: str) -> str:

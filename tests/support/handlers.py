@@ -162,7 +162,7 @@ def statements(*services: Service) -> Iterator[list[str]]:
     def record(*args: Any) -> None:
         executed.append(args[2])
 
-    engines = [service.db.engine.sync_engine for service in services]
+    engines = [engine for service in services for engine in service.db.sync_engines]
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
     try:

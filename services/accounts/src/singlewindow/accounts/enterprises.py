@@ -45,7 +45,7 @@ from singlewindow.contracts.registration import (
 )
 from singlewindow.runtime.db import IntegrityError
 from singlewindow.runtime.passwords import policy_problem
-from sqlalchemy import bindparam, exists, insert, select
+from sqlalchemy import Connection, bindparam, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = structlog.get_logger("singlewindow.accounts.enterprises")
@@ -173,6 +173,17 @@ _HAS_ADMIN = select(
 )
 _EXISTS = select(exists().where(enterprises.c.uscc == bindparam("uscc")))
 _TAKEN = select(exists().where(accounts.c.account_key == bindparam("key")))
+_ONBOARDING = select(
+    exists()
+    .where(
+        accounts.c.uscc == bindparam("uscc"),
+        accounts.c.role == Role.ADMIN.value,
+        accounts.c.status == AccountStatus.ACTIVE.value,
+    )
+    .label("uscc_registered"),
+    exists().where(accounts.c.account_key == bindparam("key")).label("account_taken"),
+)
+"""`Enterprises.has_admin` and `Enterprises.account_taken` in one statement."""
 _REGISTERED_FROM = select(
     exists().where(
         enterprises.c.uscc == bindparam("uscc"),
@@ -187,12 +198,13 @@ _REGISTERED_FROM = select(
 @routes.serve(contract.ONBOARDING_CHECK)
 async def onboarding_check(request: OnboardingCheck, deps: AccountsRuntime) -> OnboardingCheckView:
     """Tell registration whether a USCC has an administrator and an account name is taken."""
-    async with deps.service.db.reading() as connection:
-        repository = Enterprises(connection)
-        return OnboardingCheckView(
-            uscc_registered=await repository.has_admin(request.uscc),
-            account_taken=await repository.account_taken(request.account),
-        )
+    return await deps.service.db.read(_onboarding_check, request.uscc, request.account)
+
+
+def _onboarding_check(connection: Connection, uscc: str, account: str) -> OnboardingCheckView:
+    """Both answers in one statement, one trip to the database."""
+    row = connection.execute(_ONBOARDING, {"uscc": uscc, "key": account_key(account)}).one()
+    return OnboardingCheckView(uscc_registered=bool(row[0]), account_taken=bool(row[1]))
 
 
 async def _fetch_onboarding(approved: ApplicationDecided, deps: AccountsRuntime) -> Onboarding:

@@ -1,8 +1,9 @@
 """Logging in with a password, and the sessions it opens: show, account, logout.
 
-A password login costs one read (the account, its throttling and whether its enterprise declared
-its business scope, in one statement), one write that reserves the attempt, and one write (the
-session and the audit event); a refusal costs the read, the reservation and the audit.
+A password login costs two transactions, each one trip to the database (`Database.run`): the
+first reads the account, its throttling and whether its enterprise declared its business scope (one
+statement) and reserves the attempt; the second, after the verify, stores the session and the audit
+event. A refusal costs the first and the audit.
 
 Every attempt is reserved before its password is verified: one conditional upsert counts it only
 while the name is not blocked, and the same transaction starts the delay that count earns. So
@@ -24,6 +25,7 @@ from singlewindow.accounts.domain import (
     INCORRECT_CREDENTIALS,
     Account,
     AccountStatus,
+    ThrottlePolicy,
     account_key,
     new_session_token,
     token_digest,
@@ -52,7 +54,7 @@ from singlewindow.contracts.accounts import (
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.identifiers import mask_id_number, mask_mobile
 from singlewindow.runtime.db import as_utc
-from sqlalchemy import String, bindparam, insert, literal, select, update
+from sqlalchemy import Connection, String, bindparam, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -206,44 +208,104 @@ async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> S
     name = request.account
     key = account_key(name)
     now = deps.service.clock.now()
-    async with deps.service.db.reading() as connection:
-        state = await Logins(connection).state(key)
+    # One trip: the account and its throttling read, and the attempt reserved, in one write.
+    state, blocked = await deps.service.db.run(_begin_attempt, key, now, deps.throttle)
     found = state.account
     if found is not None and found.status is AccountStatus.DELETED:
         found = None  # issue 9: a deleted account is refused as an unknown one, as slowly
-    blocked = await reserve_attempt(deps, key, now, known_block=state.blocked_until)
     if blocked is not None:
-        async with deps.service.db.transaction() as connection:
-            await _audit(deps, connection, name, found, "throttled", "too many login attempts")
+        await deps.service.db.run(
+            _audit_sync, deps, name, found, "throttled", "too many login attempts"
+        )
         raise throttled(blocked, now)
     # An unknown account is verified against a decoy hash: both refusals take as long.
     stored_hash = found.password_hash if found else deps.decoy_hash
     matches = await deps.passwords.verify(stored_hash, request.password)
     if found is None or not matches:
-        async with deps.service.db.transaction() as connection:
-            await _audit(deps, connection, name, found, "failed", "incorrect credentials")
+        await deps.service.db.run(_audit_sync, deps, name, found, "failed", "incorrect credentials")
         raise DomainError(ErrorCode.UNAUTHENTICATED, INCORRECT_CREDENTIALS)
     if found.status is not AccountStatus.ACTIVE:
-        async with deps.service.db.transaction() as connection:
-            await _audit(deps, connection, name, found, "failed", f"account {found.status}")
+        await deps.service.db.run(
+            _audit_sync, deps, name, found, "failed", f"account {found.status}"
+        )
         raise DomainError(ErrorCode.FORBIDDEN, f"account is {found.status}; ask your administrator")
     if found.one_time_password_expired(now):  # issue 9
-        async with deps.service.db.transaction() as connection:
-            await _audit(deps, connection, name, found, "failed", "one-time password expired")
+        await deps.service.db.run(
+            _audit_sync, deps, name, found, "failed", "one-time password expired"
+        )
         raise DomainError(ErrorCode.UNAUTHENTICATED, ONE_TIME_PASSWORD_EXPIRED)
     rehash = (
         await deps.passwords.hash(request.password)
         if deps.passwords.needs_rehash(found.password_hash)
         else None
     )
-    async with deps.service.db.transaction() as connection:
-        logins = Logins(connection)
-        await logins.clear_failures(key)
-        if rehash:
-            await logins.set_password_hash(found.account_id, rehash)
-        session = await open_session(deps, logins, found, "password")
-        await _audit(deps, connection, name, found, "succeeded", None)
-    return session
+    token = new_session_token()
+    now = deps.service.clock.now()
+    expires_at = now + deps.sessions.absolute
+    await deps.service.db.run(
+        _open_password_session, deps, name, key, found, rehash, token_digest(token), now, expires_at
+    )
+    return session_view(deps, found, token, now, expires_at, method="password")
+
+
+def _begin_attempt(
+    connection: Connection, key: str, now: datetime, throttle: ThrottlePolicy
+) -> tuple[LoginState, datetime | None]:
+    """A password login's first transaction: what `Logins.state` reads, then the attempt
+    reserved as `reserve_attempt` does (nothing written while a block read is in force)."""
+    row = connection.execute(_LOGIN_STATE, {"key": key}).mappings().one()
+    state = LoginState(
+        account=None if row["account_id"] is None else account_from_row(row),
+        blocked_until=None if row["blocked_until"] is None else as_utc(row["blocked_until"]),
+    )
+    if state.blocked_until is not None and state.blocked_until > now:
+        return state, state.blocked_until
+    return state, _reserve_sync(connection, key, now, throttle)
+
+
+def _reserve_sync(
+    connection: Connection, key: str, now: datetime, throttle: ThrottlePolicy
+) -> datetime | None:
+    statement = _RESERVE_ATTEMPT[connection.dialect.name]
+    attempts: int | None = connection.execute(statement, {"key": key, "now": now}).scalar()
+    if attempts is None:  # blocked meanwhile by a concurrent attempt
+        until = connection.scalar(_BLOCKED_UNTIL, {"key": key})
+        return now if until is None else as_utc(until)
+    if delay := throttle.delay_after(attempts):
+        connection.execute(_BLOCK, {"key": key, "until": now + timedelta(seconds=delay)})
+    return None
+
+
+def _open_password_session(
+    connection: Connection,
+    deps: AccountsRuntime,
+    name: str,
+    key: str,
+    account: Account,
+    rehash: str | None,
+    digest: str,
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    """A password login's last transaction: failures forgotten, the session, its audit."""
+    connection.execute(_CLEAR_FAILURES, {"key": key})
+    if rehash:
+        connection.execute(_SET_PASSWORD_HASH, {"id": account.account_id, "new_hash": rehash})
+    connection.execute(
+        _OPEN_SESSION,
+        {
+            "token_digest": digest,
+            "account_id": account.account_id,
+            "method": "password",
+            "created_at": now,
+            "last_seen_at": now,
+            "expires_at": expires_at,
+            "card_number": None,
+            "card_fingerprint": None,
+            "card_serial": None,
+        },
+    )
+    _audit_sync(connection, deps, name, account, "succeeded", None)
 
 
 async def reserve_attempt(
@@ -257,14 +319,7 @@ async def reserve_attempt(
     read with the account, spares a write when it is still in force."""
     if known_block is not None and known_block > now:
         return known_block
-    async with deps.service.db.transaction() as connection:
-        logins = Logins(connection)
-        attempts = await logins.reserve_attempt(key, now)
-        if attempts is None:  # blocked meanwhile by a concurrent attempt
-            return await logins.blocked_until(key) or now
-        if delay := deps.throttle.delay_after(attempts):
-            await logins.block_until(key, now + timedelta(seconds=delay))
-    return None
+    return await deps.service.db.run(_reserve_sync, key, now, deps.throttle)
 
 
 def throttled(blocked_until: datetime, now: datetime) -> DomainError:
@@ -380,20 +435,26 @@ def session_view(
     )
 
 
-async def _audit(
+def _audit_sync(
+    connection: Connection,
     deps: AccountsRuntime,
-    connection: AsyncConnection,
     account: str,
     found: Account | None,
     outcome: str,
     reason: str | None,
 ) -> None:
+    """`_audit` in a synchronous transaction (`Database.run`)."""
     log.info("authentication attempt", account=account, outcome=outcome, reason=reason)
-    await deps.service.emit(
-        connection,
-        contract.AUTHENTICATION_ATTEMPTED,
+    data, subject = _attempted(account, found, outcome, reason)
+    deps.service.emit_sync(connection, contract.AUTHENTICATION_ATTEMPTED, data, subject=subject)
+
+
+def _attempted(
+    account: str, found: Account | None, outcome: str, reason: str | None
+) -> tuple[AuthenticationAttempted, str | None]:
+    return (
         AuthenticationAttempted(
             account=account[:64], method="password", outcome=outcome, reason=reason
         ),
-        subject=found.uscc if found else None,
+        found.uscc if found else None,
     )

@@ -23,6 +23,7 @@ from singlewindow.contracts.registration import (
     SubmittedApplication,
 )
 from singlewindow.contracts.review import ReviewDecided, ReviewRequested
+from singlewindow.registration import repository
 from singlewindow.registration.dependencies import Registration
 from singlewindow.registration.domain import (
     CARDLESS,
@@ -39,6 +40,7 @@ from singlewindow.registration.repository import Applications
 from singlewindow.runtime.db import IntegrityError
 from singlewindow.runtime.passwords import policy_problem
 from singlewindow.runtime.routes import Routes
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 routes = Routes[Registration](
@@ -53,21 +55,19 @@ async def submit_cardless(
     """Submit a cardless application for review; the reply alone has its claim secret."""
     _check_password(deps, application)
     uscc, account = application.enterprise.uscc, application.admin.account
-    async with deps.service.db.reading() as connection:
-        holders = await Applications(connection, deps.service.clock).holders_of(uscc, account)
+    holders = await deps.service.db.read(repository.holders_of, uscc, account)
     check_unclaimed(holders, uscc, account, holder=None)
     password_hash = await _cleared(deps, application)
     claim_secret = new_claim_secret()
     try:
-        async with deps.service.db.transaction() as connection:
-            view = await Applications(connection, deps.service.clock).add(
-                new_application_id(),
-                CARDLESS,
-                application,
-                password_hash,
-                claim_digest(claim_secret),
-            )
-            await _announce(deps, connection, contract.SUBMITTED, view, application)
+        view = await deps.service.db.run(
+            _store_submission,
+            deps,
+            new_application_id(),
+            application,
+            password_hash,
+            claim_digest(claim_secret),
+        )
     except IntegrityError as exc:
         raise await _lost_race(deps, application, holder=None) from exc
     return SubmittedApplication(**view.model_dump(), claim_secret=claim_secret)
@@ -108,8 +108,7 @@ async def resubmit_cardless(request: ResubmitCardless, deps: Registration) -> Ap
 @routes.serve(contract.SHOW_APPLICATION)
 async def show_application(request: ShowApplication, deps: Registration) -> ApplicationView:
     """Show an application's state and, if rejected or returned, the reason (its applicant only)."""
-    async with deps.service.db.reading() as connection:
-        found = await Applications(connection, deps.service.clock).claimed(request.application_id)
+    found = await deps.service.db.read(repository.claimed, request.application_id)
     return _claimed(request.application_id, found, request.claim_secret)
 
 
@@ -249,13 +248,29 @@ async def _lost_race(
     return account_taken(account)
 
 
-async def _announce(
+def _store_submission(
+    connection: Connection,
     deps: Registration,
-    connection: AsyncConnection,
-    spec: EventSpec[ApplicationSubmitted],
+    application_id: str,
+    application: CardlessApplication,
+    password_hash: str,
+    claim: str,
+) -> ApplicationView:
+    """A cardless submission's one write transaction: the application and its two events."""
+    view = repository.add(
+        connection, deps.service.clock, application_id, CARDLESS, application, password_hash, claim
+    )
+    submitted, requested = _announcements(view, application)
+    deps.service.emit_sync(connection, contract.SUBMITTED, submitted, subject=view.uscc)
+    deps.service.emit_sync(connection, review.REQUESTED, requested, subject=view.uscc)
+    return view
+
+
+def _announcements(
     view: ApplicationView,
     application: CardlessApplication,
-) -> None:
+) -> tuple[ApplicationSubmitted, ReviewRequested]:
+    """The events announcing a (re)submission: to anyone, and to review."""
     admin = application.admin
     data = ApplicationSubmitted(
         application_id=view.application_id,
@@ -264,17 +279,24 @@ async def _announce(
         enterprise=MaskedEnterprise.of(application.enterprise),
         admin=MaskedAdmin(account=admin.account, **MaskedPerson.of(admin).model_dump()),
     )
-    await deps.service.emit(connection, spec, data, subject=view.uscc)
-    await deps.service.emit(
-        connection,
-        review.REQUESTED,
-        ReviewRequested(
-            kind=view.kind,
-            reference=view.application_id,
-            attempt=view.attempt,
-            uscc=view.uscc,
-            title=view.enterprise_name,
-            details=data.model_dump(mode="json"),
-        ),
-        subject=view.uscc,
+    requested = ReviewRequested(
+        kind=view.kind,
+        reference=view.application_id,
+        attempt=view.attempt,
+        uscc=view.uscc,
+        title=view.enterprise_name,
+        details=data.model_dump(mode="json"),
     )
+    return data, requested
+
+
+async def _announce(
+    deps: Registration,
+    connection: AsyncConnection,
+    spec: EventSpec[ApplicationSubmitted],
+    view: ApplicationView,
+    application: CardlessApplication,
+) -> None:
+    data, requested = _announcements(view, application)
+    await deps.service.emit(connection, spec, data, subject=view.uscc)
+    await deps.service.emit(connection, review.REQUESTED, requested, subject=view.uscc)

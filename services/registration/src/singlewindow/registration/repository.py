@@ -15,6 +15,7 @@ from singlewindow.runtime.clock import Clock
 from singlewindow.runtime.db import as_utc
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Index,
     Integer,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     insert,
     literal,
     or_,
@@ -90,23 +92,10 @@ class Applications:
         claim_digest: str,
     ) -> ApplicationView:
         """Store a new pending application and the digest of its claim secret."""
-        values: dict[str, Any] = {
-            "application_id": application_id,
-            "kind": kind,
-            "uscc": application.enterprise.uscc,
-            "enterprise_name": application.enterprise.name,
-            "admin_account": application.admin.account,
-            "admin_account_key": application.admin.account.casefold(),
-            "state": ApplicationState.PENDING.value,
-            "reason": None,
-            "attempt": 1,
-            "details": _details_json(application),
-            "password_hash": password_hash,
-            "claim_digest": claim_digest,
-            "submitted_at": self.clock.now(),
-            "decided_at": None,
-        }
-        await self.connection.execute(insert(applications).values(values))
+        values = _new_values(
+            self.clock, application_id, kind, application, password_hash, claim_digest
+        )
+        await self.connection.execute(_INSERT, values)
         return _view(values)
 
     async def get(self, application_id: str) -> ApplicationView | None:
@@ -209,6 +198,75 @@ class Applications:
         )
         row = result.mappings().first()
         return None if row is None else _view(row)
+
+
+# The hot paths' statements, built once (a statement is cheaper to run than to build), and the
+# synchronous functions that run them in one trip (`Database.run` / `Database.read`).
+_INSERT = insert(applications)
+_CLAIMED = select(*VIEW, applications.c.claim_digest).where(
+    applications.c.application_id == bindparam("application_id")
+)
+_HOLDERS = select(*VIEW).where(
+    or_(
+        and_(applications.c.uscc == bindparam("uscc"), OPEN),
+        and_(applications.c.admin_account_key == bindparam("account_key"), OPEN),
+    )
+)
+
+
+def claimed(
+    connection: Connection, application_id: str
+) -> tuple[ApplicationView, str | None] | None:
+    """`Applications.claimed` in a synchronous transaction."""
+    row = connection.execute(_CLAIMED, {"application_id": application_id}).mappings().first()
+    return None if row is None else (_view(row), row["claim_digest"])
+
+
+def holders_of(connection: Connection, uscc: str, account: str) -> tuple[ApplicationView, ...]:
+    """`Applications.holders_of` (without `including`) in a synchronous transaction."""
+    rows = connection.execute(_HOLDERS, {"uscc": uscc, "account_key": account.casefold()})
+    return tuple(_view(row) for row in rows.mappings())
+
+
+def add(
+    connection: Connection,
+    clock: Clock,
+    application_id: str,
+    kind: str,
+    application: CardlessApplication,
+    password_hash: str,
+    claim_digest: str,
+) -> ApplicationView:
+    """`Applications.add` in a synchronous transaction."""
+    values = _new_values(clock, application_id, kind, application, password_hash, claim_digest)
+    connection.execute(_INSERT, values)
+    return _view(values)
+
+
+def _new_values(
+    clock: Clock,
+    application_id: str,
+    kind: str,
+    application: CardlessApplication,
+    password_hash: str,
+    claim_digest: str,
+) -> dict[str, Any]:
+    return {
+        "application_id": application_id,
+        "kind": kind,
+        "uscc": application.enterprise.uscc,
+        "enterprise_name": application.enterprise.name,
+        "admin_account": application.admin.account,
+        "admin_account_key": application.admin.account.casefold(),
+        "state": ApplicationState.PENDING.value,
+        "reason": None,
+        "attempt": 1,
+        "details": _details_json(application),
+        "password_hash": password_hash,
+        "claim_digest": claim_digest,
+        "submitted_at": clock.now(),
+        "decided_at": None,
+    }
 
 
 def _details_json(application: CardlessApplication) -> str:

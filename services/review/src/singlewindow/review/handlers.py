@@ -41,9 +41,10 @@ from singlewindow.review.domain import (
     lacks_reason,
     new_task_id,
 )
-from singlewindow.review.repository import TaskFilter, Tasks
+from singlewindow.review.repository import TaskFilter, Tasks, add_task
 from singlewindow.runtime.db import as_utc
 from singlewindow.runtime.routes import Routes
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 routes = Routes[Review](
@@ -51,13 +52,15 @@ routes = Routes[Review](
 )
 
 
-@routes.consume(contract.REVIEW_REQUESTS)
-async def open_task(
-    requested: ReviewRequested, event: CloudEvent, connection: AsyncConnection, deps: Review
+@routes.consume_sync(contract.REVIEW_REQUESTS)
+def open_task(
+    requested: ReviewRequested, event: CloudEvent, connection: Connection, deps: Review
 ) -> None:
-    """Open a review task, due within the SLA's working days of the request."""
+    """Open a review task, due within the SLA's working days of the request (the inbox's record
+    and the task: one transaction, one trip to the database)."""
     created_at = as_utc(event.time)
-    await Tasks(connection, deps.service.clock).add(
+    add_task(
+        connection,
         task_id=new_task_id(),
         kind=requested.kind,
         reference=requested.reference,

@@ -12,6 +12,7 @@ from singlewindow.runtime.clock import Clock
 from singlewindow.runtime.db import as_utc
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Integer,
     MetaData,
@@ -75,16 +76,16 @@ class Tasks:
         due_by: datetime,
     ) -> None:
         """Open a task."""
-        await self.connection.execute(
-            insert(tasks).values(
+        await self.connection.run_sync(
+            lambda sync: add_task(
+                sync,
                 task_id=task_id,
                 kind=kind,
-                application_id=reference,
+                reference=reference,
                 attempt=attempt,
                 uscc=uscc,
-                enterprise_name=title,
-                state=TaskState.OPEN.value,
-                submission=json.dumps(details, ensure_ascii=False),
+                title=title,
+                details=details,
                 created_at=created_at,
                 due_by=due_by,
             )
@@ -207,4 +208,38 @@ def _view(row: RowMapping, now: datetime) -> TaskView:
         decided_at=None if row["decided_at"] is None else as_utc(row["decided_at"]),
         submission=json.loads(row["submission"]),
         assignee=row["assignee"],
+    )
+
+
+_INSERT_TASK = insert(tasks)
+
+
+def add_task(
+    connection: Connection,
+    *,
+    task_id: str,
+    kind: str,
+    reference: str,
+    attempt: int,
+    uscc: str,
+    title: str,
+    details: dict[str, Any],
+    created_at: datetime,
+    due_by: datetime,
+) -> None:
+    """Open a task, in a synchronous transaction (the review-request consumer's)."""
+    connection.execute(
+        _INSERT_TASK,
+        {
+            "task_id": task_id,
+            "kind": kind,
+            "application_id": reference,
+            "attempt": attempt,
+            "uscc": uscc,
+            "enterprise_name": title,
+            "state": TaskState.OPEN.value,
+            "submission": json.dumps(details, ensure_ascii=False),
+            "created_at": created_at,
+            "due_by": due_by,
+        },
     )

@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from sqlalchemy import Connection, event, text
+from singlewindow.runtime.onetrip import OneThread
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 __all__ = ["HELD", "Database", "Held", "IntegrityError", "as_utc", "settle_held"]
 
@@ -97,7 +101,7 @@ async def settle_held() -> None:
 class Database:
     """An async engine with transactions that commit on success and roll back on error."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, threads: bool = True) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo}
@@ -111,6 +115,66 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+        # One trip per transaction (`run`, `read`): a synchronous engine on threads of its own,
+        # for a SQLite file (an in-memory database is per connection: it keeps the async engine).
+        self.thread_engine: Engine | None = None
+        self._writer: OneThread | None = None
+        self._reader: OneThread | None = None
+        if threads and self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            self.thread_engine = create_engine(
+                self.url.set(drivername="sqlite+pysqlite"),
+                echo=echo,
+                poolclass=NullPool,
+                connect_args={"check_same_thread": False},
+            )
+            event.listen(self.thread_engine, "connect", _sqlite_pragmas)
+            event.listen(self.thread_engine, "begin", _sqlite_begin_immediate)
+            self._writer = OneThread(self.thread_engine, "db-write")
+            self._reader = OneThread(self.thread_engine, "db-read", options={READ_ONLY: True})
+
+    @property
+    def sync_engines(self) -> tuple[Engine, ...]:
+        """Every engine whose statements reach this database (for listeners: tests, counts)."""
+        engines = (self.engine.sync_engine,)
+        return engines if self.thread_engine is None else (*engines, self.thread_engine)
+
+    async def run(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`fn(connection, *args, **kwargs)` as one write transaction, committed if it returns.
+
+        `fn` is synchronous: every statement of the transaction, and nothing that waits for
+        anything but the database. On a SQLite file the whole transaction is one trip to the
+        database's writer thread (`onetrip.py`); on PostgreSQL (and in-memory SQLite) it runs in
+        `AsyncConnection.run_sync`. Inside a held unit of work (an idempotent command's) it joins
+        that unit's transaction, as `transaction()` does.
+        """
+        held = HELD.get()
+        if held is not None and held.joins(self):
+            async with held.transaction() as connection:
+                return await connection.run_sync(fn, *args, **kwargs)
+        if self._writer is not None:
+            return await self._writer.call(fn, args, kwargs)
+        async with self.engine.begin() as connection:
+            return await connection.run_sync(fn, *args, **kwargs)
+
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`fn(connection, *args, **kwargs)` as one transaction that only reads (no write lock),
+        in one trip to the database's reader thread on a SQLite file; inside a held unit of
+        work with a write transaction, in that transaction (it must see it), as `reading()`."""
+        held = HELD.get()
+        joined = held.reading() if held is not None and held.joins(self) else None
+        if joined is not None:
+            async with joined as connection:
+                return await connection.run_sync(fn, *args, **kwargs)
+        if self._reader is not None:
+            return await self._reader.call(fn, args, kwargs)
+        async with self.engine.connect() as connection:
+            connection = await connection.execution_options(**{READ_ONLY: True})
+            async with connection.begin():
+                return await connection.run_sync(fn, *args, **kwargs)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -203,8 +267,14 @@ class Database:
         return True
 
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, and the threads' own."""
+        for thread in (self._writer, self._reader):
+            if thread is not None:
+                await thread.close()
+        self._writer = self._reader = None
         await self.engine.dispose()
+        if self.thread_engine is not None:
+            self.thread_engine.dispose()
 
 
 MIGRATE_URL = "SW_MIGRATE_DATABASE_URL"

@@ -201,6 +201,19 @@ class Outbox:
             },
         )
 
+    def stage_sync(self, connection: Connection, subject: str, event: CloudEvent) -> None:
+        """`stage` in a synchronous transaction (`Database.run`)."""
+        _staged.set(True)
+        connection.execute(
+            self._insert,
+            {
+                "event_id": event.id,
+                "nats_subject": subject,
+                "payload": event.model_dump_json(exclude_none=True).encode(),
+                "created_at": self.clock.now(),
+            },
+        )
+
     def wake(self) -> None:
         """Tell the relay that the current task has committed events, if it staged any."""
         if _staged.get():
@@ -234,12 +247,10 @@ class Outbox:
     async def relay_once(self, db: Database, js: JetStreamContext, *, batch: int = 100) -> int:
         """Publish up to `batch` pending events, parking those refused for too long; return how
         many went out."""
-        async with db.reading() as connection:
-            rows = (await connection.execute(self._pending, {"batch": batch})).all()
+        rows = await db.read(self._fetch, batch)  # one trip each: the batch, then its deletion
         published, refused = await self._publish(js, rows)
         if published:
-            async with db.transaction() as connection:
-                await connection.execute(self._delete, {"seqs": published})
+            await db.run(self._forget, published)
             OUTBOX_PUBLISHED.inc(len(published))
         for seq in published:
             self._refusals.pop(seq, None)
@@ -256,6 +267,12 @@ class Outbox:
             waiting = {row.seq for row in rows}
             self._refusals = {s: r for s, r in self._refusals.items() if s in waiting}
         return len(published)
+
+    def _fetch(self, connection: Connection, batch: int) -> Sequence[Any]:
+        return connection.execute(self._pending, {"batch": batch}).all()
+
+    def _forget(self, connection: Connection, seqs: list[int]) -> None:
+        connection.execute(self._delete, {"seqs": seqs})
 
     async def _publish(
         self, js: JetStreamContext, rows: Sequence[Any]
@@ -438,6 +455,16 @@ class DeliveredMessage(Protocol):
 
 
 Effect = Callable[[AsyncConnection, CloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class InTransaction:
+    """An effect written as a synchronous function: the inbox's record and the effect then run
+    as one transaction in one trip to the database (`Database.run`)."""
+
+    apply: Callable[[Connection, CloudEvent], None]
+
+
 Prepare = Callable[[CloudEvent], Awaitable[None]]
 """Work an effect needs done before its transaction opens, such as asking another service."""
 
@@ -464,7 +491,7 @@ class Inbox:
         self,
         consumer: str,
         message: DeliveredMessage,
-        effect: Effect,
+        effect: Effect | InTransaction,
         dead_letter: Callable[[str, DeliveredMessage, str], Awaitable[None]],
         prepare: Prepare | None = None,
     ) -> None:
@@ -522,7 +549,9 @@ class Inbox:
         )
         await message.ack()
 
-    async def apply_once(self, consumer: str, event: CloudEvent, effect: Effect) -> bool:
+    async def apply_once(
+        self, consumer: str, event: CloudEvent, effect: Effect | InTransaction
+    ) -> bool:
         """Apply `effect` to `event` unless `consumer` had; whether it did now (a dead letter
         replayed by an operator comes this way)."""
         return await self._apply_once(consumer, event, effect)
@@ -557,16 +586,34 @@ class Inbox:
     def _delay(self, attempt: int) -> float:
         return self.redelivery_delays[min(attempt, len(self.redelivery_delays)) - 1]
 
-    async def _apply_once(self, consumer: str, event: CloudEvent, effect: Effect) -> bool:
+    def _record_and_apply(
+        self, connection: Connection, consumer: str, event: CloudEvent, effect: InTransaction
+    ) -> None:
+        connection.execute(
+            self._insert,
+            {"consumer": consumer, "event_id": event.id, "processed_at": self.clock.now()},
+        )
+        effect.apply(connection, event)
+
+    async def _apply_once(
+        self, consumer: str, event: CloudEvent, effect: Effect | InTransaction
+    ) -> bool:
         try:
-            async with self.db.transaction() as connection:
-                # Recorded first, so an event already applied fails here on the primary key,
-                # before its effect runs again, without a look-up for every event.
-                await connection.execute(
-                    self._insert,
-                    {"consumer": consumer, "event_id": event.id, "processed_at": self.clock.now()},
-                )
-                await effect(connection, event)
+            # Recorded first, so an event already applied fails here on the primary key,
+            # before its effect runs again, without a look-up for every event.
+            if isinstance(effect, InTransaction):
+                await self.db.run(self._record_and_apply, consumer, event, effect)
+            else:
+                async with self.db.transaction() as connection:
+                    await connection.execute(
+                        self._insert,
+                        {
+                            "consumer": consumer,
+                            "event_id": event.id,
+                            "processed_at": self.clock.now(),
+                        },
+                    )
+                    await effect(connection, event)
         except IntegrityError:
             # The event was applied before (a redelivery, or another replica that committed
             # first), or the effect broke a constraint of its own: the inbox tells which.

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from singlewindow.contracts.endpoints import Endpoint, Subscription
 from singlewindow.contracts.events import CloudEvent, EventSpec
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 DepsT = TypeVar("DepsT")
@@ -38,6 +39,8 @@ AppliedT = TypeVar("AppliedT")
 RequestHandler = Callable[[RequestT, DepsT], Awaitable[ReplyT]]
 EventHandler = Callable[[AppliedT, CloudEvent, AsyncConnection, DepsT], Awaitable[None]]
 """Applies an event (its typed data, or what `prepare` made of it) in the inbox's transaction."""
+SyncEventHandler = Callable[[AppliedT, CloudEvent, Connection, DepsT], None]
+"""The same as a synchronous function: the inbox's record and it are one trip to the database."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class Consumed(Generic[DepsT]):
     handler: EventHandler[Any, DepsT]
     prepare: Callable[[Any, DepsT], Awaitable[Any]] | None = None
     """Runs before the transaction; its result, not the event's data, goes to the handler."""
+    sync_handler: SyncEventHandler[Any, DepsT] | None = None
+    """The handler as written, when it is synchronous (`consume_sync`); `handler` then runs it
+    in an async transaction (`AsyncConnection.run_sync`)."""
 
 
 class Routes(Generic[DepsT]):
@@ -103,6 +109,27 @@ class Routes(Generic[DepsT]):
     ) -> Callable[[EventHandler[DataT, DepsT]], EventHandler[DataT, DepsT]]:
         """Apply each event of `subscription` once with the decorated handler."""
         return self._consume(subscription, None)
+
+    def consume_sync(
+        self, subscription: Subscription[DataT]
+    ) -> Callable[[SyncEventHandler[DataT, DepsT]], SyncEventHandler[DataT, DepsT]]:
+        """Like `consume`, with a synchronous handler: its statements and the inbox's record
+        run as one transaction in one trip to the database (`Database.run`)."""
+        if subscription.service != self.service:
+            raise ValueError(f"{self.service} cannot consume as {subscription.durable}")
+
+        def register(handler: SyncEventHandler[DataT, DepsT]) -> SyncEventHandler[DataT, DepsT]:
+            async def in_async_transaction(
+                data: DataT, event: CloudEvent, connection: AsyncConnection, deps: DepsT
+            ) -> None:
+                await connection.run_sync(lambda sync: handler(data, event, sync, deps))
+
+            self.consumed.append(
+                Consumed(subscription, in_async_transaction, None, sync_handler=handler)
+            )
+            return handler
+
+        return register
 
     def consume_prepared(
         self,

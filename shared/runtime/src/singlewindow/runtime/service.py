@@ -40,6 +40,7 @@ from singlewindow.runtime.messaging import (
     PARKED_CONSUMER,
     REDELIVERY_DELAYS,
     Inbox,
+    InTransaction,
     Outbox,
     consumer_config,
     dead_letter_publisher,
@@ -51,7 +52,7 @@ from singlewindow.runtime.messaging import (
 from singlewindow.runtime.observability import configure_logging, current_correlation_id
 from singlewindow.runtime.routes import Consumed, RequestHandler, Routes
 from singlewindow.runtime.rpc import respond
-from sqlalchemy import MetaData
+from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 Prepare = Callable[[CloudEvent], Awaitable[None]]
@@ -79,6 +80,9 @@ class ServiceSettings(BaseSettings):
     """The CA that signed the NATS servers' certificates (Kubernetes: cert-manager's ca.crt):
     connect over TLS and trust it."""
     database_url: str = "sqlite+aiosqlite:///var/service.db"
+    database_threads: bool = True
+    """On a SQLite file, run the hot paths' transactions (`Database.run`/`read`) each in one
+    trip to threads of the database's own; false puts them on aiosqlite too (for comparison)."""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
@@ -116,7 +120,7 @@ class Service:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         """The service's one source of the time: its handlers, events and outbox read it."""
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, threads=settings.database_threads)
         credentials = settings.nats_credentials()
         tls = (
             ssl.create_default_context(cafile=settings.nats_tls_ca_file)
@@ -172,17 +176,33 @@ class Service:
         subject: str | None,
     ) -> CloudEvent:
         """Stage an event in the outbox, to be published once `connection` commits."""
+        event = self._event(spec, data, subject)
+        await self.outbox.stage(connection, spec.subject, event)
+        return event
+
+    def emit_sync(
+        self,
+        connection: Connection,
+        spec: EventSpec[DataT],
+        data: DataT,
+        *,
+        subject: str | None,
+    ) -> CloudEvent:
+        """`emit` in a synchronous transaction (`Database.run`)."""
+        event = self._event(spec, data, subject)
+        self.outbox.stage_sync(connection, spec.subject, event)
+        return event
+
+    def _event(self, spec: EventSpec[DataT], data: DataT, subject: str | None) -> CloudEvent:
         if spec.service != self.name and spec not in self._publishes:
             raise ValueError(f"{self.name} does not declare that it publishes {spec.type}")
-        event = spec.make(
+        return spec.make(
             data,
             subject=subject,
             source=self.source,
             correlation_id=current_correlation_id(),
             now=self.clock.now(),
         )
-        await self.outbox.stage(connection, spec.subject, event)
-        return event
 
     async def ask(
         self, endpoint: Endpoint[Any, ReplyT], request: BaseModel, *, wait: float
@@ -250,8 +270,9 @@ class Service:
     def _consume(self, consumed: Consumed[DepsT], deps: DepsT) -> None:
         subscription, handler, prepare = consumed.subscription, consumed.handler, consumed.prepare
         spec = subscription.event
+        sync_handler = consumed.sync_handler
 
-        def steps() -> tuple[Prepare | None, Effect]:
+        def steps() -> tuple[Prepare | None, Effect | InTransaction]:
             """A delivery's steps: `prepare` outside the transaction (if the handler has one),
             then the handler inside it with what was prepared."""
             prepared: list[Any] = []
@@ -264,7 +285,13 @@ class Service:
                 data = prepared[-1] if prepare is not None else spec.parse(event)
                 await handler(data, event, connection, deps)
 
-            return (before if prepare is not None else None), effect
+            def apply(connection: Connection, event: CloudEvent) -> None:
+                assert sync_handler is not None
+                data = prepared[-1] if prepare is not None else spec.parse(event)
+                sync_handler(data, event, connection, deps)
+
+            first = before if prepare is not None else None
+            return first, (effect if sync_handler is None else InTransaction(apply))
 
         async def on_event(msg: NatsMessage) -> None:
             before, effect = steps()
@@ -309,7 +336,7 @@ class Service:
         durable: str,
         body: bytes,
         prepare: Prepare | None,
-        effect: Effect,
+        effect: Effect | InTransaction,
     ) -> bytes:
         """Apply one of this consumer's dead letters again, at most once (its inbox); the
         operator names it by sequence, the event is read from the dead-letter stream."""
