@@ -360,10 +360,14 @@ async def show_account(request: ShowAccount, deps: AccountsRuntime) -> AccountVi
     """Show the caller's own account."""
     async with deps.service.db.transaction() as connection:
         account = (await authorize(deps, connection, request.token, Action.SHOW_ACCOUNT)).account
-        scope: tuple[BusinessScope, ...] = ()
-        if account.uscc:
-            scope, _version = await Scopes(connection).current(account.uscc)
-        customs_code = await customs_code_of(connection, account.uscc)
+        return await account_view(connection, account)
+
+
+async def account_view(connection: AsyncConnection, account: Account) -> AccountView:
+    """An account as its holder sees it, with its enterprise's business scope and customs code."""
+    scope: tuple[BusinessScope, ...] = ()
+    if account.uscc:
+        scope, _version = await Scopes(connection).current(account.uscc)
     return AccountView(
         account=account.account,
         role=account.role,
@@ -376,7 +380,7 @@ async def show_account(request: ShowAccount, deps: AccountsRuntime) -> AccountVi
         business_scope=scope,
         created_at=account.created_at,
         landline=account.landline,
-        customs_code=customs_code,  # customs filing (issue 11)
+        customs_code=await customs_code_of(connection, account.uscc),
     )
 
 

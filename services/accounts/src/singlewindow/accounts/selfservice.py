@@ -15,22 +15,19 @@ import structlog
 from singlewindow.accounts.authorization import Action, authorize
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import Account
-from singlewindow.accounts.login import Logins, session_view
+from singlewindow.accounts.login import Logins, account_view, session_view
 from singlewindow.accounts.reauth import audit_check, confirm_password
 from singlewindow.accounts.routes import routes
-from singlewindow.accounts.scope import Scopes
 from singlewindow.accounts.tables import account_by_id, accounts, sessions
 from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import (
     AccountChanged,
     AccountView,
-    BusinessScope,
     ChangePassword,
     SessionView,
     UpdateAccount,
 )
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
-from singlewindow.contracts.identifiers import mask_id_number, mask_mobile
 from singlewindow.runtime.passwords import policy_problem
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -117,23 +114,6 @@ async def audit_change(
     )
 
 
-def account_view(account: Account, scope: tuple[BusinessScope, ...]) -> AccountView:
-    """An account as its holder sees it."""
-    return AccountView(
-        account=account.account,
-        role=account.role,
-        name=account.name,
-        id_number_masked=mask_id_number(account.id_number),
-        mobile_masked=mask_mobile(account.mobile),
-        email=account.email,
-        uscc=account.uscc,
-        enterprise_name=account.enterprise_name,
-        business_scope=scope,
-        created_at=account.created_at,
-        landline=account.landline,
-    )
-
-
 def changed_values(request: Any, editable: tuple[str, ...], current: Account) -> dict[str, Any]:
     """The editable fields `request` gives, with values that differ from `current`'s."""
     given = {name: getattr(request, name) for name in editable if name in request.model_fields_set}
@@ -164,10 +144,7 @@ async def update_account(request: UpdateAccount, deps: AccountsRuntime) -> Accou
             )
         updated = await account_by_id(connection, account.account_id)
         assert updated is not None
-        scope: tuple[BusinessScope, ...] = ()
-        if updated.uscc:
-            scope, _version = await Scopes(connection).current(updated.uscc)
-    return account_view(updated, scope)
+        return await account_view(connection, updated)
 
 
 @routes.serve(contract.CHANGE_PASSWORD)
