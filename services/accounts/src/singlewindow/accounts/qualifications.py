@@ -21,8 +21,6 @@ from importlib import resources
 from typing import Any
 
 import structlog
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from singlewindow.accounts.authorization import Action, authorize
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.routes import routes
@@ -73,6 +71,10 @@ class Keyring:
 
     def seal(self, plaintext: str, context: str) -> tuple[str, str]:
         """The sealed value (base64 of nonce, ciphertext and tag) and its key's id."""
+        # Imported here, as in `open`: `cryptography` adds some 8 MiB to a process that loads it,
+        # and an idle accounts service seals and opens nothing.
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         key_id, key = self.keys[0]
         nonce = os.urandom(12)
         sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), context.encode())
@@ -80,6 +82,9 @@ class Keyring:
 
     def open(self, sealed: str, key_id: str, context: str) -> str:
         """The value `seal` sealed; KeyProblem if its key is gone or it was tampered with."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         key = dict(self.keys).get(key_id)
         if key is None:
             raise KeyProblem(f"the key {key_id!r} a value was sealed with is not configured")
