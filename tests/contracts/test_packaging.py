@@ -31,3 +31,17 @@ def test_the_contracts_and_swctl_declare_no_server_dependency() -> None:
         declared = " ".join(project["dependencies"])
         for package in ("faststream", "sqlalchemy", "singlewindow-runtime", "structlog"):
             assert package not in declared, (member, package)
+
+
+def test_an_idle_accounts_service_loads_neither_alembic_nor_cryptography() -> None:
+    # Each costs an idle service some 8-10 MiB: migrations run in a child, and secrets are
+    # sealed and opened only when a qualification is saved or shown.
+    probe = (
+        "import sys\n"
+        "import singlewindow.accounts.app\n"
+        "print(sorted(m for m in ('alembic', 'cryptography') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
