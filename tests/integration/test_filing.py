@@ -15,12 +15,14 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.contracts import accounts, registration, review
 from singlewindow.swctl.platform import Platform
 
-from tests.support.identifiers import application, make_uscc
+from tests.support.identifiers import application, make_account, make_uscc
 from tests.support.platform import Bus, eventually
 from tests.support.staff import ADMIN_PASSWORD
 from tests.support.swctl import Swctl
 
 PASSWORD = "Chongqing-Trade-2026"
+DEFAULT = "88888888"
+OPERATOR_PASSWORD = "Operator-Own-Passphrase-7"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "filing.json"
 
 
@@ -230,3 +232,50 @@ async def test_a_platform_administrator_imports_records_line_by_line(
     again = swctl("filing", "import", "--file", str(records))
     assert again.code == 0, again.stderr
     assert "0 imported, 1 unchanged, 2 refused" in again.stdout
+
+
+async def test_a_data_entry_operator_saves_a_draft_but_only_a_declaration_operator_submits(
+    platform: Platform, nats_bus: Bus, registration_bus: Bus, reviewer: str, tmp_path: Path
+) -> None:
+    admin = Swctl(platform.config.nats_url, tmp_path / "admin", platform.config.data_dir)
+    await _cardless_admin(nats_bus, registration_bus, reviewer, admin)
+    operator = json.loads((EXAMPLE.parent / "operator.json").read_text(encoding="utf-8"))
+
+    def operator_logged_in(level: str) -> tuple[str, Swctl]:
+        """An operator of `level` added by the administrator, logged in with 88888888 and its
+        password changed."""
+        account = make_account(level[:5])
+        path = tmp_path / f"{account}.json"
+        content = {"operator": operator["operator"] | {"account": account, "level": level}}
+        path.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
+        added = admin("operators", "add", "--file", str(path), "--json")
+        assert added.code == 0, added.stderr
+        assert added.json()["operator_level"] == level
+        swctl = Swctl(platform.config.nats_url, tmp_path / account, platform.config.data_dir)
+        first = swctl("login", "--account", account, "--password-stdin", stdin=DEFAULT + "\n")
+        assert first.code == 0, first.stderr
+        changed = swctl(
+            "password", "change", "--password-stdin", stdin=f"{DEFAULT}\n{OPERATOR_PASSWORD}\n"
+        )
+        assert changed.code == 0, changed.stderr
+        return account, swctl
+
+    _, entry = operator_logged_in("entry")
+    saved = entry("filing", "drafts", "save", "--file", str(EXAMPLE), "--json")
+    assert saved.code == 0, saved.stderr
+    shown = admin("filing", "drafts", "show", "--json")
+    assert shown.code == 0, shown.stderr
+    assert shown.json()["form"]["postal_code"] == "401120"
+    refused = entry("filing", "submit", "--file", str(EXAMPLE), "--json")
+    assert refused.code == 1, refused.stdout
+    error = refused.json()["error"]
+    assert error["code"] == "forbidden"
+    assert "data-entry operator may save it as a draft" in error["message"]
+    assert entry("filing", "status").code == 1  # nothing was submitted
+
+    declarant, declaration = operator_logged_in("declaration")
+    submitted = declaration("filing", "submit", "--file", str(EXAMPLE), "--json")
+    assert submitted.code == 0, submitted.stderr
+    assert submitted.json()["state"] == "pending"
+    status = admin("filing", "status", "--json")
+    assert status.json()["applicant"] == declarant
