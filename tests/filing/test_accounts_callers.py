@@ -9,17 +9,34 @@ from pathlib import Path
 import pytest
 from singlewindow.accounts.callers import resolve_session
 from singlewindow.accounts.dependencies import AccountsRuntime
+from singlewindow.accounts.enterprises import register_admin_by_card
 from singlewindow.accounts.handlers import routes
 from singlewindow.accounts.login import login_password, show_account
+from singlewindow.accounts.scope import set_scope
 from singlewindow.contracts import filing
-from singlewindow.contracts.accounts import LoginWithPassword, ResolveSession, Role, ShowAccount
+from singlewindow.contracts.accounts import (
+    BusinessScope,
+    LoginWithPassword,
+    RegisterCardAdmin,
+    ResolveSession,
+    Role,
+    SetScope,
+    ShowAccount,
+)
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.filing import RecordChanged, RecordStatus
 from singlewindow.runtime.clock import ManualClock
 
-from tests.support.accounts import PASSWORD, accounts_runtime, card_admin, cardless_admin
-from tests.support.cards import CardAuthority
+from tests.support.accounts import (
+    PASSWORD,
+    accounts_runtime,
+    answer,
+    card_admin,
+    cardless_admin,
+)
+from tests.support.cards import CardAuthority, holder
 from tests.support.handlers import deliver
+from tests.support.identifiers import make_account, make_uscc
 
 
 @pytest.fixture
@@ -41,6 +58,23 @@ async def test_a_card_administrators_session_resolves_to_its_card_enterprise(
     caller = await resolve_session(ResolveSession(token=session.token), deps)
     assert (caller.account, caller.role, caller.uscc) == (session.account, Role.ADMIN, session.uscc)
     assert caller.registered_via == "card"
+    assert caller.card_customs_code is None  # this card carries none
+
+
+@pytest.mark.parametrize(
+    ("on_card", "kept"), [(" 5000960042 ", "5000960042"), ("50009600421234", None), ("", None)]
+)
+async def test_the_customs_code_a_registering_card_carries_is_kept_for_filing(
+    deps: AccountsRuntime, authority: CardAuthority, on_card: str, kept: str | None
+) -> None:
+    card = authority.issue(uscc=make_uscc()).with_data(customs_code=on_card)
+    request = RegisterCardAdmin.model_validate(
+        await answer(deps, card) | {"admin": holder(make_account())}
+    )
+    session = await register_admin_by_card(request, deps)
+    await set_scope(SetScope(token=session.token, codes=(BusinessScope.CUSTOMS_BROKER,)), deps)
+    caller = await resolve_session(ResolveSession(token=session.token), deps)
+    assert caller.card_customs_code == kept
 
 
 async def test_a_session_owing_its_required_actions_or_ended_is_refused(

@@ -75,6 +75,7 @@ class Filer:
         role: Role = Role.ADMIN,
         level: OperatorLevel | None = None,
         via: str = "cardless",
+        card_code: str | None = None,
     ) -> str:
         self.callers[token] = EnterpriseCaller(
             account=f"acct_{token}",
@@ -83,6 +84,7 @@ class Filer:
             enterprise_name=f"企业{token}",
             operator_level=level,
             registered_via=via,
+            card_customs_code=card_code,
         )
         return token
 
@@ -347,13 +349,14 @@ async def test_a_card_enterprise_queries_its_imported_record_and_changes_it(
     filer: Filer,
 ) -> None:
     await import_records(ImportRecords(token="chief", records=(imported(),)), filer.deps)
-    token = filer.caller("card", via="card")
+    token = filer.caller("card", via="card", card_code="5000960042")
     shown = await record(filer, token)
     assert (shown.customs_code, shown.source, shown.status) == (
         "5000960042",
         "import",
         RecordStatus.FILED,
     )
+    assert (shown.card_customs_code, shown.card_code_problem) == ("5000960042", None)
     assert "filed already" in (await refused(filer, token)).message
     change = await submit(filer, token, application_type="change", postal_code="400010")
     await decide(filer, change, Decision.APPROVE)
@@ -362,3 +365,33 @@ async def test_a_card_enterprise_queries_its_imported_record_and_changes_it(
     first = await submit(filer, filer.caller("new", uscc=OTHER_USCC))
     await decide(filer, first, Decision.APPROVE)
     assert (await record(filer, "new")).customs_code == "5000960043"
+
+
+async def test_a_card_whose_customs_code_differs_from_the_imported_record_is_flagged_and_refused(
+    filer: Filer,
+) -> None:
+    await import_records(ImportRecords(token="chief", records=(imported(),)), filer.deps)
+    token = filer.caller("card", via="card", card_code="5000960099")
+    shown = await record(filer, token)
+    assert (shown.customs_code, shown.card_customs_code) == ("5000960042", "5000960099")
+    assert shown.card_code_problem == (
+        f"the E-Port card of enterprise {USCC} carries customs code 5000960099, but its filing"
+        " record has customs code 5000960042"
+    )
+    change = await refused(filer, token, application_type="change", postal_code="400010")
+    assert change.code is ErrorCode.CONFLICT
+    assert "no change is taken until customs corrects one of them" in change.message
+    assert [f.path for f in change.fields] == ["customs_code"]
+    cancellation = {
+        "application_type": "cancel",
+        "cancel_reason": "业务终止",
+        "declaration": {"accepted": True, "signed_by": "张三"},
+    }
+    with pytest.raises(DomainError) as cancel:
+        await submit_filing(SubmitFiling(token=token, form=cancellation), filer.deps)
+    assert "carries customs code 5000960099" in cancel.value.message
+    with pytest.raises(DomainError):  # nothing was stored
+        await filing_status(ShowFilingStatus(token=token), filer.deps)
+    # A card without a customs code has nothing to disagree with.
+    plain = filer.caller("plain", via="card")
+    assert (await record(filer, plain)).card_code_problem is None

@@ -6,22 +6,51 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from singlewindow.contracts import accounts, registration, review
 from singlewindow.swctl.platform import Platform
 
-from tests.support.identifiers import application, make_uscc
-from tests.support.platform import Bus, eventually
+from tests.support.cards import CardAuthority, challenge, holder
+from tests.support.identifiers import application, make_account, make_uscc
+from tests.support.platform import Bus, eventually, running_platform
 from tests.support.staff import ADMIN_PASSWORD
 from tests.support.swctl import Swctl
 
 PASSWORD = "Chongqing-Trade-2026"
+DEFAULT = "88888888"
+OPERATOR_PASSWORD = "Operator-Own-Passphrase-7"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "filing.json"
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> CardAuthority:
+    """A card CA of the tests' own: its cards sign challenges in-process, as card-gateway has a
+    card do it (no PC/SC stack here), and accounts checks them for real."""
+    return CardAuthority(tmp_path_factory.mktemp("card-ca"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def platform(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    authority: CardAuthority,
+) -> Iterator[Platform]:
+    """The module's platform (conftest's), with accounts trusting `authority`'s cards."""
+    data_dir: Path = tmp_path_factory.mktemp(f"platform-{request.param}")
+    with running_platform(
+        request.param,
+        data_dir,
+        SW_ACCOUNTS_CARD_TRUST_ANCHOR=str(authority.anchor_path),
+        SW_ACCOUNTS_CARD_CRL=str(authority.crl_path),
+    ) as running:
+        yield running
 
 
 async def _task(bus: Bus, token: str, reference: str) -> str:
@@ -230,3 +259,113 @@ async def test_a_platform_administrator_imports_records_line_by_line(
     again = swctl("filing", "import", "--file", str(records))
     assert again.code == 0, again.stderr
     assert "0 imported, 1 unchanged, 2 refused" in again.stdout
+
+
+async def test_a_data_entry_operator_saves_a_draft_but_only_a_declaration_operator_submits(
+    platform: Platform, nats_bus: Bus, registration_bus: Bus, reviewer: str, tmp_path: Path
+) -> None:
+    admin = Swctl(platform.config.nats_url, tmp_path / "admin", platform.config.data_dir)
+    await _cardless_admin(nats_bus, registration_bus, reviewer, admin)
+    operator = json.loads((EXAMPLE.parent / "operator.json").read_text(encoding="utf-8"))
+
+    def operator_logged_in(level: str) -> tuple[str, Swctl]:
+        """An operator of `level` added by the administrator, logged in with 88888888 and its
+        password changed."""
+        account = make_account(level[:5])
+        path = tmp_path / f"{account}.json"
+        content = {"operator": operator["operator"] | {"account": account, "level": level}}
+        path.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
+        added = admin("operators", "add", "--file", str(path), "--json")
+        assert added.code == 0, added.stderr
+        assert added.json()["operator_level"] == level
+        swctl = Swctl(platform.config.nats_url, tmp_path / account, platform.config.data_dir)
+        first = swctl("login", "--account", account, "--password-stdin", stdin=DEFAULT + "\n")
+        assert first.code == 0, first.stderr
+        changed = swctl(
+            "password", "change", "--password-stdin", stdin=f"{DEFAULT}\n{OPERATOR_PASSWORD}\n"
+        )
+        assert changed.code == 0, changed.stderr
+        return account, swctl
+
+    _, entry = operator_logged_in("entry")
+    saved = entry("filing", "drafts", "save", "--file", str(EXAMPLE), "--json")
+    assert saved.code == 0, saved.stderr
+    shown = admin("filing", "drafts", "show", "--json")
+    assert shown.code == 0, shown.stderr
+    assert shown.json()["form"]["postal_code"] == "401120"
+    refused = entry("filing", "submit", "--file", str(EXAMPLE), "--json")
+    assert refused.code == 1, refused.stdout
+    error = refused.json()["error"]
+    assert error["code"] == "forbidden"
+    assert "data-entry operator may save it as a draft" in error["message"]
+    assert entry("filing", "status").code == 1  # nothing was submitted
+
+    declarant, declaration = operator_logged_in("declaration")
+    submitted = declaration("filing", "submit", "--file", str(EXAMPLE), "--json")
+    assert submitted.code == 0, submitted.stderr
+    assert submitted.json()["state"] == "pending"
+    status = admin("filing", "status", "--json")
+    assert status.json()["applicant"] == declarant
+
+
+async def test_a_card_enterprise_queries_its_imported_record_and_may_change_but_not_file_it(
+    platform: Platform, nats_bus: Bus, reviewer: str, authority: CardAuthority, tmp_path: Path
+) -> None:
+    form = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    del form["application_type"], form["declaration"]
+    usccs = {"ours": make_uscc(), "odd": make_uscc()}
+    swctls = {}
+    for name, uscc in usccs.items():  # two legal-person cards, each carrying a customs code
+        code = "5000969101" if name == "ours" else "5000969199"
+        card = authority.issue(uscc=uscc).with_data(customs_code=code)
+        account = make_account("card")
+        proof = card.answer(await challenge(nats_bus))
+        await nats_bus.call(accounts.REGISTER_CARD_ADMIN, proof | {"admin": holder(account)})
+        swctl = Swctl(platform.config.nats_url, tmp_path / name, platform.config.data_dir)
+        login = swctl("login", "--account", account, "--password-stdin", stdin=PASSWORD + "\n")
+        assert login.code == 0, login.stderr
+        assert swctl("scope", "set", "import_export_consignee").code == 0
+        swctls[name] = swctl
+
+    chief = Swctl(platform.config.nats_url, tmp_path / "chief", platform.config.data_dir)
+    staff = chief("staff", "login", "--account", "admin", "--password-stdin", stdin=ADMIN_PASSWORD)
+    assert staff.code == 0, staff.stderr
+    records = tmp_path / "card-records.jsonl"
+    lines = [
+        {
+            "uscc": uscc,
+            "enterprise_name": "重庆某某贸易有限公司",
+            "customs_code": code,
+            "form": form,
+        }
+        for uscc, code in ((usccs["ours"], "5000969101"), (usccs["odd"], "5000969102"))
+    ]
+    records.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines))
+    imported = chief("filing", "import", "--file", str(records))
+    assert imported.code == 0, imported.stderr
+    assert "2 imported" in imported.stdout
+
+    ours = swctls["ours"]
+    query = ours("filing", "query")
+    assert query.code == 0, query.stderr
+    assert "customs code: 5000969101" in query.stdout
+    assert "from import" in query.stdout
+    assert "warning" not in query.stdout
+    first = ours("filing", "submit", "--file", str(EXAMPLE), "--json")
+    assert first.code == 1, first.stdout
+    assert first.json()["error"]["code"] == "conflict"
+    change = tmp_path / "card-change.json"
+    content = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    content |= {"application_type": "change", "postal_code": "400010"}
+    change.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
+    changed = ours("filing", "submit", "--file", str(change), "--json")
+    assert changed.code == 0, changed.stderr
+    assert (changed.json()["application_type"], changed.json()["state"]) == ("change", "pending")
+
+    odd = swctls["odd"]  # its card says 5000969199, the registry 5000969102
+    flagged = odd("filing", "query", "--json").json()
+    assert (flagged["customs_code"], flagged["card_customs_code"]) == ("5000969102", "5000969199")
+    assert "carries customs code 5000969199" in flagged["card_code_problem"]
+    refused = odd("filing", "submit", "--file", str(change), "--json")
+    assert refused.code == 1
+    assert [f["path"] for f in refused.json()["error"]["fields"]] == ["customs_code"]

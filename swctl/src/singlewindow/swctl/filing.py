@@ -213,6 +213,10 @@ def print_record(record: Any, args: argparse.Namespace) -> None:
         print(f"filed: {record.filed_at}")
         if record.valid_until:
             print(f"valid until: {record.valid_until}")
+    if record.card_customs_code:
+        print(f"customs code on the E-Port card: {record.card_customs_code}")
+    if record.card_code_problem:
+        print(f"warning: {record.card_code_problem}")
     for application in record.applications:
         print(
             f"  {application.submitted_at}  {application.filing_id}  "

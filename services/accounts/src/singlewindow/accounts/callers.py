@@ -23,11 +23,13 @@ async def resolve_session(request: ResolveSession, deps: AccountsRuntime) -> Ent
         account = caller.account
         assert account.uscc is not None
         assert account.enterprise_name is not None
-        via = (
+        via, card_code = (
             await connection.execute(
-                select(enterprises.c.registered_via).where(enterprises.c.uscc == account.uscc)
+                select(enterprises.c.registered_via, enterprises.c.card_customs_code).where(
+                    enterprises.c.uscc == account.uscc
+                )
             )
-        ).scalar_one()
+        ).one()
     return EnterpriseCaller(
         account=account.account,
         role=account.role,
@@ -35,6 +37,7 @@ async def resolve_session(request: ResolveSession, deps: AccountsRuntime) -> Ent
         enterprise_name=account.enterprise_name,
         operator_level=account.operator_level,
         registered_via=via,
+        card_customs_code=card_code,
     )
 
 

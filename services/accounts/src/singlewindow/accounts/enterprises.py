@@ -7,6 +7,7 @@ does the same at once, without review, its administrator bound to the card.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import partial
 
@@ -51,6 +52,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 log = structlog.get_logger("singlewindow.accounts.enterprises")
 
 ADMIN_EXISTS = "enterprise already has an administrator; log in instead"
+
+
+_CUSTOMS_CODE = re.compile(r"[0-9A-Z]{10}")
+
+
+def card_customs_code(card: CardData) -> str | None:
+    """The customs code the card's data carries, if it is one (10 digits or capital letters);
+    a card without one, or with something else there, leaves it unknown (issue 11)."""
+    code = (card.customs_code or "").strip().upper()
+    if not code:
+        return None
+    if not _CUSTOMS_CODE.fullmatch(code):
+        log.warning("card_customs_code_ignored", reason="not 10 digits or letters")
+        return None
+    return code
 
 
 class Enterprises:
@@ -117,6 +133,7 @@ class Enterprises:
                 legal_rep_id_number=None,
                 registered_via="card",
                 created_at=now,
+                card_customs_code=card_customs_code(card),  # customs filing (issue 11)
             )
         )
 

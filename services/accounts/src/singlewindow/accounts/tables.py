@@ -52,6 +52,7 @@ enterprises = Table(
     Column("registered_via", String(20), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("customs_code", String(10)),  # customs filing (issue 11)
+    Column("card_customs_code", String(10)),  # issue 11: what its legal-person card says
 )
 
 accounts = Table(

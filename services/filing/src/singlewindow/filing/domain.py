@@ -73,6 +73,33 @@ def check_application(
             f"enterprise {caller.uscc} has no filed record to {application_type.value}; file first",
             field,
         )
+    else:
+        problem = card_code_problem(caller, record)
+        if problem is not None:
+            raise DomainError(
+                ErrorCode.CONFLICT,
+                f"{problem}; no {application_type.value} is taken until customs corrects one of"
+                " them",
+                (
+                    FieldError(
+                        path="customs_code", message="differs between the card and the record"
+                    ),
+                ),
+            )
+
+
+def card_code_problem(caller: EnterpriseCaller, record: Mapping[str, Any] | None) -> str | None:
+    """Why the customs code on the enterprise's E-Port card and its filed record disagree, in
+    plain words; None when they agree, or when either has no code."""
+    card_code = caller.card_customs_code
+    if card_code is None or record is None or record["customs_code"] is None:
+        return None
+    if card_code == record["customs_code"]:
+        return None
+    return (
+        f"the E-Port card of enterprise {caller.uscc} carries customs code {card_code}, but its"
+        f" filing record has customs code {record['customs_code']}"
+    )
 
 
 def refuse_unfiled_parent(code: str) -> DomainError:

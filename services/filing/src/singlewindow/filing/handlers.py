@@ -41,6 +41,7 @@ from singlewindow.filing.dependencies import Filing
 from singlewindow.filing.domain import (
     KIND,
     OUTCOMES,
+    card_code_problem,
     check_application,
     check_may_submit,
     code_prefix,
@@ -187,6 +188,7 @@ async def show_record(request: ShowFilingRecord, deps: Filing) -> RecordView:
             source=None,
             form=None,
             applications=history,
+            card_customs_code=caller.card_customs_code,
         )
     return RecordView(
         uscc=record["uscc"],
@@ -200,6 +202,8 @@ async def show_record(request: ShowFilingRecord, deps: Filing) -> RecordView:
         form={"uscc": record["uscc"], "enterprise_name": record["enterprise_name"]}
         | record["form"],
         applications=history,
+        card_customs_code=caller.card_customs_code,
+        card_code_problem=card_code_problem(caller, record),
     )
 
 

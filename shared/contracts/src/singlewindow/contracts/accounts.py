@@ -1316,6 +1316,9 @@ class EnterpriseCaller(BaseModel):
     operator_level: OperatorLevel | None
     registered_via: str
     """How the enterprise was registered: `card` or `cardless`."""
+    card_customs_code: str | None = None
+    """The customs code the legal-person card that registered the enterprise carries, if any:
+    its imported filing record must have the same one."""
 
 
 RESOLVE_SESSION = Endpoint(

@@ -158,6 +158,12 @@ class RecordView(BaseModel):
     """`filing` (approved here) or `import` (an existing record from the national registry)."""
     form: dict[str, Any] | None
     applications: tuple[FilingView, ...]
+    card_customs_code: str | None = None
+    """The customs code the enterprise's E-Port card carries (an enterprise registered by card
+    whose card has one)."""
+    card_code_problem: str | None = None
+    """Set when the card's customs code and the record's differ, in plain words: a change or a
+    cancellation is refused until customs corrects one of them."""
 
 
 class FilingSubmitted(EventData):
