@@ -379,17 +379,18 @@ async def test_operators_permissions_follow_revocations_and_the_decision_api_ans
     assert (by_account["allowed"], by_account["reason"]) == (False, for_operator)
 
     # Introspection for the administrator and both operators.
-    for who, role, level in (
+    introspected = (
         ("admin", "admin", None),
         (entry, "operator", "entry"),
         (declaration, "operator", "declaration"),
-    ):
+    )
+    for who, role, operator_level in introspected:
         seen = await decide(platform, accounts.SESSION_INTROSPECT, {"token": tokens[who]})
         assert (seen["active"], seen["enterprise"], seen["role"], seen["level"]) == (
             True,
             uscc,
             role,
-            level,
+            operator_level,
         )
         assert seen["token_type"] == "session"
         assert seen["iat"] <= seen["exp"]
