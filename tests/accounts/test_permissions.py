@@ -259,6 +259,18 @@ async def test_introspect_does_not_extend_the_session(
     assert again.exp == first.exp
 
 
+async def test_introspect_gives_when_the_session_was_issued(
+    deps: AccountsRuntime, authority: CardAuthority, clock: ManualClock
+) -> None:
+    issued = int(clock.now().timestamp())
+    _card, admin = await card_admin(deps, authority)
+    clock.advance(90)
+    seen = await introspect_session(IntrospectSession(token=admin.token), deps)
+    assert seen.iat == issued
+    assert seen.exp is not None
+    assert seen.exp > issued + 90
+
+
 async def test_check_wants_token_or_account(deps: AccountsRuntime) -> None:
     with pytest.raises(DomainError) as raised:
         await check(deps, "manifest", "query")

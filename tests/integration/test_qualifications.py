@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from singlewindow.accounts.permissions import MAKER_CHECKER
 from singlewindow.accounts.qualifications import parse_keys, sealing_context
 from singlewindow.contracts import accounts
 from singlewindow.swctl.platform import Platform
@@ -19,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.integration.test_exactly_once import approved_and_registered, events_of
-from tests.support.identifiers import application
+from tests.support.identifiers import application, make_account
 from tests.support.platform import Bus, connect
 from tests.support.swctl import Result, Swctl
 
@@ -202,3 +204,226 @@ async def test_qualifications_and_permissions_as_an_administrator_drives_them(
     }
     gone = await decide(platform, accounts.PERMISSIONS_CHECK, check)
     assert (gone["allowed"], gone["reason"]) == (False, "the session has ended")
+
+
+OPERATOR_PASSWORD = "Operator-Own-Passphrase-7"
+
+
+def operator_file(directory: Path, account: str, level: str) -> str:
+    """The example operator with this account name and level, as a file for `operators add`."""
+    example = json.loads(
+        (Path(__file__).resolve().parents[2] / "examples" / "operator.json").read_text()
+    )
+    example["operator"] |= {"account": account, "level": level}
+    path = directory / f"{account}.json"
+    path.write_text(json.dumps(example, ensure_ascii=False), encoding="utf-8")
+    return str(path)
+
+
+def granted(listing: dict[str, Any], application: str, action: str) -> tuple[bool, str]:
+    [entry] = [
+        p
+        for p in listing["permissions"]
+        if (p["application"], p["action"]) == (application, action)
+    ]
+    return entry["granted"], entry["reason"]
+
+
+async def test_operators_permissions_follow_revocations_and_the_decision_api_answers_for_each(
+    platform: Platform, nats_bus: Bus, reviewer: str, tmp_path: Path
+) -> None:
+    content = application(password=PASSWORD)
+    admin_account = content["admin"]["account"]
+    uscc = await approved_and_registered(nats_bus, content, reviewer)
+    config = platform.config
+
+    def person(name: str) -> Callable[..., Awaitable[Result]]:
+        swctl = Swctl(config.nats_url, tmp_path / name, config.data_dir)
+
+        async def run(*args: str, stdin: str | None = None) -> Result:
+            return await asyncio.to_thread(swctl, *args, stdin=stdin)
+
+        return run
+
+    def token_of(name: str) -> str:
+        token: str = json.loads((tmp_path / name / "session.json").read_text())["token"]
+        return token
+
+    admin = person("admin")
+    ok(
+        await admin(
+            "login", "--account", admin_account, "--password-stdin", "--json", stdin=PASSWORD
+        )
+    )
+    ok(await admin("scope", "set", "customs_broker", "--json"))
+
+    # The administrator adds a data-entry and a declaration operator; each changes 88888888.
+    names = {level: make_account(level[:5]) for level in ("entry", "declaration")}
+    for level, name in names.items():
+        added = ok(
+            await admin(
+                "operators", "add", "--file", operator_file(tmp_path, name, level), "--json"
+            )
+        )
+        assert (added["operator_level"], added["password_must_change"]) == (level, True)
+        op = person(level)
+        first = ok(
+            await op("login", "--account", name, "--password-stdin", "--json", stdin="88888888")
+        )
+        assert first["required_actions"] == ["change_password"]
+        owing = await decide(
+            platform,
+            accounts.PERMISSIONS_CHECK,
+            {"token": token_of(level), "application": "manifest", "action": "query"},
+        )
+        assert (owing["allowed"], owing["reason"]) == (
+            False,
+            "the account must first complete: change password",
+        )
+        changed = await op(
+            "password", "change", "--password-stdin", stdin=f"88888888\n{OPERATOR_PASSWORD}\n"
+        )
+        assert changed.code == 0, changed.stderr
+    entry, declaration = names["entry"], names["declaration"]
+    tokens = {
+        "admin": token_of("admin"),
+        entry: token_of("entry"),
+        declaration: token_of("declaration"),
+    }
+
+    async def check(who: str, app: str, action: str) -> tuple[bool, str]:
+        answer = await decide(
+            platform,
+            accounts.PERMISSIONS_CHECK,
+            {"token": tokens[who], "application": app, "action": action},
+        )
+        assert answer["uscc"] == uscc
+        return answer["allowed"], answer["reason"]
+
+    async def listed(name: str) -> dict[str, Any]:
+        return ok(await admin("permissions", "list", "--operator", name, "--json"))  # type: ignore[no-any-return]
+
+    # Maker/checker: the data-entry operator never holds declare; the declaration one does.
+    broker = "default from business scope customs_broker"
+    maker, checker = await listed(entry), await listed(declaration)
+    assert (maker["operator"], maker["operator_level"]) == (entry, "entry")
+    assert granted(maker, "manifest", "entry") == (True, broker)
+    assert granted(maker, "manifest", "declare") == (False, MAKER_CHECKER)
+    assert granted(checker, "manifest", "declare") == (True, broker)
+    assert await check(entry, "manifest", "declare") == (False, MAKER_CHECKER)
+    assert await check(declaration, "manifest", "declare") == (True, broker)
+    own = ok(await person("entry")("permissions", "list", "--json"))
+    assert own["operator"] == entry
+    assert granted(own, "manifest", "declare")[0] is False
+    refused_restore = await admin(
+        "permissions", "restore", "manifest", "--action", "declare", "--operator", entry, "--json"
+    )
+    assert refused_restore.code == 1
+    assert refused_restore.json()["error"]["fields"][0]["path"] == "action"
+
+    # One operator's revoke and restore.
+    revoked = ok(
+        await admin(
+            "permissions",
+            "revoke",
+            "manifest",
+            "--action",
+            "query",
+            "--operator",
+            declaration,
+            "--json",
+        )
+    )
+    for_operator = "revoked by the administrator for this operator"
+    assert granted(revoked, "manifest", "query") == (False, for_operator)
+    assert await check(declaration, "manifest", "query") == (False, for_operator)
+    assert await check(entry, "manifest", "query") == (True, broker)
+    ok(
+        await admin(
+            "permissions",
+            "restore",
+            "manifest",
+            "--action",
+            "query",
+            "--operator",
+            declaration,
+            "--json",
+        )
+    )
+    restored = "restored by the administrator for this operator"
+    assert granted(await listed(declaration), "manifest", "query") == (True, restored)
+    assert await check(declaration, "manifest", "query") == (True, restored)
+
+    # An enterprise-level revoke removes it from everyone; its restore brings back what each had.
+    ok(await admin("permissions", "revoke", "manifest", "--operator", entry, "--json"))
+    ok(await admin("permissions", "revoke", "manifest", "--json"))
+    for_enterprise = "revoked by the administrator for the enterprise"
+    for who in ("admin", entry, declaration):
+        for action in ("query", "entry", "declare"):
+            assert await check(who, "manifest", action) == (False, for_enterprise)
+    assert granted(await listed(declaration), "manifest", "declare") == (False, for_enterprise)
+    ok(await admin("permissions", "restore", "manifest", "--json"))
+    assert await check("admin", "manifest", "declare") == (
+        True,
+        "restored by the administrator for the enterprise",
+    )
+    assert await check(entry, "manifest", "entry") == (False, for_operator)
+    assert await check(entry, "manifest", "declare") == (False, MAKER_CHECKER)
+    assert await check(declaration, "manifest", "query") == (True, restored)
+    assert (await check(declaration, "manifest", "declare"))[0]
+    by_account = await decide(
+        platform,
+        accounts.PERMISSIONS_CHECK,
+        {"account": entry, "application": "manifest", "action": "entry"},
+    )
+    assert (by_account["allowed"], by_account["reason"]) == (False, for_operator)
+
+    # Introspection for the administrator and both operators.
+    introspected = (
+        ("admin", "admin", None),
+        (entry, "operator", "entry"),
+        (declaration, "operator", "declaration"),
+    )
+    for who, role, operator_level in introspected:
+        seen = await decide(platform, accounts.SESSION_INTROSPECT, {"token": tokens[who]})
+        assert (seen["active"], seen["enterprise"], seen["role"], seen["level"]) == (
+            True,
+            uscc,
+            role,
+            operator_level,
+        )
+        assert seen["token_type"] == "session"
+        assert seen["iat"] <= seen["exp"]
+        assert seen["username"] == (admin_account if who == "admin" else who)
+
+    # An operator may view the qualifications but not save them.
+    shown = ok(await person("declaration")("qualifications", "show", "--json"))
+    assert shown["basics"]["uscc"] == uscc
+    record = tmp_path / "q.json"
+    record.write_text(json.dumps({"inspection": {"registration_number": "5000600002"}}))
+    save = await person("declaration")(
+        "qualifications", "save", "--version", "0", "--file", str(record), "--json"
+    )
+    assert (save.code, save.json()["error"]["code"]) == (1, "forbidden")
+
+    # A disabled operator and a logged-out session: refused, inactive.
+    ok(await admin("operators", "disable", entry, "--json"))
+    assert (await check(entry, "manifest", "query"))[0] is False
+    by_account = await decide(
+        platform,
+        accounts.PERMISSIONS_CHECK,
+        {"account": entry, "application": "manifest", "action": "query"},
+    )
+    assert (by_account["allowed"], by_account["reason"]) == (False, "the account is disabled")
+    assert (await decide(platform, accounts.SESSION_INTROSPECT, {"token": tokens[entry]}))[
+        "active"
+    ] is False
+    ok(await person("declaration")("logout", "--json"))
+    assert await check(declaration, "manifest", "query") == (False, "the session has ended")
+    assert (await decide(platform, accounts.SESSION_INTROSPECT, {"token": tokens[declaration]}))[
+        "active"
+    ] is False
+    assert await check("admin", "manifest", "query") == (
+        True,
+        "restored by the administrator for the enterprise",
+    )

@@ -37,6 +37,7 @@ from singlewindow.accounts.tables import (
     accounts,
     business_scopes,
     permission_overrides,
+    sessions,
 )
 from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import (
@@ -460,6 +461,7 @@ _BY_KEY = (
 )
 _CHECK_BY_TOKEN = _CALLER.add_columns(*_DECISION_COLUMNS)
 _CHECK_BY_KEY = _BY_KEY.add_columns(*_DECISION_COLUMNS)
+_INTROSPECT = _CALLER.add_columns(sessions.c.created_at.label("session_created_at"))
 
 
 @routes.serve(contract.PERMISSIONS_CHECK)
@@ -523,9 +525,9 @@ async def introspect_session(request: IntrospectSession, deps: AccountsRuntime) 
     """Whether a session token is active and whose it is, as RFC 7662 token introspection
     answers (it does not extend the session)."""
     async with deps.service.db.reading() as connection:
-        found = await _by_token(deps, connection, request.token)
-    account, session = found.account, found.session
-    if found.inactive is not None or account is None or session is None:
+        found = await _by_token(deps, connection, request.token, _INTROSPECT)
+    account, session, row = found.account, found.session, found.row
+    if found.inactive is not None or account is None or session is None or row is None:
         return Introspection(active=False)
     expires = deps.sessions.idle_expiry(session.last_seen_at, session.expires_at)
     return Introspection(
@@ -537,6 +539,6 @@ async def introspect_session(request: IntrospectSession, deps: AccountsRuntime) 
         role=account.role,
         level=account.operator_level,
         method=session.method,
-        iat=None,
+        iat=int(as_utc(row["session_created_at"]).timestamp()),
         exp=int(expires.timestamp()),
     )

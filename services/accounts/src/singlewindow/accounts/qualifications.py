@@ -164,6 +164,12 @@ def authorities() -> dict[str, Authority]:
 @routes.serve(contract.AUTHORITIES_LIST)
 async def list_authorities(request: ListAuthorities, deps: AccountsRuntime) -> AuthorityList:
     """List the accepting authorities (受理机关) an inspection qualification may name."""
+    return _authority_list()
+
+
+@cache
+def _authority_list() -> AuthorityList:
+    # The list is data fixed for the process's life: one reply model, not one per request.
     return AuthorityList(authorities=tuple(authorities().values()))
 
 
