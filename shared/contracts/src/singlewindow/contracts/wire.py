@@ -8,7 +8,7 @@ from typing import Any, TypeVar, cast, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from singlewindow.contracts.endpoints import Endpoint
-from singlewindow.contracts.errors import DomainError, ErrorBody, ErrorCode, invalid
+from singlewindow.contracts.errors import DomainError, ErrorBody, ErrorCode, FieldError, invalid
 
 MAX_REQUEST_BYTES = 64 * 1024
 """No command of the platform needs more; anything larger is refused unread."""
@@ -54,7 +54,7 @@ def parse_request(body: bytes, model: type[RequestT]) -> RequestT:
             f"request is {len(body)} bytes; the limit is {MAX_REQUEST_BYTES} bytes",
         )
     try:
-        return model.model_validate_json(body)
+        request = model.model_validate_json(body)
     except ValidationError as exc:
         [first, *_] = exc.errors(include_url=False)
         if first["type"] == "json_invalid":
@@ -63,6 +63,29 @@ def parse_request(body: bytes, model: type[RequestT]) -> RequestT:
         if first["type"] == "model_type" and not first["loc"]:
             raise DomainError(ErrorCode.MALFORMED, "request must be a JSON object") from exc
         raise invalid(exc) from exc
+    if b"u0000" in body:  # JSON writes NUL only as the escape \u0000
+        _refuse_nul(json.loads(body), "")
+    return request
+
+
+def _refuse_nul(value: Any, path: str) -> None:
+    """Refuse a NUL character anywhere in a request: no field takes one, and PostgreSQL's text
+    cannot store one (it would surface as an internal error, not as the caller's mistake)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            where = path or "request"
+            raise DomainError(
+                ErrorCode.INVALID,
+                f"invalid fields: {where} holds a NUL character (U+0000), which no field takes",
+                (FieldError(path=where, message="holds a NUL character (U+0000)"),),
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path)
+            _refuse_nul(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{path}.{index}" if path else str(index))
 
 
 @overload
