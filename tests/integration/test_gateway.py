@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,8 +172,14 @@ def test_every_operation_answers_as_its_openapi_document_says(platform: Platform
 
 
 def _check(strategy: Any) -> None:
+    # Derandomized, so a CI run tries the same cases as the last one; SW_TEST_EXPLORE=1 draws new
+    # ones (that is how a NUL in a login's account name was found to be a 500 on PostgreSQL).
     @settings(
-        max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=20,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=os.environ.get("SW_TEST_EXPLORE") != "1",
     )
     @given(case=strategy)
     def check(case: Any) -> None:
