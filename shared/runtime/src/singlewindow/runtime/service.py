@@ -51,7 +51,7 @@ from singlewindow.runtime.messaging import (
 )
 from singlewindow.runtime.observability import configure_logging, current_correlation_id
 from singlewindow.runtime.routes import Consumed, RequestHandler, Routes
-from singlewindow.runtime.rpc import respond
+from singlewindow.runtime.rpc import Answers
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -140,7 +140,7 @@ class Service:
             # The service's own inbox: NATS lets only its user read the replies sent there.
             inbox_prefix=inbox_prefix(name),
             max_reconnect_attempts=-1,
-            graceful_timeout=10,
+            graceful_timeout=GRACEFUL_SECONDS,
             # Requests and events are logged by the platform, as JSON with correlation ids.
             logger=None,
             # Handlers get the message and their service's dependencies themselves (include):
@@ -159,6 +159,7 @@ class Service:
         self._asks: set[Endpoint[Any, Any]] = set()
         self._publishes: set[EventSpec[Any]] = set()
         self._routes: list[Routes[Any]] = []
+        self._answers = Answers(self.idempotency, self.outbox.wake, limit=REQUEST_CONCURRENCY)
         self._asyncapi: bytes | None = None
 
     @property
@@ -247,25 +248,7 @@ class Service:
             reply: BaseModel | None = await handler(request, deps)
             return reply
 
-        async def on_request(msg: NatsMessage) -> bytes:
-            try:
-                return await respond(
-                    endpoint,
-                    msg.body,
-                    msg.correlation_id,
-                    handle,
-                    headers=msg.headers,
-                    idempotency=self.idempotency,
-                )
-            finally:
-                self.outbox.wake()
-
-        self.broker.subscriber(
-            endpoint.subject,
-            queue=endpoint.queue,
-            max_workers=REQUEST_CONCURRENCY,
-            decoder=_undecoded,
-        )(on_request)
+        self._answers.add(endpoint, handle)
 
     def _consume(self, consumed: Consumed[DepsT], deps: DepsT) -> None:
         subscription, handler, prepare = consumed.subscription, consumed.handler, consumed.prepare
@@ -424,8 +407,10 @@ class Service:
             await ensure_consumers(
                 service.js, (c.subscription for routes in service._routes for c in routes.consumed)
             )
+            await service._answers.subscribe(service.broker.connection)
             yield
             service.ready = False
+            await service._answers.drain(GRACEFUL_SECONDS)
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
@@ -530,6 +515,9 @@ def run(app: AsgiFastStream, settings: ServiceSettings) -> None:
         lifespan="on",
     )
 
+
+GRACEFUL_SECONDS = 10.0
+"""How long a stopping service gives the requests and events under way to finish."""
 
 REQUEST_CONCURRENCY = 16
 """Requests one replica handles at once: a login waiting on argon2 must not hold up the rest.
