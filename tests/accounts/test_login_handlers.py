@@ -321,12 +321,36 @@ async def test_a_wrong_password_is_one_select_then_the_reserved_attempt_and_its_
     ]
 
 
-async def test_a_session_request_is_authorized_in_one_select(deps: AccountsRuntime) -> None:
+async def test_a_session_request_is_authorized_in_one_select(
+    deps: AccountsRuntime, clock: ManualClock
+) -> None:
     account = await cardless_admin(deps)
     session = await login(deps, account)
+    clock.advance(timedelta(seconds=5))
     with statements(deps) as seen:
         await show_session(ShowSession(token=session.token), deps)
-    assert seen == ["BEGIN IMMEDIATE", "SELECT", "UPDATE sessions"]
+    # One read finds the caller; the new last-seen time is one write after it.
+    assert seen == ["BEGIN DEFERRED", "SELECT", "BEGIN IMMEDIATE", "UPDATE sessions"]
+
+
+async def test_requests_within_a_second_store_the_last_seen_time_once(
+    deps: AccountsRuntime, clock: ManualClock
+) -> None:
+    account = await cardless_admin(deps)
+    session = await login(deps, account)
+    clock.advance(timedelta(seconds=5))
+    with statements(deps) as seen:
+        for _ in range(3):
+            await show_session(ShowSession(token=session.token), deps)
+            clock.advance(timedelta(milliseconds=300))
+    assert seen.count("UPDATE sessions") == 1
+    assert seen.count("SELECT") == 3
+    # The stored time is the first of them, and the idle clock runs from there: a little under
+    # `idle` after the last request, but `idle` after the first, the session has ended.
+    clock.advance(deps.sessions.idle - timedelta(milliseconds=600))
+    with pytest.raises(DomainError) as ended:
+        await show_session(ShowSession(token=session.token), deps)
+    assert ended.value.code is ErrorCode.UNAUTHENTICATED
 
 
 async def test_a_login_after_failures_also_forgets_them(

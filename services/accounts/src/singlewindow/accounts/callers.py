@@ -3,7 +3,7 @@ customs code an approved filing assigned, kept on the enterprise."""
 
 from __future__ import annotations
 
-from singlewindow.accounts.authorization import Action, authorize
+from singlewindow.accounts.authorization import Action, authorized
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.routes import routes
 from singlewindow.accounts.tables import enterprises
@@ -11,25 +11,18 @@ from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import EnterpriseCaller, ResolveSession
 from singlewindow.contracts.events import CloudEvent
 from singlewindow.contracts.filing import RecordChanged
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @routes.serve(contract.RESOLVE_SESSION)
 async def resolve_session(request: ResolveSession, deps: AccountsRuntime) -> EnterpriseCaller:
     """Say which enterprise account a live session belongs to, for another service's checks."""
-    async with deps.service.db.transaction() as connection:
-        caller = await authorize(deps, connection, request.token, Action.RESOLVE_FOR_SERVICE)
-        account = caller.account
-        assert account.uscc is not None
-        assert account.enterprise_name is not None
-        via, card_code = (
-            await connection.execute(
-                select(enterprises.c.registered_via, enterprises.c.card_customs_code).where(
-                    enterprises.c.uscc == account.uscc
-                )
-            )
-        ).one()
+    caller = await authorized(deps, request.token, Action.RESOLVE_FOR_SERVICE)
+    account = caller.account
+    assert account.uscc is not None
+    assert account.enterprise_name is not None
+    via, card_code = await deps.service.db.read(_registration, account.uscc)
     return EnterpriseCaller(
         account=account.account,
         role=account.role,
@@ -39,6 +32,17 @@ async def resolve_session(request: ResolveSession, deps: AccountsRuntime) -> Ent
         registered_via=via,
         card_customs_code=card_code,
     )
+
+
+def _registration(connection: Connection, uscc: str) -> tuple[str, str | None]:
+    """How the enterprise registered, and the customs code its card carries (if any)."""
+    via, card_code = connection.execute(_REGISTRATION, {"uscc": uscc}).one()
+    return via, card_code
+
+
+_REGISTRATION = select(enterprises.c.registered_via, enterprises.c.card_customs_code).where(
+    enterprises.c.uscc == bindparam("uscc")
+)
 
 
 async def customs_code_of(connection: AsyncConnection, uscc: str | None) -> str | None:

@@ -110,10 +110,18 @@ class SessionPolicy:
 
     idle: timedelta
     absolute: timedelta
+    touch_every: timedelta = timedelta(seconds=1)
+    """How old the stored last-seen time may be before a request writes it again: requests of
+    one session within a second (a page's burst of calls, a client polling) share one write, at
+    the cost of an idle session ending up to a second early."""
 
     def idle_expiry(self, last_seen: datetime, expires_at: datetime) -> datetime:
         """When a session last seen at `last_seen` lapses for idleness."""
         return min(last_seen + self.idle, expires_at)
+
+    def touch_due(self, last_seen: datetime, now: datetime) -> bool:
+        """Whether a request at `now` must store itself as the session's last-seen time."""
+        return now - last_seen >= self.touch_every
 
 
 def new_session_token() -> str:

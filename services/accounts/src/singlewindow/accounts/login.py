@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from singlewindow.accounts.authorization import Action, authorize
+from singlewindow.accounts.authorization import Action, authorize, authorized
 from singlewindow.accounts.callers import customs_code_of  # customs filing (issue 11)
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import (
@@ -341,8 +341,7 @@ async def logout(request: Logout, deps: AccountsRuntime) -> None:
 @routes.serve(contract.SHOW_SESSION)
 async def show_session(request: ShowSession, deps: AccountsRuntime) -> SessionView:
     """Show the current session and its required actions."""
-    async with deps.service.db.transaction() as connection:
-        caller = await authorize(deps, connection, request.token, Action.SHOW_SESSION)
+    caller = await authorized(deps, request.token, Action.SHOW_SESSION)
     session = caller.session
     return session_view(
         deps,

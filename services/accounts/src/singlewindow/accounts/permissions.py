@@ -56,7 +56,16 @@ from singlewindow.contracts.accounts import (
 from singlewindow.contracts.card_gateway import OperatorLevel
 from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 from singlewindow.runtime.db import as_utc
-from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, delete, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    ScalarSelect,
+    Select,
+    bindparam,
+    delete,
+    insert,
+    select,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -394,15 +403,21 @@ class Found:
     row: RowMapping | None = None
 
 
+def _first(
+    connection: Connection, statement: Select[Any], params: dict[str, str]
+) -> RowMapping | None:
+    """The statement's first row: a decision's one read, in one trip (`Database.read`)."""
+    return connection.execute(statement, params).mappings().first()
+
+
 async def _by_token(
     deps: AccountsRuntime,
-    connection: AsyncConnection,
     token: str,
     statement: Select[Any] = _CALLER,
     params: dict[str, str] | None = None,
 ) -> Found:
     params = {"digest": token_digest(token)} | (params or {})
-    row = (await connection.execute(statement, params)).mappings().first()
+    row = await deps.service.db.read(_first, statement, params)
     if row is None:
         return Found(None, None, "no such session")
     account = account_from_row(row)
@@ -479,19 +494,18 @@ async def check_permission(request: CheckPermission, deps: AccountsRuntime) -> P
     if application is None or request.action not in application.actions:
         return PermissionDecision(allowed=False, reason="no such application or action")
     asked = {"application": application.id, "action": request.action.value}
-    async with deps.service.db.reading() as connection:
-        if request.token is not None:
-            found = await _by_token(deps, connection, request.token, _CHECK_BY_TOKEN, asked)
-        else:
-            params = asked | {"key": account_key(request.account or "")}
-            row = (await connection.execute(_CHECK_BY_KEY, params)).mappings().first()
-            account = None if row is None else account_from_row(row)
-            inactive = None
-            if account is None:
-                inactive = "no such account"
-            elif account.status is not AccountStatus.ACTIVE:
-                inactive = f"the account is {account.status.value}"
-            found = Found(account, None, inactive, row)
+    if request.token is not None:
+        found = await _by_token(deps, request.token, _CHECK_BY_TOKEN, asked)
+    else:
+        params = asked | {"key": account_key(request.account or "")}
+        row = await deps.service.db.read(_first, _CHECK_BY_KEY, params)
+        account = None if row is None else account_from_row(row)
+        inactive = None
+        if account is None:
+            inactive = "no such account"
+        elif account.status is not AccountStatus.ACTIVE:
+            inactive = f"the account is {account.status.value}"
+        found = Found(account, None, inactive, row)
     account, row = found.account, found.row
     who = {} if account is None else {"account": account.account, "uscc": account.uscc}
     if found.inactive is not None:
@@ -524,8 +538,7 @@ async def check_permission(request: CheckPermission, deps: AccountsRuntime) -> P
 async def introspect_session(request: IntrospectSession, deps: AccountsRuntime) -> Introspection:
     """Whether a session token is active and whose it is, as RFC 7662 token introspection
     answers (it does not extend the session)."""
-    async with deps.service.db.reading() as connection:
-        found = await _by_token(deps, connection, request.token, _INTROSPECT)
+    found = await _by_token(deps, request.token, _INTROSPECT)
     account, session, row = found.account, found.session, found.row
     if found.inactive is not None or account is None or session is None or row is None:
         return Introspection(active=False)

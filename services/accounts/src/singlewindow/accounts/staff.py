@@ -332,7 +332,8 @@ async def authorize_staff(
 
     Refuses an enterprise session (WRONG_SESSION), an ended session or disabled account
     (UNAUTHENTICATED), a one-time password not yet changed (ACTION_REQUIRED) and another role
-    (FORBIDDEN). The session's idle clock restarts with each request it may make.
+    (FORBIDDEN). The session's idle clock restarts with each request it may make (stored at
+    most once a second, `SessionPolicy.touch_due`).
     """
     digest = token_digest(token)
     found = await Staff(connection).session(digest)
@@ -354,7 +355,8 @@ async def authorize_staff(
     refused = staff_refusal(member, action)
     if refused is not None:
         raise refused
-    await Staff(connection).touch(digest, now)
+    if deps.staff_sessions.touch_due(as_utc(row["session_last_seen_at"]), now):
+        await Staff(connection).touch(digest, now)
     return StaffCallerRecord(member=member, digest=digest)
 
 
