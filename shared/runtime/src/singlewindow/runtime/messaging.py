@@ -226,9 +226,13 @@ class Outbox:
         js: JetStreamContext,
         *,
         idle_seconds: float = 1.0,
+        gather_seconds: float = 0.01,
         batch: int = 100,
     ) -> None:
-        """Publish committed events in order, forever; each row is deleted once JetStream has it."""
+        """Publish committed events in order, forever; each row is deleted once JetStream has it.
+
+        Events go out within `gather_seconds` of their commit (and `idle_seconds` at the latest,
+        should a wake-up be missed)."""
         while True:
             # Cleared before looking, so a commit made while the relay publishes is not missed.
             self._wake.clear()
@@ -243,6 +247,10 @@ class Outbox:
             if sent < batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=idle_seconds)
+                    # Woken by a commit: let the commits of the next moments join it, so that
+                    # under load one read, one round of publishing and one delete carry several
+                    # requests' events instead of one each.
+                    await asyncio.sleep(gather_seconds)
 
     async def relay_once(self, db: Database, js: JetStreamContext, *, batch: int = 100) -> int:
         """Publish up to `batch` pending events, parking those refused for too long; return how
