@@ -9,6 +9,7 @@ import gc
 import importlib
 import json
 import ssl
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -51,7 +52,7 @@ from singlewindow.runtime.messaging import (
 )
 from singlewindow.runtime.observability import configure_logging, current_correlation_id
 from singlewindow.runtime.routes import Consumed, RequestHandler, Routes
-from singlewindow.runtime.rpc import Answers
+from singlewindow.runtime.rpc import CORRELATION_HEADER, Answers
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -213,15 +214,19 @@ class Service:
             raise ValueError(f"{self.name} does not declare that it asks {endpoint.subject}")
         await settle_held()  # no write lock held while the other service answers
         try:
-            message = await self.broker.request(
-                request.model_dump_json().encode(), endpoint.subject, timeout=wait
+            # Straight on the broker's nats-py connection, the request's correlation id along.
+            message = await self.broker.connection.request(
+                endpoint.subject,
+                request.model_dump_json().encode(),
+                timeout=wait,
+                headers={CORRELATION_HEADER: current_correlation_id() or str(uuid.uuid4())},
             )
         except (NoRespondersError, NatsTimeoutError, TimeoutError) as exc:
             raise DomainError(
                 ErrorCode.UNAVAILABLE,
                 f"the {endpoint.service} service did not answer {endpoint.subject}",
             ) from exc
-        return decode_result(endpoint, message.body)
+        return decode_result(endpoint, message.data)
 
     def include(self, routes: Routes[DepsT], deps: DepsT) -> None:
         """Answer the routes' endpoints and consume their subscriptions, handing each `deps`."""
