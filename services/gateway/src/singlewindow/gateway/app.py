@@ -386,7 +386,10 @@ def _bearer(request: Request) -> str | None:
 
 
 def _wants_cookie(request: Request) -> bool:
-    return request.headers.get(COOKIE_HEADER) == "1" or request.query_params.get("cookie") == "1"
+    if request.headers.get(COOKIE_HEADER) == "1":
+        return True
+    # Most requests have no query string: skip parsing one.
+    return bool(request.scope.get("query_string")) and request.query_params.get("cookie") == "1"
 
 
 def _set_session_cookie(response: Response, name: str, token: str, settings: Settings) -> None:
