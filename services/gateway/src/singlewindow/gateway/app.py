@@ -5,6 +5,9 @@ Every endpoint a person may call (audience public, session or back office) becom
 which comes from `Authorization: Bearer` (or a browser's session cookie). The request goes to the
 endpoint's NATS subject as the `portal` user; the reply's `result` comes back as 200 (204 when it
 is always null), a refusal as RFC 9457 problem+json.
+
+FastAPI declares the routes (the OpenAPI document) and refuses bad bodies; a request with a good
+body is answered by `Front`, a pure ASGI layer, without FastAPI's per-request pipeline.
 """
 
 import inspect
