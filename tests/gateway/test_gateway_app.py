@@ -16,7 +16,7 @@ from openapi_spec_validator import validate
 from singlewindow.contracts import accounts, card_gateway, registration
 from singlewindow.contracts.endpoints import Audience, endpoints_of
 from singlewindow.contracts.errors import ErrorCode
-from singlewindow.gateway.app import create_app, exposed_endpoints, http_path
+from singlewindow.gateway.app import Operation, create_app, exposed_endpoints, http_path
 from singlewindow.gateway.bus import NoReply, NoResponder
 from singlewindow.gateway.problems import STATUS
 from singlewindow.gateway.settings import Settings
@@ -423,3 +423,104 @@ def test_endpoints_checking_a_password_or_code_are_limited_whatever_their_name()
     assert gateway.rate_limited(accounts.STAFF_PASSWORD)
     assert gateway.rate_limited(accounts.LOGIN_PASSWORD)
     assert not gateway.rate_limited(accounts.SHOW_SESSION)
+
+
+NO_TYPE = "(none)"
+BODIES: list[tuple[str, bytes | None, dict[str, str]]] = [
+    (LOGIN, b'{"account": "alice", "password": "secret-password"}', {}),
+    (LOGIN, b'{"account": "alice", "password": "secret-password", "extra": 1}', {}),
+    (LOGIN, b'{"account": "alice"}', {}),
+    (LOGIN, b'{"account": "alice", "password": 5}', {}),
+    (LOGIN, b"[1, 2]", {}),
+    (LOGIN, b'"text"', {}),
+    (LOGIN, b"null", {}),
+    (LOGIN, b"", {}),
+    (LOGIN, b" ", {}),
+    (LOGIN, b'{"account": ', {}),
+    (LOGIN, b'{"account": "alice", "password": "p"}', {"content-type": "text/plain"}),
+    (LOGIN, b'{"account": "alice", "password": "p"}', {"content-type": ""}),
+    (LOGIN, b'{"account": "alice", "password": "p"}', {"content-type": NO_TYPE}),
+    ("/api/v1/review/tasks/list", b"", {"Authorization": "Bearer t", "content-type": NO_TYPE}),
+    (
+        LOGIN,
+        b'{"account": "a", "password": "p"}',
+        {"content-type": "application/json; charset=utf-8"},
+    ),
+    (LOGIN, b'{"account": "a", "password": "p"}', {"content-type": "application/problem+json"}),
+    (LOGIN, b'{"account": "a", "password": "p"}', {"content-type": "APPLICATION/JSON"}),
+    (LOGIN, b'{"account": "a", "password": "p"}', {"content-type": "application/jsonx"}),
+    ("/api/v1/accounts/session/show", b"{}", {"Authorization": "Bearer t"}),
+    ("/api/v1/accounts/session/show", b"", {"Authorization": "Bearer t"}),
+    ("/api/v1/accounts/session/show", b'{"token": "x"}', {"Authorization": "Bearer t"}),
+    ("/api/v1/accounts/session/show", b"{}", {}),
+    ("/api/v1/review/tasks/list", b"null", {"Authorization": "Bearer t"}),
+    ("/api/v1/review/tasks/list", b"[]", {"Authorization": "Bearer t"}),
+    ("/api/v1/accounts/nothing/here", b"{}", {}),
+]
+"""Bodies well formed and not, under each content type FastAPI treats differently (JSON unless
+the case says otherwise)."""
+
+
+async def _answers(bus: FakeBus, clock: ManualClock) -> list[tuple[int, Any, list[Any]]]:
+    """(status, body without its request id, what was forwarded) for each of `BODIES`."""
+    bus.answer = lambda subject, body: b'{"result":' + json.dumps(SESSION).encode() + b"}"
+    found = []
+    async with gateway_client(bus, clock) as client:
+        for path, content, headers in BODIES:
+            bus.sent.clear()
+            sent = {"content-type": "application/json"} | headers
+            if sent["content-type"] == NO_TYPE:
+                del sent["content-type"]
+            reply = await client.post(path, content=content, headers=sent)
+            body = reply.json() if reply.content else None
+            if isinstance(body, dict):
+                body.pop("request_id", None)
+            found.append((reply.status_code, body, [sent[1] for sent in bus.sent]))
+    return found
+
+
+async def test_the_fast_path_answers_every_body_as_fastapi_alone_does(
+    bus: FakeBus, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Front` answers a valid body itself and leaves the rest to FastAPI; with `accept`
+    declining everything, FastAPI answers all of it: the outcomes must be the same."""
+    accepted: list[bool] = []
+    accept = Operation.accept
+
+    def spied(self: Operation, raw: bytes, content_type: str | None) -> dict[str, Any] | None:
+        data = accept(self, raw, content_type)
+        accepted.append(data is not None)
+        return data
+
+    monkeypatch.setattr(Operation, "accept", spied)
+    fast = await _answers(bus, clock)
+    monkeypatch.setattr(Operation, "accept", lambda self, raw, content_type: None)
+    slow = await _answers(bus, clock)
+    for case, fast_answer, slow_answer in zip(BODIES, fast, slow, strict=True):
+        assert fast_answer == slow_answer, case
+    assert {200, 400, 401, 404, 422} <= {status for status, _, _ in fast}
+    # Each body that FastAPI accepts (then answered 200 or 401) took the fast path; each it
+    # refuses (400, 422) was declined; the unknown path never reached an operation.
+    valid = sum(1 for status, _, _ in fast if status in (200, 401))
+    assert valid >= 8
+    assert accepted == [status in (200, 401) for status, _, _ in fast if status != 404]
+
+
+async def test_a_gateway_failure_is_a_500_problem(bus: FakeBus, clock: ManualClock) -> None:
+    def broken(subject: str, body: dict[str, Any]) -> bytes:
+        raise RuntimeError("bug")
+
+    bus.answer = broken
+    app = create_app(Settings(), forwarder=bus, clock=clock)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        reply = await client.post(LOGIN, json={"account": "alice", "password": "p"})
+    assert reply.status_code == 500
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["code"] == "internal"
+
+
+async def test_every_response_carries_the_request_id(client: httpx.AsyncClient) -> None:
+    for path in ("/healthz", "/readyz", "/openapi.json"):
+        reply = await client.get(path, headers={"X-Request-Id": "req-health-1"})
+        assert reply.headers["X-Request-Id"] == "req-health-1"

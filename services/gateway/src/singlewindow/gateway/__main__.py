@@ -10,4 +10,5 @@ uvicorn.run(
     log_config=None,
     access_log=False,
     lifespan="on",
+    http="httptools",  # C parser: h11, uvicorn's pure-Python fallback, took a third of the CPU
 )

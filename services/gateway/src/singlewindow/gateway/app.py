@@ -5,6 +5,9 @@ Every endpoint a person may call (audience public, session or back office) becom
 which comes from `Authorization: Bearer` (or a browser's session cookie). The request goes to the
 endpoint's NATS subject as the `portal` user; the reply's `result` comes back as 200 (204 when it
 is always null), a refusal as RFC 9457 problem+json.
+
+FastAPI declares the routes (the OpenAPI document) and refuses bad bodies; a request with a good
+body is answered by `Front`, a pure ASGI layer, without FastAPI's per-request pipeline.
 """
 
 import inspect
@@ -25,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, ValidationError, create_model
 from singlewindow.contracts import service_contracts
 from singlewindow.contracts.endpoints import (
     IDEMPOTENCY_HEADER,
@@ -48,6 +51,9 @@ from singlewindow.gateway.ratelimit import RateLimiter, client_address, networks
 from singlewindow.gateway.settings import Settings
 from singlewindow.runtime.clock import Clock, SystemClock
 from singlewindow.runtime.observability import configure_logging
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("singlewindow.gateway")
 
@@ -201,28 +207,66 @@ def _result_bytes(reply: bytes) -> bytes | None:
     return json.dumps(data.get("result"), ensure_ascii=False).encode()
 
 
-def _route(
-    gateway: Gateway, endpoint: Endpoint[Any, Any], staff_replies: set[type[BaseModel]]
-) -> Callable[..., Awaitable[Response]]:
-    """The handler of one endpoint: authenticate, limit, forward, translate the reply."""
-    needs_token = takes_token(endpoint)
-    limited = gateway.rate_limited(endpoint)
-    cookie = STAFF_SESSION_COOKIE if endpoint.audience is Audience.BACK_OFFICE else SESSION_COOKIE
-    login_cookie = (
-        (STAFF_SESSION_COOKIE if endpoint.reply in staff_replies else SESSION_COOKIE)
-        if returns_token(endpoint)
-        else None
-    )
-    name = operation_id(endpoint)
+class Operation:
+    """One endpoint on HTTP: authenticate, limit, forward, translate the reply.
 
-    async def handle(request: Request, body: Any = None) -> Response:
+    `answer` is the whole of it once the body is known good. FastAPI's handler (`handler`) calls
+    it after FastAPI has validated the body; `Front` calls it straight away when `accept` finds
+    the body good, which skips FastAPI's per-request pipeline but changes no outcome, since every
+    body `accept` declines goes to FastAPI as it came.
+    """
+
+    def __init__(
+        self, gateway: Gateway, endpoint: Endpoint[Any, Any], staff_replies: set[type[BaseModel]]
+    ) -> None:
+        self.gateway = gateway
+        self.endpoint = endpoint
+        self.name = operation_id(endpoint)
+        self.needs_token = takes_token(endpoint)
+        self.limited = gateway.rate_limited(endpoint)
+        self.cookie = (
+            STAFF_SESSION_COOKIE if endpoint.audience is Audience.BACK_OFFICE else SESSION_COOKIE
+        )
+        self.login_cookie = (
+            (STAFF_SESSION_COOKIE if endpoint.reply in staff_replies else SESSION_COOKIE)
+            if returns_token(endpoint)
+            else None
+        )
+        self.model = body_model(endpoint)
+        self.required = any(info.is_required() for info in self.model.model_fields.values())
+
+    def accept(self, raw: bytes, content_type: str | None) -> dict[str, Any] | None:
+        """The body as FastAPI would pass it to the handler, or None to leave the request to
+        FastAPI, whose refusal (problem+json from `_validation_problem`) is the one to send.
+
+        It mirrors FastAPI's reading: JSON only with a JSON content type, an empty or `null`
+        body standing for no body, and the model validated as FastAPI validates it.
+        """
+        if raw:
+            if content_type is None or not _is_json(content_type):
+                return None
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                return None
+        else:
+            parsed = None
+        if parsed is None:
+            return None if self.required else {}
+        if not isinstance(parsed, dict):
+            return None
+        try:
+            self.model.model_validate(parsed, from_attributes=True)
+        except ValidationError:
+            return None
+        return parsed
+
+    async def answer(self, request: Request, data: dict[str, Any]) -> Response:
+        """The response to a request whose body (`data`, forwarded as it is) is valid."""
+        gateway, endpoint, cookie = self.gateway, self.endpoint, self.cookie
         rid = request_id_of(request)
-        raw = await request.body()
-        parsed = json.loads(raw) if raw.strip() else None
-        # FastAPI has checked it against the model: an object, or null where no field is needed.
-        data: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
         from_cookie = False
-        if needs_token:
+        if self.needs_token:
             token = _bearer(request)
             if token is None and request.cookies.get(cookie):
                 token, from_cookie = request.cookies[cookie], True
@@ -243,15 +287,15 @@ def _route(
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             data["token"] = token
-        if limited:
+        if self.limited:
             account = account_named(data)
             waits = [gateway.by_address.check("address:" + gateway.address_of(request))]
             if account is not None:
                 waits.append(gateway.by_account.check("account:" + account))
             wait = max((w for w in waits if w is not None), default=None)
             if wait is not None:
-                RATE_LIMITED.labels(name).inc()
-                log.info("rate limited", operation=name, retry_after=wait)
+                RATE_LIMITED.labels(self.name).inc()
+                log.info("rate limited", operation=self.name, retry_after=wait)
                 return problem(
                     ErrorCode.THROTTLED,
                     f"too many requests; try again in {wait} s",
@@ -297,31 +341,46 @@ def _route(
                 response.delete_cookie(cookie, path="/")
                 response.delete_cookie(CSRF_COOKIE, path="/")
             return response
-        if login_cookie is not None and (from_cookie or _wants_cookie(request)):
+        if self.login_cookie is not None and (from_cookie or _wants_cookie(request)):
             session = json.loads(result)
             response = JSONResponse(session | {"token": ""})
-            _set_session_cookie(response, login_cookie, session["token"], gateway.settings)
+            _set_session_cookie(response, self.login_cookie, session["token"], gateway.settings)
             return response
         return Response(result, media_type="application/json")
 
-    model = body_model(endpoint)
-    required = any(info.is_required() for info in model.model_fields.values())
-    handle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
-            inspect.Parameter(
-                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
-            ),
-            inspect.Parameter(
-                "body",
-                inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                annotation=Annotated[model, Body()]
-                if required
-                else Annotated[model | None, Body()],
-                default=inspect.Parameter.empty if required else None,
-            ),
-        ]
-    )
-    return handle
+    def handler(self) -> Callable[..., Awaitable[Response]]:
+        """The FastAPI endpoint: its signature gives FastAPI the body model (the OpenAPI
+        document's request schema and FastAPI's validation of the requests `Front` leaves it)."""
+
+        async def handle(request: Request, body: Any = None) -> Response:
+            raw = await request.body()
+            parsed = json.loads(raw) if raw.strip() else None
+            # FastAPI has checked it against the model: an object, or null where no field is needed.
+            return await self.answer(request, parsed if isinstance(parsed, dict) else {})
+
+        model, required = self.model, self.required
+        handle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                inspect.Parameter(
+                    "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+                ),
+                inspect.Parameter(
+                    "body",
+                    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                    annotation=Annotated[model, Body()]
+                    if required
+                    else Annotated[model | None, Body()],
+                    default=inspect.Parameter.empty if required else None,
+                ),
+            ]
+        )
+        return handle
+
+
+def _is_json(content_type: str) -> bool:
+    """Whether FastAPI reads a body of this type as JSON (`application/json`, `…/…+json`)."""
+    main, _, subtype = content_type.partition(";")[0].strip().lower().partition("/")
+    return main == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 def _bearer(request: Request) -> str | None:
@@ -330,7 +389,10 @@ def _bearer(request: Request) -> str | None:
 
 
 def _wants_cookie(request: Request) -> bool:
-    return request.headers.get(COOKIE_HEADER) == "1" or request.query_params.get("cookie") == "1"
+    if request.headers.get(COOKIE_HEADER) == "1":
+        return True
+    # Most requests have no query string: skip parsing one.
+    return bool(request.scope.get("query_string")) and request.query_params.get("cookie") == "1"
 
 
 def _set_session_cookie(response: Response, name: str, token: str, settings: Settings) -> None:
@@ -400,10 +462,11 @@ def create_app(
     app.state.gateway = gateway
     endpoints = exposed_endpoints()
     staff_replies = staff_session_replies(endpoints)
+    operations = {http_path(e): Operation(gateway, e, staff_replies) for e in endpoints}
     for endpoint in endpoints:
         app.add_api_route(
             http_path(endpoint),
-            _route(gateway, endpoint, staff_replies),
+            operations[http_path(endpoint)].handler(),
             methods=["POST"],
             operation_id=operation_id(endpoint),
             summary=endpoint.summary,
@@ -447,32 +510,7 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def correlate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = given if REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
-        request.state.request_id = rid
-        structlog.contextvars.bind_contextvars(correlation_id=rid)
-        route = request.url.path
-        started = time.perf_counter()
-        try:
-            response = await _limited(request, call_next, rid)
-        finally:
-            structlog.contextvars.unbind_contextvars("correlation_id")
-        response.headers[REQUEST_ID_HEADER] = rid
-        if route.startswith(API_ROOT):
-            REQUESTS.labels(route, str(response.status_code)).inc()
-            REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
-            log.info(
-                "request",
-                method=request.method,
-                path=route,
-                status=response.status_code,
-                correlation_id=rid,
-            )
-        return response
+    app.add_middleware(Front, operations=operations)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -501,26 +539,116 @@ def create_app(
     return app
 
 
-async def _limited(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]], rid: str
-) -> Response:
+class Front:
+    """The gateway's outer layer, pure ASGI: the request id, the body size limit, metrics and
+    the log line of every request, and each valid API request answered by its `Operation`.
+
+    A Starlette `BaseHTTPMiddleware` runs the app in a task of its own and passes every message
+    through memory streams; FastAPI's routing scans every route's pattern and solves each
+    endpoint's dependencies. Here a request to an endpoint is one dictionary lookup, and FastAPI
+    sees only what `Operation.accept` declines (so its refusals stay its own) and other paths.
+    """
+
+    def __init__(self, app: ASGIApp, operations: dict[str, Operation]) -> None:
+        self.app = app
+        self.operations = operations
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        given = headers.get(REQUEST_ID_HEADER, "")
+        rid = given if REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = rid
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            await send(message)
+
+        route: str = scope["path"]
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(correlation_id=rid):
+            await self._answer(scope, receive, send_with_id, headers, rid)
+        if route.startswith(API_ROOT):
+            REQUESTS.labels(route, str(status)).inc()
+            REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+            log.info(
+                "request",
+                method=scope["method"],
+                path=route,
+                status=status,
+                correlation_id=rid,
+            )
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, rid: str
+    ) -> None:
+        path: str = scope["path"]
+        if scope["method"] != "POST" or not path.startswith(API_ROOT):
+            await self.app(scope, receive, send)
+            return
+        too_large = _too_large(headers, rid)
+        if too_large is not None:
+            await too_large(scope, receive, send)
+            return
+        operation = self.operations.get(path)
+        if operation is None:
+            await self.app(scope, receive, send)
+            return
+        body = await _body(receive)
+        data = operation.accept(body, headers.get("content-type"))
+        if data is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        response = await operation.answer(Request(scope, receive), data)
+        await response(scope, receive, send)
+
+
+def _too_large(headers: Headers, rid: str) -> Response | None:
     """Refuse a body over the platform's request limit before reading it."""
-    if request.method == "POST" and request.url.path.startswith(API_ROOT):
-        length = request.headers.get("content-length")
-        if length is None and request.headers.get("transfer-encoding"):
-            return problem(
-                ErrorCode.TOO_LARGE,
-                "send the body with a Content-Length",
-                status=411,
-                request_id=rid,
-            )
-        if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
-            return problem(
-                ErrorCode.TOO_LARGE,
-                f"request is {length} bytes; the limit is {MAX_REQUEST_BYTES} bytes",
-                request_id=rid,
-            )
-    return await call_next(request)
+    length = headers.get("content-length")
+    if length is None and headers.get("transfer-encoding"):
+        return problem(
+            ErrorCode.TOO_LARGE,
+            "send the body with a Content-Length",
+            status=411,
+            request_id=rid,
+        )
+    if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
+        return problem(
+            ErrorCode.TOO_LARGE,
+            f"request is {length} bytes; the limit is {MAX_REQUEST_BYTES} bytes",
+            request_id=rid,
+        )
+    return None
+
+
+async def _body(receive: Receive) -> bytes:
+    """The whole request body (bounded by the Content-Length `_too_large` checked)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body already read, then whatever the connection sends."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 __all__ = ["STATUS", "create_app"]
