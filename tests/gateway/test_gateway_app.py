@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from openapi_spec_validator import validate
+from prometheus_client import generate_latest
 from singlewindow.contracts import accounts, card_gateway, registration
 from singlewindow.contracts.endpoints import Audience, endpoints_of
 from singlewindow.contracts.errors import ErrorCode
@@ -524,3 +525,15 @@ async def test_every_response_carries_the_request_id(client: httpx.AsyncClient) 
     for path in ("/healthz", "/readyz", "/openapi.json"):
         reply = await client.get(path, headers={"X-Request-Id": "req-health-1"})
         assert reply.headers["X-Request-Id"] == "req-health-1"
+
+
+async def test_metrics_count_requests_by_operation_never_by_a_made_up_path(
+    client: httpx.AsyncClient,
+) -> None:
+    for n in range(3):
+        await client.post(f"/api/v1/nothing/here/{n}", json={})
+    await client.post("/api/v1/accounts/logout", headers={"Authorization": "Bearer t"}, json={})
+    exposition = generate_latest().decode()
+    assert "/api/v1/nothing" not in exposition
+    assert 'sw_gateway_requests_total{operation="unknown",status="404"}' in exposition
+    assert 'operation="accounts.logout",status="204"' in exposition

@@ -576,8 +576,11 @@ class Front:
         with structlog.contextvars.bound_contextvars(correlation_id=rid):
             await self._answer(scope, receive, send_with_id, headers, rid)
         if route.startswith(API_ROOT):
-            REQUESTS.labels(route, str(status)).inc()
-            REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+            # By operation, not path: a scan of made-up paths must not grow the metrics' series.
+            known = self.operations.get(route)
+            operation = known.name if known is not None else "unknown"
+            REQUESTS.labels(operation, str(status)).inc()
+            REQUEST_SECONDS.labels(operation).observe(time.perf_counter() - started)
             log.info(
                 "request",
                 method=scope["method"],
