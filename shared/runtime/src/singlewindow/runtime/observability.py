@@ -48,6 +48,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         )
     )
     logging.basicConfig(handlers=[handler], level=level.upper(), force=True)
+    # The lines carry no source location, thread or process: don't collect them for every record
+    # (the logging HOWTO's "Optimization": finding the caller walks the stack on each line).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for noisy in ("alembic", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
