@@ -8,6 +8,7 @@ refreshes them.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import unicodedata
 from typing import Annotated, Final
@@ -197,6 +198,7 @@ def _exact(name: str, value: str, length: int, pattern: re.Pattern[str], what: s
     return text
 
 
+@functools.lru_cache(maxsize=4096)  # some 3,000 divisions exist; a lookup walks the table
 def _division_entries(code: str) -> tuple[str, ...]:
     # info() answers [(province prefix, props), (4-digit rest, props)]; only a county entry
     # (which the table also has for PP0000 and PPCC00) makes the whole code a division.
