@@ -98,3 +98,36 @@ async def test_killing_registration_mid_stream_loses_no_accepted_application(
     assert len(accepted) > 5
     async with bus(platform) as checker:
         await assert_each_has_one_task(checker, accepted, platform)
+
+
+async def test_stopping_registration_gracefully_answers_every_request_it_took(
+    platform: Platform,
+) -> None:
+    """SIGTERM while submissions are under way: each is answered or was never taken (no
+    responders); none is left waiting for a reply that never comes."""
+    nc = await connect(platform)
+    client = Bus(nc)
+    outcomes: list[str] = []
+
+    async def submit() -> None:
+        try:
+            await client.call(registration.SUBMIT_CARDLESS, application())
+        except NoRespondersError:
+            outcomes.append("not taken")
+        except (NatsTimeoutError, TimeoutError):
+            outcomes.append("taken, never answered")
+        except DomainError:
+            outcomes.append("answered")  # refused, but answered
+        else:
+            outcomes.append("answered")
+
+    try:
+        under_way = [asyncio.create_task(submit()) for _ in range(12)]
+        await asyncio.sleep(0.05)  # sent, and some of them being hashed
+        await asyncio.to_thread(platform.stop_process, "registration")
+        await asyncio.gather(*under_way)
+    finally:
+        platform.start_service("registration")
+        await nc.close()
+    assert "taken, never answered" not in outcomes
+    assert "answered" in outcomes

@@ -134,13 +134,17 @@ class Answers:
             self._subscriptions.append(subscription)
 
     async def drain(self, within: float) -> None:
-        """Stop taking requests, and give those under way `within` seconds to be answered."""
-        for subscription in self._subscriptions:
-            with contextlib.suppress(Exception):  # a connection already closed
-                await subscription.unsubscribe()
+        """Stop taking requests, and give those already sent to it `within` seconds to be
+        answered: those under way, and those NATS delivered but it has not yet read."""
+
+        async def finish() -> None:
+            await asyncio.gather(*(_drained(subscription) for subscription in self._subscriptions))
+            while self._running:
+                await asyncio.wait(set(self._running))
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finish(), within)
         self._subscriptions.clear()
-        if self._running:
-            await asyncio.wait(self._running, timeout=within)
 
     def _receiver(
         self, nc: NatsClient, endpoint: Endpoint[Any, Any], handle: Handle
@@ -182,3 +186,8 @@ class Answers:
         self._slots.release()
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("request task failed", error=repr(error))
+
+
+async def _drained(subscription: Subscription) -> None:
+    with contextlib.suppress(Exception):  # a connection already closed: nothing more comes
+        await subscription.drain()  # type: ignore[no-untyped-call]

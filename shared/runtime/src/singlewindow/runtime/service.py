@@ -414,8 +414,6 @@ class Service:
             )
             await service._answers.subscribe(service.broker.connection)
             yield
-            service.ready = False
-            await service._answers.drain(GRACEFUL_SECONDS)
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
@@ -433,6 +431,11 @@ class Service:
                 http_port=service.settings.http_port,
                 nats_url=service.settings.nats_url,
             )
+
+        async def stop_answering() -> None:
+            # Before the broker stops and closes the connection the replies go out on.
+            service.ready = False
+            await service._answers.drain(GRACEFUL_SECONDS)
 
         @get(include_in_schema=False)
         async def healthz(scope: Scope) -> AsgiResponse:
@@ -476,6 +479,7 @@ class Service:
             logger=None,
             lifespan=lifespan,
             after_startup=[start_relay],
+            on_shutdown=[stop_answering],
             asgi_routes=[
                 ("/healthz", healthz),
                 ("/readyz", readyz),
