@@ -7,6 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_STACK = ("faststream", "sqlalchemy", "structlog", "prometheus_client", "uvicorn", "argon2")
 
@@ -33,15 +35,27 @@ def test_the_contracts_and_swctl_declare_no_server_dependency() -> None:
             assert package not in declared, (member, package)
 
 
-def test_an_idle_accounts_service_loads_neither_alembic_nor_cryptography() -> None:
-    # Each costs an idle service some 8-10 MiB: migrations run in a child, and secrets are
-    # sealed and opened only when a qualification is saved or shown.
+# Each costs an idle service some 4-10 MiB: migrations run in a child; secrets are sealed and
+# opened only when a qualification is saved or shown; certificates are parsed only on a card
+# path; PostgreSQL's dialect is imported only for a PostgreSQL database (default here: SQLite).
+LAZY = ("alembic", "cryptography", "asn1crypto", "sqlalchemy.dialects.postgresql")
+
+
+@pytest.mark.parametrize("service", ["accounts", "registration", "review", "filing"])
+def test_an_idle_service_on_sqlite_loads_no_module_it_does_not_use(
+    service: str, tmp_path: Path
+) -> None:
     probe = (
         "import sys\n"
-        "import singlewindow.accounts.app\n"
-        "print(sorted(m for m in ('alembic', 'cryptography') if m in sys.modules))\n"
+        f"import singlewindow.{service}.app\n"
+        f"print(sorted(m for m in {LAZY!r} if m in sys.modules))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=tmp_path,
     )
     assert result.stdout.strip() == "[]"

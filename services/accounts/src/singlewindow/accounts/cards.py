@@ -16,9 +16,10 @@ import binascii
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import structlog
+from singlewindow import cardcrypto
 from singlewindow.accounts.dependencies import AccountsRuntime
 from singlewindow.accounts.domain import (
     Account,
@@ -37,13 +38,7 @@ from singlewindow.accounts.tables import (
     enterprises,
 )
 from singlewindow.accounts.trust import Trust
-from singlewindow.cardcrypto import (
-    CardCertificateFields,
-    CertificateError,
-    certificate_from_pem,
-    verify_certificate,
-    verify_challenge_signature,
-)
+from singlewindow.cardcrypto import CertificateError
 from singlewindow.contracts import accounts as contract
 from singlewindow.contracts.accounts import (
     AuthenticationAttempted,
@@ -61,6 +56,9 @@ from singlewindow.contracts.errors import DomainError, ErrorCode, FieldError
 from singlewindow.runtime.db import as_utc
 from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+if TYPE_CHECKING:
+    from singlewindow.cardcrypto import CardCertificateFields
 
 log = structlog.get_logger("singlewindow.accounts.cards")
 
@@ -293,7 +291,7 @@ async def prove_card(deps: AccountsRuntime, proof: CardProof, purpose: str) -> P
     if challenge is None:
         await refused(_challenge_problem(stored, now))
     try:
-        certificate = certificate_from_pem(proof.certificate_pem)
+        certificate = cardcrypto.certificate_from_pem(proof.certificate_pem)
     except ValueError:
         await refused("certificate is not a PEM certificate")
     try:
@@ -316,10 +314,10 @@ def _check(
     certificate: bytes, challenge: bytes, signature: bytes, trust: Trust, now: datetime
 ) -> CardCertificateFields | str:
     try:
-        fields = verify_certificate(certificate, trust.anchor, at=now)
+        fields = cardcrypto.verify_certificate(certificate, trust.anchor, at=now)
         if trust.revocations is not None:  # read and checked once per CRL file
             trust.revocations.check(fields.serial_number, at=now)
-        if not verify_challenge_signature(certificate, challenge, signature):
+        if not cardcrypto.verify_challenge_signature(certificate, challenge, signature):
             return SIGNATURE_MISMATCH
     except CertificateError as exc:
         return str(exc.problem.value)

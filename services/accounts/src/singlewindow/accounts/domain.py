@@ -8,12 +8,15 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from singlewindow.cardcrypto import CardIdentity
 from singlewindow.contracts.accounts import CardlessOperator, RequiredAction, Role
 from singlewindow.contracts.card_gateway import CardData, OperatorLevel
 from singlewindow.contracts.common import AccountHolder
 from singlewindow.contracts.identifiers import InvalidIdentifier, normalise_uscc
+
+if TYPE_CHECKING:
+    from singlewindow.cardcrypto import CardIdentity
 
 INCORRECT_CREDENTIALS = "account name or password is incorrect"
 """One message for an unknown account and a wrong password, so neither can be told apart."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 import structlog
 from singlewindow.accounts.authorization import Action, authorize, authorized
@@ -53,10 +54,10 @@ from singlewindow.contracts.accounts import (
 )
 from singlewindow.contracts.errors import DomainError, ErrorCode
 from singlewindow.contracts.identifiers import mask_id_number, mask_mobile
-from singlewindow.runtime.db import as_utc
+from singlewindow.runtime.db import as_utc, upsert
 from sqlalchemy import Connection, String, bindparam, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import ReturningInsert
 
 log = structlog.get_logger("singlewindow.accounts.login")
 
@@ -91,7 +92,7 @@ class Logins:
     async def reserve_attempt(self, key: str, now: datetime) -> int | None:
         """Count one more attempt for `key` unless it is blocked at `now`, atomically: the new
         count, or None when blocked (nothing counted)."""
-        statement = _RESERVE_ATTEMPT[self.connection.dialect.name]
+        statement = _reserve_attempt(self.connection.dialect.name)
         failures: int | None = (
             await self.connection.execute(statement, {"key": key, "now": now})
         ).scalar_one_or_none()
@@ -163,23 +164,23 @@ The joins stay flat: a nested one would make SQLite materialise (scan) the accou
 _COUNT_ATTEMPT = {"failures": login_throttle.c.failures + literal(1)}
 _NEW_ATTEMPT = {"account_key": bindparam("key"), "failures": 1, "blocked_until": bindparam("now")}
 _NOT_BLOCKED = login_throttle.c.blocked_until <= bindparam("now")
-_RESERVE_ATTEMPT = {
-    "sqlite": sqlite.insert(login_throttle)
-    .values(_NEW_ATTEMPT)
-    .on_conflict_do_update(
-        index_elements=[login_throttle.c.account_key], set_=_COUNT_ATTEMPT, where=_NOT_BLOCKED
+
+
+@cache
+def _reserve_attempt(dialect_name: str) -> ReturningInsert[int]:
+    """For a dialect, built once: insert the first attempt or count one more unless blocked, in
+    one statement (no row comes back when blocked). The row stays locked until the transaction
+    that also sets the delay commits, so a concurrent attempt sees the delay."""
+    return (
+        upsert(dialect_name, login_throttle)
+        .values(_NEW_ATTEMPT)
+        .on_conflict_do_update(
+            index_elements=[login_throttle.c.account_key], set_=_COUNT_ATTEMPT, where=_NOT_BLOCKED
+        )
+        .returning(login_throttle.c.failures)
     )
-    .returning(login_throttle.c.failures),
-    "postgresql": postgresql.insert(login_throttle)
-    .values(_NEW_ATTEMPT)
-    .on_conflict_do_update(
-        index_elements=[login_throttle.c.account_key], set_=_COUNT_ATTEMPT, where=_NOT_BLOCKED
-    )
-    .returning(login_throttle.c.failures),
-}
-"""By dialect: insert the first attempt or count one more unless blocked, in one statement
-(no row comes back when blocked). The row stays locked until the transaction that also sets the
-delay commits, so a concurrent attempt sees the delay."""
+
+
 _BLOCKED_UNTIL = select(login_throttle.c.blocked_until).where(
     login_throttle.c.account_key == bindparam("key")
 )
@@ -266,7 +267,7 @@ def _begin_attempt(
 def _reserve_sync(
     connection: Connection, key: str, now: datetime, throttle: ThrottlePolicy
 ) -> datetime | None:
-    statement = _RESERVE_ATTEMPT[connection.dialect.name]
+    statement = _reserve_attempt(connection.dialect.name)
     attempts: int | None = connection.execute(statement, {"key": key, "now": now}).scalar()
     if attempts is None:  # blocked meanwhile by a concurrent attempt
         until = connection.scalar(_BLOCKED_UNTIL, {"key": key})

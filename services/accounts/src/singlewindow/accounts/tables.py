@@ -14,7 +14,7 @@ from singlewindow.accounts.domain import (
 )
 from singlewindow.contracts.accounts import Role
 from singlewindow.contracts.card_gateway import OperatorLevel
-from singlewindow.runtime.db import as_utc
+from singlewindow.runtime.db import as_utc, partial_index
 from sqlalchemy import (
     Boolean,
     Column,
@@ -82,14 +82,11 @@ accounts = Table(
     Column("deleted_at", DateTime(timezone=True)),
 )
 Index("accounts_by_enterprise", accounts.c.uscc, accounts.c.role)
-Index(
+partial_index(
     "one_active_admin_per_enterprise",
     accounts.c.uscc,
     unique=True,
-    sqlite_where=(accounts.c.role == Role.ADMIN.value)
-    & (accounts.c.status == AccountStatus.ACTIVE.value),
-    postgresql_where=(accounts.c.role == Role.ADMIN.value)
-    & (accounts.c.status == AccountStatus.ACTIVE.value),
+    where=(accounts.c.role == Role.ADMIN.value) & (accounts.c.status == AccountStatus.ACTIVE.value),
 )
 
 sessions = Table(

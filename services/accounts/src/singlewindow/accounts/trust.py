@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
-from singlewindow.cardcrypto import (
-    CertificateError,
-    RevocationList,
-    certificate_from_pem,
-    crl_from_pem,
-    load_revocation_list,
-)
+from singlewindow import cardcrypto
+from singlewindow.cardcrypto import CertificateError
 from singlewindow.contracts.errors import DomainError, ErrorCode
+
+if TYPE_CHECKING:
+    from singlewindow.cardcrypto import RevocationList
 
 log = structlog.get_logger("singlewindow.accounts.trust")
 
@@ -56,8 +55,12 @@ class TrustStore:
                 "card requests are not available: no trusted card CA is configured "
                 "(SW_ACCOUNTS_CARD_TRUST_ANCHOR)",
             )
-        anchor = self._read(self.anchor, "CA certificate", certificate_from_pem)
-        crl = None if self.crl is None else self._read(self.crl, "revocation list", crl_from_pem)
+        anchor = self._read(self.anchor, "CA certificate", cardcrypto.certificate_from_pem)
+        crl = (
+            None
+            if self.crl is None
+            else self._read(self.crl, "revocation list", cardcrypto.crl_from_pem)
+        )
         return Trust(anchor=anchor, crl=crl, revocations=self._revocation_list(anchor, crl))
 
     def _revocation_list(self, anchor: bytes, crl: bytes | None) -> RevocationList | None:
@@ -67,7 +70,7 @@ class TrustStore:
         if cached is not None and cached[0] is anchor and cached[1] is crl:
             return cached[2]
         try:
-            revocations = load_revocation_list(crl, anchor)
+            revocations = cardcrypto.load_revocation_list(crl, anchor)
         except CertificateError as exc:
             log.error("card revocation list refused", path=str(self.crl), problem=str(exc))
             raise DomainError(

@@ -15,11 +15,10 @@ from singlewindow.contracts.filing import (
     RecordStatus,
 )
 from singlewindow.runtime.clock import Clock
-from singlewindow.runtime.db import as_utc
+from singlewindow.runtime.db import as_utc, partial_index, upsert
 from sqlalchemy import (
     Column,
     DateTime,
-    Index,
     Integer,
     MetaData,
     String,
@@ -31,7 +30,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 metadata = MetaData()
@@ -57,13 +55,7 @@ filings = Table(
     Column("decided_at", DateTime(timezone=True)),
 )
 OPEN = filings.c.state.in_([s.value for s in OPEN_STATES])
-Index(
-    "one_open_filing_per_uscc",
-    filings.c.uscc,
-    unique=True,
-    sqlite_where=OPEN,
-    postgresql_where=OPEN,
-)
+partial_index("one_open_filing_per_uscc", filings.c.uscc, unique=True, where=OPEN)
 
 records = Table(
     "records",
@@ -207,9 +199,8 @@ class Filings:
     async def next_sequence(self, prefix: str) -> int:
         """The next sequence number in `prefix`, taken in one statement: concurrent approvals in
         one prefix queue on its row and each get their own number."""
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
         statement = (
-            dialect.insert(code_sequences)
+            upsert(self.connection.dialect.name, code_sequences)
             .values(prefix=prefix, last=1)
             .on_conflict_do_update(
                 index_elements=[code_sequences.c.prefix],
@@ -221,9 +212,8 @@ class Filings:
 
     async def reserve(self, prefix: str, sequence: int) -> None:
         """Never give `sequence` of `prefix` again (an imported record holds it)."""
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
         statement = (
-            dialect.insert(code_sequences)
+            upsert(self.connection.dialect.name, code_sequences)
             .values(prefix=prefix, last=sequence)
             .on_conflict_do_update(
                 index_elements=[code_sequences.c.prefix],

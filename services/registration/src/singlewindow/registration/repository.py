@@ -12,12 +12,11 @@ from singlewindow.contracts.registration import (
 )
 from singlewindow.registration.domain import OPEN_STATES
 from singlewindow.runtime.clock import Clock
-from singlewindow.runtime.db import as_utc
+from singlewindow.runtime.db import as_utc, partial_index
 from sqlalchemy import (
     Column,
     Connection,
     DateTime,
-    Index,
     Integer,
     MetaData,
     String,
@@ -60,20 +59,10 @@ VIEW = tuple(
     if c.name not in {"admin_account_key", "details", "password_hash", "claim_digest"}
 )
 """The columns an applicant's view of an application shows."""
-Index(
-    "one_open_application_per_account",
-    applications.c.admin_account_key,
-    unique=True,
-    sqlite_where=OPEN,
-    postgresql_where=OPEN,
+partial_index(
+    "one_open_application_per_account", applications.c.admin_account_key, unique=True, where=OPEN
 )
-Index(
-    "one_open_application_per_uscc",
-    applications.c.uscc,
-    unique=True,
-    sqlite_where=OPEN,
-    postgresql_where=OPEN,
-)
+partial_index("one_open_application_per_uscc", applications.c.uscc, unique=True, where=OPEN)
 
 
 class Applications:

@@ -11,25 +11,86 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from singlewindow.runtime.onetrip import OneThread
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Column, ColumnElement, Connection, Engine, Index, create_engine, event, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.expression import TableClause
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-__all__ = ["HELD", "Database", "Held", "IntegrityError", "as_utc", "settle_held"]
+__all__ = [
+    "HELD",
+    "Database",
+    "Held",
+    "IntegrityError",
+    "as_utc",
+    "partial_index",
+    "settle_held",
+    "upsert",
+]
 
 
 def as_utc(value: datetime) -> datetime:
     """A stored timestamp as an aware UTC datetime (SQLite hands back naive ones)."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# SQLAlchemy's PostgreSQL dialect package (every driver's dialect: asyncpg, psycopg, pg8000, …)
+# adds about 5 MiB to a process. A service on SQLite never compiles for PostgreSQL, so nothing at
+# module level names that dialect: upserts are built per dialect on first use, and partial indexes
+# get their PostgreSQL predicate when a PostgreSQL database is opened.
+
+
+def upsert(dialect_name: str, table: TableClause) -> postgresql.Insert | sqlite.Insert:
+    """`INSERT … ON CONFLICT` on `table` for the dialect named `dialect_name` (a connection's
+    `dialect.name`), importing only that dialect."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    if dialect_name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
+    raise ValueError(f"no upsert for the {dialect_name!r} dialect")
+
+
+_PARTIAL_INDEXES: list[tuple[Index, ColumnElement[bool]]] = []
+_postgresql_opened = False
+
+
+def partial_index(
+    name: str, *columns: Column[Any], where: ColumnElement[bool], unique: bool = False
+) -> Index:
+    """An index on the rows matching `where` only, on SQLite and on PostgreSQL (the tables'
+    record of what the migrations create: `op.create_index(..., sqlite_where=...,
+    postgresql_where=...)`).
+
+    SQLite's predicate is set at once; PostgreSQL's when a PostgreSQL `Database` is opened (or at
+    once if one already is), since naming `postgresql_where` imports PostgreSQL's dialect.
+    """
+    index = Index(name, *columns, unique=unique, sqlite_where=where)
+    _PARTIAL_INDEXES.append((index, where))
+    if _postgresql_opened:
+        index.dialect_options["postgresql"]["where"] = where
+    return index
+
+
+def _give_postgresql_partial_indexes() -> None:
+    global _postgresql_opened
+    _postgresql_opened = True
+    for index, where in _PARTIAL_INDEXES:
+        index.dialect_options["postgresql"]["where"] = where
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool = True) -> None:
@@ -111,6 +172,8 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         else:
             options |= {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+        if self.url.get_backend_name() == "postgresql" and not _postgresql_opened:
+            _give_postgresql_partial_indexes()
         self.engine: AsyncEngine = create_async_engine(_engine_url(self.url), **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
