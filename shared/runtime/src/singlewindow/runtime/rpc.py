@@ -33,6 +33,9 @@ RequestT = TypeVar("RequestT", bound=BaseModel)
 Handle = Callable[[Any], Awaitable[BaseModel | None]]
 """A request handler with its service's dependencies bound: the typed request in, the reply out."""
 
+REQUEST_CONCURRENCY = 16
+"""Requests one replica handles at once (`Answers`)."""
+
 CORRELATION_HEADER = "correlation_id"
 """The NATS header a request's correlation id travels in (the one FastStream used)."""
 
@@ -109,7 +112,11 @@ class Answers:
     """
 
     def __init__(
-        self, idempotency: Idempotency, after: Callable[[], None], *, limit: int = 16
+        self,
+        idempotency: Idempotency,
+        after: Callable[[], None],
+        *,
+        limit: int = REQUEST_CONCURRENCY,
     ) -> None:
         self._idempotency = idempotency
         self._after = after

@@ -160,7 +160,7 @@ class Service:
         self._asks: set[Endpoint[Any, Any]] = set()
         self._publishes: set[EventSpec[Any]] = set()
         self._routes: list[Routes[Any]] = []
-        self._answers = Answers(self.idempotency, self.outbox.wake, limit=REQUEST_CONCURRENCY)
+        self._answers = Answers(self.idempotency, self.outbox.wake)
         self._asyncapi: bytes | None = None
 
     @property
@@ -527,10 +527,6 @@ def run(app: AsgiFastStream, settings: ServiceSettings) -> None:
 
 GRACEFUL_SECONDS = 10.0
 """How long a stopping service gives the requests and events under way to finish."""
-
-REQUEST_CONCURRENCY = 16
-"""Requests one replica handles at once: a login waiting on argon2 must not hold up the rest.
-The hashing pool, not this number, bounds the CPU and memory that password work takes."""
 
 
 async def _undecoded(msg: NatsMessage) -> NatsMessage:
