@@ -41,6 +41,7 @@ from singlewindow.contracts.events import (
 from singlewindow.runtime.clock import ManualClock
 from singlewindow.runtime.db import Database
 from singlewindow.runtime.messaging import (
+    FOREIGN_ROW_SECONDS,
     MAX_DELIVER,
     PARK_AFTER_REFUSALS,
     PARK_AFTER_SECONDS,
@@ -229,6 +230,57 @@ async def test_the_audit_trail_refuses_deleting_a_record_and_purging(
     # And a later start cannot take the protection away by redeclaring the stream.
     await ensure_streams(js, accounts.AUDIT_STREAM)
     assert (await js.stream_info(accounts.AUDIT_STREAM.name)).config.deny_purge
+
+
+async def test_published_rows_are_deleted_together_and_never_published_twice(
+    messaging: Messaging, js: JetStreamContext
+) -> None:
+    first = await messaging.stage(HAPPENED.subject, "first")
+    assert await messaging.outbox.relay_once(messaging.db, js, forget_after=60) == 1
+    second = await messaging.stage(HAPPENED.subject, "second")
+    # The first row waits to be deleted with later ones, and is not published again meanwhile.
+    assert await messaging.outbox.relay_once(messaging.db, js, forget_after=60) == 1
+    assert [row.event_id for row in await messaging.outbox_rows()] == [first.id, second.id]
+    assert [e.id for e in await stored(js, STREAM)] == [first.id, second.id]
+
+    await messaging.outbox.forget_published(messaging.db)
+    assert await messaging.outbox_rows() == []
+
+
+async def test_a_stopping_relay_deletes_what_it_published(
+    messaging: Messaging, js: JetStreamContext
+) -> None:
+    event = await messaging.stage(HAPPENED.subject, "just before the end")
+    relay = asyncio.create_task(messaging.outbox.relay(messaging.db, js))
+
+    async def published() -> list[CloudEvent] | None:
+        return await stored(js, STREAM) or None
+
+    await eventually(published)
+    relay.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await relay
+    assert await messaging.outbox_rows() == []
+    assert [e.id for e in await stored(js, STREAM)] == [event.id]
+
+
+async def test_another_replicas_rows_are_left_to_it_for_a_while_then_published(
+    messaging: Messaging, js: JetStreamContext
+) -> None:
+    """Two replicas share one outbox table: each publishes its own rows at once, and the
+    other's only once that one had time to (it may have stopped before it could)."""
+    other = Outbox(messaging.outbox.table, messaging.clock, service=SERVICE)
+    theirs = HAPPENED.make(Happened(what="theirs"), subject=None, source="urn:test")
+    async with messaging.db.transaction() as connection:
+        await other.stage(connection, HAPPENED.subject, theirs)
+    mine = await messaging.stage(HAPPENED.subject, "mine")
+
+    assert await messaging.outbox.relay_once(messaging.db, js) == 1
+    assert [e.id for e in await stored(js, STREAM)] == [mine.id]
+    messaging.clock.advance(timedelta(seconds=FOREIGN_ROW_SECONDS))
+    assert await messaging.outbox.relay_once(messaging.db, js) == 1
+    assert [e.id for e in await stored(js, STREAM)] == [mine.id, theirs.id]
+    assert await messaging.outbox_rows() == []
 
 
 async def refused_until_parked(messaging: Messaging, js: JetStreamContext) -> None:

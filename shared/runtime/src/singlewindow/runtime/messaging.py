@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from singlewindow.contracts.bus import DEAD_LETTER_STREAM
 from singlewindow.contracts.endpoints import Subscription
 from singlewindow.contracts.events import CONTENT_TYPE, CloudEvent, Discard, StreamSpec
 from singlewindow.runtime.clock import Clock
-from singlewindow.runtime.db import Database, IntegrityError
+from singlewindow.runtime.db import Database, IntegrityError, as_utc
 from singlewindow.runtime.observability import (
     EVENTS_CONSUMED,
     OUTBOX_PARKED,
@@ -69,6 +70,21 @@ PUBLISH_ACK_SECONDS = 5.0
 """How long the relay waits for JetStream to acknowledge an event."""
 DUPLICATE_WINDOW_SECONDS = 24 * 3600
 """How long JetStream remembers an event id: longer than any plausible relay outage."""
+
+
+FORGET_AFTER_SECONDS = 0.25
+"""How long the relay keeps the rows JetStream has stored before deleting them, so that one
+delete (a write transaction, an fsync on SQLite) carries the rows of several rounds. A row
+published but not yet deleted when the service stops is published again at its next start, and
+JetStream drops the copy (`Nats-Msg-Id`): the same as a crash between publishing and deleting."""
+FOREIGN_ROW_SECONDS = 2.0
+"""How long a relay leaves the rows another replica (or an earlier run of this service) staged
+to their own relay before it publishes them too: each replica relays its own rows at once, and
+another's only once it has had time to, so two replicas do not publish every row twice."""
+MINE_FORGOTTEN_AFTER_SECONDS = 60.0
+"""How long a relay remembers that it staged a row: a row it staged that is still pending after
+this (its stream refusing it, JetStream away) is older than `FOREIGN_ROW_SECONDS` and goes out
+anyway, and a row whose transaction rolled back is never seen."""
 
 
 PARK_AFTER_REFUSALS = 5
@@ -163,6 +179,11 @@ class Outbox:
     Rows go out in order per subject, each subject on its own: a row JetStream keeps refusing
     holds back only the rows of its own subject, and only until it is parked (kept in the
     table, marked, and announced in the dead-letter stream for an operator).
+
+    The table is the only source of what to publish (only committed rows are in it); what the
+    relay remembers in memory decides only when: a row it staged goes out at once, another's
+    after `FOREIGN_ROW_SECONDS`, and a row JetStream stored is deleted within
+    `FORGET_AFTER_SECONDS`, several at a time, and not published again meanwhile.
     """
 
     def __init__(self, table: Table, clock: Clock, *, service: str) -> None:
@@ -171,11 +192,22 @@ class Outbox:
         self.service = service
         self._wake = asyncio.Event()
         self._refusals: dict[int, _Refusals] = {}
+        self._mine: dict[int, float] = {}
+        """Rows this relay's service staged (by seq), with when: written by the database's
+        thread too (a dict's item assignment is atomic under the GIL)."""
+        self._published: dict[int, float] = {}
+        """Rows JetStream has stored and the table still holds (by seq), with when."""
         # Built once: a statement is cheaper to run than to build (PERFORMANCE.md).
         self._insert = insert(table)
         columns = table.c
         self._pending = (
-            select(columns.seq, columns.event_id, columns.nats_subject, columns.payload)
+            select(
+                columns.seq,
+                columns.event_id,
+                columns.nats_subject,
+                columns.payload,
+                columns.created_at,
+            )
             .where(columns.parked_at.is_(None))
             .order_by(columns.seq)
             .limit(bindparam("batch"))
@@ -191,28 +223,27 @@ class Outbox:
     async def stage(self, connection: AsyncConnection, subject: str, event: CloudEvent) -> None:
         """Add `event` to the outbox inside the current transaction."""
         _staged.set(True)
-        await connection.execute(
-            self._insert,
-            {
-                "event_id": event.id,
-                "nats_subject": subject,
-                "payload": event.model_dump_json(exclude_none=True).encode(),
-                "created_at": self.clock.now(),
-            },
-        )
+        result = await connection.execute(self._insert, self._row(subject, event))
+        self._remember(result.inserted_primary_key)
 
     def stage_sync(self, connection: Connection, subject: str, event: CloudEvent) -> None:
         """`stage` in a synchronous transaction (`Database.run`)."""
         _staged.set(True)
-        connection.execute(
-            self._insert,
-            {
-                "event_id": event.id,
-                "nats_subject": subject,
-                "payload": event.model_dump_json(exclude_none=True).encode(),
-                "created_at": self.clock.now(),
-            },
-        )
+        result = connection.execute(self._insert, self._row(subject, event))
+        self._remember(result.inserted_primary_key)
+
+    def _row(self, subject: str, event: CloudEvent) -> dict[str, Any]:
+        return {
+            "event_id": event.id,
+            "nats_subject": subject,
+            "payload": event.model_dump_json(exclude_none=True).encode(),
+            "created_at": self.clock.now(),
+        }
+
+    def _remember(self, key: Sequence[Any] | None) -> None:
+        """Remember a row this service staged (its relay publishes it without waiting)."""
+        if key and key[0] is not None:
+            self._mine[int(key[0])] = time.monotonic()
 
     def wake(self) -> None:
         """Tell the relay that the current task has committed events, if it staged any."""
@@ -232,49 +263,97 @@ class Outbox:
         """Publish committed events in order, forever; each row is deleted once JetStream has it.
 
         Events go out within `gather_seconds` of their commit (and `idle_seconds` at the latest,
-        should a wake-up be missed)."""
-        while True:
-            # Cleared before looking, so a commit made while the relay publishes is not missed.
-            self._wake.clear()
-            try:
-                sent = await self.relay_once(db, js, batch=batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("outbox relay failed; retrying", error=str(exc))
-                sent = 0
-                await asyncio.sleep(idle_seconds)
-            if sent < batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=idle_seconds)
-                    # Woken by a commit: let the commits of the next moments join it, so that
-                    # under load one read, one round of publishing and one delete carry several
-                    # requests' events instead of one each.
-                    await asyncio.sleep(gather_seconds)
+        should a wake-up be missed); published rows are deleted within `FORGET_AFTER_SECONDS`,
+        and on the way out."""
+        try:
+            while True:
+                # Cleared before looking, so a commit made while the relay publishes is not missed.
+                self._wake.clear()
+                try:
+                    sent = await self.relay_once(
+                        db, js, batch=batch, forget_after=FORGET_AFTER_SECONDS
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("outbox relay failed; retrying", error=str(exc))
+                    sent = 0
+                    await asyncio.sleep(idle_seconds)
+                if sent < batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=self._idle(idle_seconds))
+                        # Woken by a commit: let the commits of the next moments join it, so
+                        # that under load one read, one round of publishing and one delete carry
+                        # several requests' events instead of one each.
+                        await asyncio.sleep(gather_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.forget_published(db)
 
-    async def relay_once(self, db: Database, js: JetStreamContext, *, batch: int = 100) -> int:
+    def _idle(self, idle_seconds: float) -> float:
+        """How long the relay may wait for a commit: until published rows are due for deletion."""
+        if not self._published:
+            return idle_seconds
+        due = min(self._published.values()) + FORGET_AFTER_SECONDS - time.monotonic()
+        return max(0.0, min(idle_seconds, due))
+
+    async def relay_once(
+        self, db: Database, js: JetStreamContext, *, batch: int = 100, forget_after: float = 0.0
+    ) -> int:
         """Publish up to `batch` pending events, parking those refused for too long; return how
-        many went out."""
-        rows = await db.read(self._fetch, batch)  # one trip each: the batch, then its deletion
+        many went out. Rows JetStream stored are deleted once the oldest of them has waited
+        `forget_after` seconds (at once by default), or there are `batch` of them."""
+        now = self.clock.now()
+        fetched = await db.read(self._fetch, 2 * batch + len(self._published))
+        pending = [row for row in fetched if row.seq not in self._published]
+        rows = [row for row in pending if self._due(row, now)][:batch]
         published, refused = await self._publish(js, rows)
         if published:
-            await db.run(self._forget, published)
+            stored_at = time.monotonic()
+            self._published.update(dict.fromkeys(published, stored_at))
             OUTBOX_PUBLISHED.inc(len(published))
+        await self._forget_due(db, forget_after, batch)
         for seq in published:
             self._refusals.pop(seq, None)
         for row in refused:
             await self._park_if_due(db, js, row)
         if len(rows) == batch:  # a backlog: worth counting
             async with db.reading() as connection:
-                pending = await connection.scalar(self._count)
-            OUTBOX_PENDING.set(pending or 0)
+                count = await connection.scalar(self._count)
+            OUTBOX_PENDING.set(max(0, (count or 0) - len(self._published)))
         else:
-            OUTBOX_PENDING.set(0)
+            OUTBOX_PENDING.set(len(pending) - len(published))
             # Every pending row was seen: forget refusals of rows gone meanwhile (published or
-            # parked by another replica).
-            waiting = {row.seq for row in rows}
+            # parked by another replica), and rows staged long ago (or rolled back).
+            waiting = {row.seq for row in pending}
             self._refusals = {s: r for s, r in self._refusals.items() if s in waiting}
+            old = time.monotonic() - MINE_FORGOTTEN_AFTER_SECONDS
+            for seq in [s for s, t in list(self._mine.items()) if t <= old and s not in waiting]:
+                self._mine.pop(seq, None)
         return len(published)
+
+    def _due(self, row: Any, now: datetime) -> bool:
+        """Whether to publish a pending row now: this service's own at once, another's (a
+        replica's, an earlier run's) once its own relay has had time to."""
+        if row.seq in self._mine:
+            return True
+        return bool((now - as_utc(row.created_at)).total_seconds() >= FOREIGN_ROW_SECONDS)
+
+    async def forget_published(self, db: Database) -> None:
+        """Delete every row JetStream has stored from the table now."""
+        await self._forget_due(db, 0.0, 0)
+
+    async def _forget_due(self, db: Database, after: float, batch: int) -> None:
+        if not self._published:
+            return
+        oldest = min(self._published.values())
+        if after > 0 and len(self._published) < batch and time.monotonic() - oldest < after:
+            return
+        seqs = sorted(self._published)
+        await db.run(self._forget, seqs)
+        for seq in seqs:
+            self._published.pop(seq, None)
+            self._mine.pop(seq, None)
 
     def _fetch(self, connection: Connection, batch: int) -> Sequence[Any]:
         return connection.execute(self._pending, {"batch": batch}).all()
@@ -370,6 +449,7 @@ class Outbox:
                 self._park, {"row_seq": row.seq, "at": self.clock.now(), "reason": reason}
             )
         self._refusals.pop(row.seq, None)
+        self._mine.pop(row.seq, None)
         OUTBOX_PARKED.inc()
         log.error(
             "event parked: no stream accepts it",
