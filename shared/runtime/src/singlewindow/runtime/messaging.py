@@ -532,7 +532,7 @@ async def ensure_consumers(
 
 
 class DeliveredMessage(Protocol):
-    """What the consumer needs of a JetStream message (FastStream's NatsMessage has it)."""
+    """What the consumer needs of a JetStream message (`pull.JetStreamDelivery`)."""
 
     @property
     def body(self) -> bytes: ...

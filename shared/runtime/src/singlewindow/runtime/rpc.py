@@ -105,7 +105,7 @@ class Answers:
     goes straight to `respond` in a task of its own, at most `limit` at once (a login waiting
     for argon2 must not hold up the rest; the hashing pool, not this number, bounds the CPU and
     memory that password work takes). Beyond that the subscription stops reading, and NATS
-    queues the requests. Events still go through FastStream's JetStream consumers.
+    queues the requests. Events skip it too (`pull.PullConsumer`).
 
     The wire is as it was: the reply is the envelope alone, sent to the request's reply
     subject with the request's `correlation_id` header (a new one if it had none).

@@ -19,8 +19,7 @@ import structlog
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsBroker, NatsMessage, NatsUserPassword, PullSub
+from faststream.nats import NatsBroker, NatsMessage, NatsUserPassword
 from faststream.nats.security import NatsSecurity
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -43,7 +42,6 @@ from singlewindow.runtime.messaging import (
     Inbox,
     InTransaction,
     Outbox,
-    consumer_config,
     dead_letter_publisher,
     ensure_consumers,
     ensure_streams,
@@ -51,6 +49,7 @@ from singlewindow.runtime.messaging import (
     outbox_table,
 )
 from singlewindow.runtime.observability import configure_logging, current_correlation_id
+from singlewindow.runtime.pull import JetStreamDelivery, PullConsumer
 from singlewindow.runtime.routes import Consumed, RequestHandler, Routes
 from singlewindow.runtime.rpc import CORRELATION_HEADER, Answers
 from sqlalchemy import Connection, MetaData
@@ -161,6 +160,7 @@ class Service:
         self._publishes: set[EventSpec[Any]] = set()
         self._routes: list[Routes[Any]] = []
         self._answers = Answers(self.idempotency, self.outbox.wake)
+        self._pulls: list[PullConsumer] = []
         self._asyncapi: bytes | None = None
 
     @property
@@ -281,10 +281,12 @@ class Service:
             first = before if prepare is not None else None
             return first, (effect if sync_handler is None else InTransaction(apply))
 
-        async def on_event(msg: NatsMessage) -> None:
+        async def on_event(delivery: JetStreamDelivery) -> None:
             before, effect = steps()
             dead_letter = dead_letter_publisher(self.js, self.name)
-            await self.inbox.consume(subscription.durable, msg, effect, dead_letter, prepare=before)
+            await self.inbox.consume(
+                subscription.durable, delivery, effect, dead_letter, prepare=before
+            )
 
         async def on_replay(msg: NatsMessage) -> bytes:
             before, effect = steps()
@@ -294,17 +296,10 @@ class Service:
             replay_subject(self.name, subscription.durable), queue=self.name, decoder=_undecoded
         )(on_replay)
 
-        self.broker.subscriber(
-            spec.subject,
-            stream=JStream(subscription.stream.name, declare=False),
-            durable=subscription.durable,
-            config=consumer_config(subscription.durable, spec.subject),
-            pull_sub=PullSub(batch_size=10, timeout=5.0),
-            inbox_prefix=(inbox_prefix(self.name) + ".").encode(),
-            # Acks are the inbox's business: redelivery with backoff, then the dead-letter stream.
-            ack_policy=AckPolicy.MANUAL,
-            decoder=_undecoded,
-        )(on_event)
+        # The durable (made by `ensure_consumers`) is read by a pull consumer of the runtime's
+        # own, on the broker's connection; acks are the inbox's business: redelivery with
+        # backoff, then the dead-letter stream.
+        self._pulls.append(PullConsumer(subscription.stream.name, subscription.durable, on_event))
 
     async def _dead_letter_of(self, consumer: str, body: bytes) -> tuple[int, Any] | bytes:
         """The dead letter a replay request names, if it is `consumer`'s; else the error reply."""
@@ -413,6 +408,8 @@ class Service:
                 service.js, (c.subscription for routes in service._routes for c in routes.consumed)
             )
             await service._answers.subscribe(service.broker.connection)
+            for pull in service._pulls:
+                await pull.start(service.broker.connection)
             yield
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -435,7 +432,10 @@ class Service:
         async def stop_answering() -> None:
             # Before the broker stops and closes the connection the replies go out on.
             service.ready = False
-            await service._answers.drain(GRACEFUL_SECONDS)
+            await asyncio.gather(
+                service._answers.drain(GRACEFUL_SECONDS),
+                *(pull.stop(GRACEFUL_SECONDS) for pull in service._pulls),
+            )
 
         @get(include_in_schema=False)
         async def healthz(scope: Scope) -> AsgiResponse:
