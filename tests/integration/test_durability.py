@@ -54,6 +54,7 @@ from singlewindow.runtime.messaging import (
     inbox_table,
     outbox_table,
 )
+from singlewindow.runtime.pull import JetStreamDelivery, PullConsumer
 from singlewindow.swctl.platform import nats_server_binary
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -463,3 +464,38 @@ async def test_a_durable_made_by_an_older_release_loses_its_server_side_delivery
     await ensure_consumers(js, [subscription])
     info = await js.consumer_info(STREAM.name, subscription.durable)
     assert info.config.max_deliver == -1  # the inbox, not the server, gives up
+
+
+async def test_a_pull_consumer_hands_over_each_event_at_once_in_order_and_finishes_on_stop(
+    nc: NatsClient, js: JetStreamContext
+) -> None:
+    await js.add_consumer(STREAM.name, consumer_config("pulled", HAPPENED.subject))
+    handled: list[str] = []
+    release = asyncio.Event()
+
+    async def handle(delivery: JetStreamDelivery) -> None:
+        what = Happened.model_validate(CloudEvent.model_validate_json(delivery.body).data).what
+        if what == "slow":
+            await release.wait()
+        handled.append(what)
+        await delivery.ack()
+
+    pull = PullConsumer(STREAM.name, "pulled", handle, batch=3, expires=30.0)
+    await pull.start(nc)
+    for what in ("one", "two", "three", "four", "slow"):
+        event = HAPPENED.make(Happened(what=what), subject=None, source="urn:test")
+        await js.publish(HAPPENED.subject, event.model_dump_json().encode())
+
+    async def four() -> list[str] | None:
+        return handled if len(handled) == 4 else None
+
+    # Each at once, across pull requests (batch 3), not after a batch fills or expires (30 s).
+    assert await eventually(four, within=5.0) == ["one", "two", "three", "four"]
+    stopping = asyncio.create_task(pull.stop(10.0))
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # the slow one is let finish, and acknowledged
+    release.set()
+    await stopping
+    assert handled[-1] == "slow"
+    info = await js.consumer_info(STREAM.name, "pulled")
+    assert (info.num_ack_pending, info.num_pending) == (0, 0)
