@@ -18,10 +18,12 @@ bindings); what it sets there (the outbox's "events staged" flag) is set in the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event
@@ -51,15 +53,57 @@ def adopt(context: contextvars.Context) -> None:
         variable.set(value)
 
 
+_Job = tuple[
+    asyncio.AbstractEventLoop,
+    "asyncio.Future[Any]",
+    Callable[..., Any],
+    tuple[Any, ...],
+]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 class OneThread:
-    """A thread owning one connection of `engine`; each call is one transaction on it."""
+    """A thread owning one connection of `engine`; each call is one transaction on it.
+
+    A call is a job on a queue the thread takes from, and its outcome comes back to the event
+    loop with one `call_soon_threadsafe`: `run_in_executor`'s executor future, its lock and the
+    chaining of two futures cost the event loop more than the rest of a short transaction's
+    hand-off (`docs/performance.md`).
+    """
 
     def __init__(self, engine: Engine, name: str, *, options: dict[str, Any] | None = None) -> None:
         self._engine = engine
         self._options = options or {}
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=f"{name}_0", daemon=True)
+        self._thread.start()
         self._connection: Connection | None = None
         """Touched only on the thread."""
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, fn, args = job
+            del job
+            if future.cancelled():  # its caller gave up before it began
+                continue
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            del loop, future, fn, args, result, error
+        self._close()
 
     def _connect(self) -> Connection:
         connection = self._connection
@@ -98,9 +142,10 @@ class OneThread:
     async def call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         """`fn(connection, *args, **kwargs)` in one transaction, committed if it returns."""
         context = contextvars.copy_context()
-        result = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._transaction, context, fn, args, kwargs
-        )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, self._transaction, (context, fn, args, kwargs)))
+        result = await future
         adopt(context)
         return result
 
@@ -110,6 +155,6 @@ class OneThread:
             self._connection = None
 
     async def close(self) -> None:
-        """Close the connection (on its thread) and end the thread."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=True)
+        """Let the thread finish the calls queued, close its connection, and end."""
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
