@@ -471,11 +471,12 @@ async def test_a_pull_consumer_hands_over_each_event_at_once_in_order_and_finish
 ) -> None:
     await js.add_consumer(STREAM.name, consumer_config("pulled", HAPPENED.subject))
     handled: list[str] = []
-    release = asyncio.Event()
+    slow_began, release = asyncio.Event(), asyncio.Event()
 
     async def handle(delivery: JetStreamDelivery) -> None:
         what = Happened.model_validate(CloudEvent.model_validate_json(delivery.body).data).what
         if what == "slow":
+            slow_began.set()
             await release.wait()
         handled.append(what)
         await delivery.ack()
@@ -491,11 +492,16 @@ async def test_a_pull_consumer_hands_over_each_event_at_once_in_order_and_finish
 
     # Each at once, across pull requests (batch 3), not after a batch fills or expires (30 s).
     assert await eventually(four, within=5.0) == ["one", "two", "three", "four"]
+    await asyncio.wait_for(slow_began.wait(), 5.0)
     stopping = asyncio.create_task(pull.stop(10.0))
     await asyncio.sleep(0.1)
     assert not stopping.done()  # the slow one is let finish, and acknowledged
     release.set()
     await stopping
     assert handled[-1] == "slow"
-    info = await js.consumer_info(STREAM.name, "pulled")
-    assert (info.num_ack_pending, info.num_pending) == (0, 0)
+
+    async def all_acknowledged() -> bool | None:
+        info = await js.consumer_info(STREAM.name, "pulled")
+        return (info.num_ack_pending, info.num_pending) == (0, 0) or None
+
+    await eventually(all_acknowledged, within=5.0)
