@@ -37,8 +37,9 @@ def test_the_contracts_and_swctl_declare_no_server_dependency() -> None:
 
 # Each costs an idle service some 4-10 MiB: migrations run in a child; secrets are sealed and
 # opened only when a qualification is saved or shown; certificates are parsed only on a card
-# path; PostgreSQL's dialect is imported only for a PostgreSQL database (default here: SQLite).
-LAZY = ("alembic", "cryptography", "asn1crypto", "sqlalchemy.dialects.postgresql")
+# path; PostgreSQL's dialect is imported only for a PostgreSQL database (default here: SQLite);
+# structlog's console renderers leave rich (installed here, by schemathesis) unimported.
+LAZY = ("alembic", "cryptography", "asn1crypto", "sqlalchemy.dialects.postgresql", "rich")
 
 
 @pytest.mark.parametrize("service", ["accounts", "registration", "review", "filing"])
