@@ -1161,7 +1161,7 @@ def full_scans(plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
 IMPORT_STEPS = (
     "pydantic",
     "pydantic_settings",
-    "structlog",
+    "singlewindow.runtime.observability",  # structlog as the services import it: without rich
     "prometheus_client",
     "nats",
     "sqlalchemy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from singlewindow.contracts.identifiers import (
     visible_text,
 )
 from singlewindow.contracts.registration import CardlessApplication
+from stdnum import numdb
 from stdnum.cn import ric
 from stdnum.cn import uscc as stdnum_uscc
 
@@ -558,3 +560,44 @@ def test_the_fixture_builds_applications_that_pass_every_rule(division: str) -> 
     content["enterprise"]["division"] = division
     CardlessApplication.model_validate(content)
     CardlessApplication.model_validate(application())
+
+
+def test_division_answers_are_those_of_stdnums_own_table_lookup() -> None:
+    # The table is read line by line, not through numdb (whose parsed tree stays in memory for
+    # good); every code it lists, each one's neighbours and every province must still be
+    # answered as numdb.info() reads the file.
+    table = numdb.get("cn/loc")
+
+    def expected(code: str) -> tuple[bool, int | None]:
+        parts = table.info(code)
+        county = parts[-1][1].get("county") if len(parts) == 2 else None
+        if not county:
+            return False, None
+        ends = [re.match(r"\[[0-9]*-([0-9]*)\]", entry) for entry in county.split(",")]
+        if any(end is None or not end[1] for end in ends):
+            return True, None
+        return True, max(int(end[1]) for end in ends if end is not None)
+
+    listed = {
+        province + county
+        for _, province, _, _, counties in table.prefixes
+        for _, county, _, _, _ in counties
+    }
+    codes = sorted(listed | {f"{int(c) + d:06d}" for c in listed for d in (-1, 1)})
+    codes += [f"{p:02d}0000" for p in range(100)]
+    for code in codes:
+        exists, abolished = expected(code)
+        assert division_exists(code) is exists, code
+        assert division_is_current(code) is (exists and abolished is None), code
+        if exists and abolished is not None:
+            with pytest.raises(InvalidIdentifier, match=f"abolished in {abolished};"):
+                normalise_division(code)
+    for province in (f"{p:02d}" for p in range(100)):
+        authority = make_uscc(division=province + "0000")
+        elsewhere = "310101" if province == "11" else "110101"
+        name = table.info(province + "0000")[0][1].get("province")
+        if name is None:
+            refuse_division_outside_uscc(elsewhere, authority)  # such a USCC constrains nothing
+        else:
+            with pytest.raises(InvalidIdentifier, match=rf"\({name}\)$"):
+                refuse_division_outside_uscc(elsewhere, authority)

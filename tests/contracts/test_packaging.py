@@ -35,10 +35,19 @@ def test_the_contracts_and_swctl_declare_no_server_dependency() -> None:
             assert package not in declared, (member, package)
 
 
-# Each costs an idle service some 4-10 MiB: migrations run in a child; secrets are sealed and
+# Each costs an idle service some 3-10 MiB: migrations run in a child; secrets are sealed and
 # opened only when a qualification is saved or shown; certificates are parsed only on a card
-# path; PostgreSQL's dialect is imported only for a PostgreSQL database (default here: SQLite).
-LAZY = ("alembic", "cryptography", "asn1crypto", "sqlalchemy.dialects.postgresql")
+# path; PostgreSQL's dialect is imported only for a PostgreSQL database (default here: SQLite);
+# structlog's console renderers leave rich (installed here, by schemathesis) unimported; filing
+# imports jsonschema on the first filing it checks.
+LAZY = (
+    "alembic",
+    "cryptography",
+    "asn1crypto",
+    "sqlalchemy.dialects.postgresql",
+    "rich",
+    "jsonschema",
+)
 
 
 @pytest.mark.parametrize("service", ["accounts", "registration", "review", "filing"])

@@ -1,5 +1,9 @@
 """The accounts service: settings → service runtime → routes → ASGI app with health and docs."""
 
+# First, before anything imports structlog, which then leaves rich out (see observability).
+import singlewindow.runtime.observability  # noqa: F401
+
+# isort: split
 from pathlib import Path
 
 from singlewindow.accounts.dependencies import AccountsRuntime

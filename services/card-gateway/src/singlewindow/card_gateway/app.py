@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# First, before anything imports structlog, which then leaves rich out (see observability).
+import singlewindow.runtime.observability  # noqa: F401
+
+# isort: split
 import asyncio
 from pathlib import Path
 from typing import Any

@@ -10,6 +10,10 @@ FastAPI declares the routes (the OpenAPI document) and refuses bad bodies; a req
 body is answered by `Front`, a pure ASGI layer, without FastAPI's per-request pipeline.
 """
 
+# First, before anything imports structlog, which then leaves rich out (see observability).
+import singlewindow.runtime.observability  # noqa: F401
+
+# isort: split
 import inspect
 import json
 import re

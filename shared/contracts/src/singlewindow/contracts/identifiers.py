@@ -7,16 +7,18 @@ refreshes them.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import functools
 import re
 import unicodedata
-from typing import Annotated, Final
+from array import array
+from importlib import resources
+from typing import Annotated, Final, NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
 from pydantic import AfterValidator, Field
-from stdnum import numdb
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError
 
@@ -63,6 +65,9 @@ _DIGITS: Final = re.compile(r"[0-9]+")
 _DIVISION: Final = re.compile(r"[0-9]{6}")
 # One entry of a county in loc.dat: "朝阳区" (never changed) or "[1997-2025]渝北区" (years in force).
 _DIVISION_PERIOD: Final = re.compile(r"\[(?P<start>[0-9]*)-(?P<end>[0-9]*)\]")
+# A line of stdnum's cn/loc.dat: indent, number, properties (key="value" ...).
+_TABLE_LINE: Final = re.compile(r"( *)([0-9]+)\s+(.*)")
+_TABLE_PROPERTY: Final = re.compile(r'([0-9a-zA-Z_-]+)="([^"]*)"')
 _EARLIEST_BIRTH_YEAR: Final = 1900
 _DIGITS_AND_LETTERS: Final = re.compile(r"[0-9A-Z]+")
 # phonenumbers would otherwise read letters as a keypad vanity number and accept extensions.
@@ -198,36 +203,83 @@ def _exact(name: str, value: str, length: int, pattern: re.Pattern[str], what: s
     return text
 
 
-@functools.lru_cache(maxsize=4096)  # some 3,000 divisions exist; a lookup walks the table
-def _division_entries(code: str) -> tuple[str, ...]:
-    # info() answers [(province prefix, props), (4-digit rest, props)]; only a county entry
-    # (which the table also has for PP0000 and PPCC00) makes the whole code a division.
+class _Divisions(NamedTuple):
+    codes: array[int]  # every code GB/T 2260 has listed, ascending
+    ends: array[int]  # for each, the year it went out of force; 0 while any entry is in force
+    provinces: dict[str, str]  # a province's two digits: its name
+
+
+@functools.cache
+def _divisions() -> _Divisions:
+    """python-stdnum's GB/T 2260 table, read once, line by line, into two arrays of numbers.
+
+    `numdb.get("cn/loc")` keeps the file's parsed tree for good (a tuple, a dict and strings for
+    each of its some 7,000 lines: about 4 MiB in every service that checks a division), and
+    building that tree only to let it go leaves as much behind, freed but scattered. Read a line
+    at a time, the table costs some 60 KiB. The file is a 2-digit province line followed by its
+    4-digit county lines, ascending; a test pins every answer against `numdb`'s own `info()`.
+    """
+    codes: array[int] = array("i")
+    ends: array[int] = array("i")
+    provinces: dict[str, str] = {}
+    prefix = ""
+    with resources.files("stdnum").joinpath("cn/loc.dat").open(encoding="utf-8") as lines:
+        for line in lines:
+            match = _TABLE_LINE.fullmatch(line.rstrip("\n"))
+            if match is None:  # a comment
+                continue
+            indent, number, rest = match.groups()
+            props = dict(_TABLE_PROPERTY.findall(rest))
+            if not indent:
+                prefix = number
+                if "province" in props:
+                    provinces[number] = props["province"]
+            elif (end := _end_year(props.get("county"))) >= 0:
+                codes.append(int(prefix + number))
+                ends.append(end)
+    return _Divisions(codes, ends, provinces)
+
+
+def _end_year(county: str | None) -> int:
+    # Only a county entry (which the table also has for PP0000 and PPCC00) makes a code a
+    # division, and the code is out of force once every one of its entries has an end year.
+    # -1: not a division; 0: in force.
+    if not county:
+        return -1
+    ends: list[int] = []
+    for entry in county.split(","):
+        period = _DIVISION_PERIOD.match(entry)
+        if period is None or not period["end"]:
+            return 0
+        ends.append(int(period["end"]))
+    return max(ends)
+
+
+def _end_of(code: str) -> int:
+    """The year `code` went out of force, 0 while in force, -1 if GB/T 2260 never listed it."""
     if not _DIVISION.fullmatch(code):
-        return ()
-    parts = numdb.get("cn/loc").info(code)
-    county = parts[-1][1].get("county") if len(parts) == 2 else None
-    return tuple(county.split(",")) if county else ()
+        return -1
+    table = _divisions()
+    number = int(code)
+    at = bisect.bisect_left(table.codes, number)
+    if at < len(table.codes) and table.codes[at] == number:
+        return table.ends[at]
+    return -1
 
 
 def _province_name(code: str) -> str | None:
-    parts = numdb.get("cn/loc").info(code[:2] + "0000")
-    return parts[0][1].get("province")
+    return _divisions().provinces.get(code[:2])
 
 
 def _abolished_in(code: str) -> int | None:
     # The year the code went out of force, or None while any entry of it is still in force.
-    ends: list[int] = []
-    for entry in _division_entries(code):
-        period = _DIVISION_PERIOD.match(entry)
-        if period is None or not period["end"]:
-            return None
-        ends.append(int(period["end"]))
-    return max(ends, default=None)
+    end = _end_of(code)
+    return end if end > 0 else None
 
 
 def division_exists(code: str) -> bool:
     """Whether GB/T 2260 (python-stdnum's table) has ever listed `code`, in force or abolished."""
-    return bool(_division_entries(code))
+    return _end_of(code) >= 0
 
 
 def division_is_current(code: str) -> bool:

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import uuid
+from collections.abc import Iterator
 
-import structlog
 from prometheus_client import Counter, Gauge, Histogram
+
+# structlog's package imports its development console renderer, and that imports rich (with
+# pygments), better_exceptions and colorama wherever they are installed: some 4.5 MiB in every
+# service process of the development environment, where schemathesis brings rich in. The services
+# only write JSON lines. A service's app module imports this module before anything imports
+# structlog, so the renderer finds them absent and falls back to plain tracebacks.
+_CONSOLE_ONLY = ("rich", "better_exceptions", "colorama")
+
+
+@contextlib.contextmanager
+def _absent(names: tuple[str, ...]) -> Iterator[None]:
+    """Make `import name` fail inside the block for those of `names` not yet imported.
+
+    A None entry in `sys.modules` is the import system's own way to say a module is missing
+    (`import` raises ModuleNotFoundError); the entries are taken out again after the block, so a
+    later import of the same module (a test tool that wants rich) loads it as usual.
+    """
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+
+
+with _absent(_CONSOLE_ONLY):
+    import structlog
 
 REQUESTS = Counter(
     "sw_requests_total", "Requests answered, by subject and outcome", ["subject", "outcome"]

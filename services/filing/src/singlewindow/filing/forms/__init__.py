@@ -10,22 +10,25 @@ change the file, and validation follows.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
 from singlewindow.contracts.errors import FieldError
 from singlewindow.contracts.identifiers import (
     normalise_division,
     normalise_mobile,
     normalise_resident_id,
 )
+
+if TYPE_CHECKING:
+    from jsonschema import FormatChecker
+    from jsonschema.exceptions import ValidationError
 
 JSON = dict[str, Any]
 MESSAGE = "x-message"
@@ -49,11 +52,23 @@ def _checks(function: Any) -> Any:
     return check
 
 
-FORMATS = FormatChecker()
-FORMATS.checks("division")(_checks(normalise_division))
-FORMATS.checks("mobile-cn")(_checks(normalise_mobile))
-FORMATS.checks("resident-id")(_checks(normalise_resident_id))
-FORMATS.checks("email")(lambda value: not isinstance(value, str) or _is_email(value))
+@functools.cache
+def _formats() -> FormatChecker:
+    """The formats the schema names, checked by the platform's own rules.
+
+    jsonschema (with referencing, rpds and its format libraries, some 3 MiB) is imported on the
+    first filing checked, not by an idle service.
+    """
+    from jsonschema import FormatChecker
+
+    formats = FormatChecker()
+    formats.checks("division")(_checks(normalise_division))
+    formats.checks("mobile-cn")(_checks(normalise_mobile))
+    formats.checks("resident-id")(_checks(normalise_resident_id))
+    formats.checks("email")(lambda value: not isinstance(value, str) or _is_email(value))
+    return formats
+
+
 FORMAT_WORDS = {
     "division": "is not an administrative division code in use (6 digits, GB/T 2260)",
     "mobile-cn": "is not a mainland China mobile number",
@@ -97,7 +112,9 @@ class Form:
 
     def problems(self, data: JSON) -> tuple[FieldError, ...]:
         """Every field of `data` the form refuses, each named by its path, in path order."""
-        validator = Draft202012Validator(self.schema, format_checker=FORMATS)
+        from jsonschema import Draft202012Validator
+
+        validator = Draft202012Validator(self.schema, format_checker=_formats())
         found: dict[str, FieldError] = {}
         for error in _field_errors(validator.iter_errors(self._with_groups(data))):
             found.setdefault(error.path, error)
