@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+import structlog
 from singlewindow.runtime.onetrip import OneThread
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Index, create_engine, event, text
 from sqlalchemy.dialects import registry
@@ -25,6 +26,8 @@ from sqlalchemy.util import greenlet_spawn
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
+
+log = structlog.get_logger("singlewindow.db")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -281,6 +284,10 @@ class Database:
                 except DBAPIError as error:
                     if last or not error.connection_invalidated:
                         raise
+                    log.warning(
+                        "database connection lost before commit; running again",
+                        error=str(error.orig),
+                    )
                     continue
                 connection.commit()
                 return result
