@@ -1647,8 +1647,8 @@ def report(results: Results, options: Options, threads: int, store: str) -> None
         results.note(
             "from pg_stat_database (xact_commit + xact_rollback) and pg_stat_user_tables (rows"
             " inserted + updated + deleted; seq_scan + idx_scan), autovacuum off for these windows."
-            " Every statement outside BEGIN is a transaction too: SQLAlchemy's pool_pre_ping is one"
-            " per connection checkout."
+            " Every statement outside BEGIN is a transaction too: the platform's reads run in"
+            " autocommit, one transaction per statement."
         )
         if not sql.get("pg_stat_statements"):
             results.note(

@@ -123,7 +123,7 @@ async def run(data_dir: Path, credential: dict[str, str], stop: asyncio.Event) -
             stopping.cancel()
             try:
                 messages = fetch.result()
-            except NatsTimeoutError:
+            except TimeoutError:  # nats-py's, or asyncio's when its deadline ran out mid-fetch
                 continue
             for message in messages:
                 try:

@@ -13,17 +13,21 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+import structlog
 from singlewindow.runtime.onetrip import OneThread
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Index, create_engine, event, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.expression import TableClause
+from sqlalchemy.util import greenlet_spawn
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
+
+log = structlog.get_logger("singlewindow.db")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -119,6 +123,15 @@ def _engine_url(url: URL) -> URL:
     return url
 
 
+def _closed_by_server(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    # Instead of `pool_pre_ping` (BEGIN, an empty query and ROLLBACK: three round trips per
+    # checkout): a backend that PostgreSQL terminated (a restart, `pg_terminate_backend`) closed
+    # its socket, which asyncpg has already seen. The pool then connects afresh; a connection
+    # that breaks after the checkout is `Database.run`/`read`'s retry's to handle.
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
 def _sqlite_begin_immediate(connection: Connection) -> None:
     # A deferred transaction that reads then writes can fail with SQLITE_BUSY mid-way;
     # taking the write lock up front makes concurrent writers queue instead. A transaction
@@ -171,13 +184,22 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         else:
-            options |= {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+            options |= {"pool_size": 10, "max_overflow": 10}
         if self.url.get_backend_name() == "postgresql" and not _postgresql_opened:
             _give_postgresql_partial_indexes()
         self.engine: AsyncEngine = create_async_engine(_engine_url(self.url), **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+        else:
+            event.listen(self.engine.sync_engine, "checkout", _closed_by_server)
+        # Reads outside a transaction on a server: under READ COMMITTED (PostgreSQL's default,
+        # which nothing here raises) each statement takes its own snapshot even inside one, so
+        # BEGIN and ROLLBACK around a read add two round trips and no consistency. SQLite keeps
+        # its BEGIN DEFERRED: there one snapshot per transaction is what a read gets.
+        self._read_options: dict[str, Any] = {READ_ONLY: True}
+        if not self.is_sqlite:
+            self._read_options["isolation_level"] = "AUTOCOMMIT"
         # One trip per transaction (`run`, `read`): a synchronous engine on threads of its own,
         # for a SQLite file (an in-memory database is per connection: it keeps the async engine).
         self.thread_engine: Engine | None = None
@@ -209,8 +231,10 @@ class Database:
         `fn` is synchronous: every statement of the transaction, and nothing that waits for
         anything but the database. On a SQLite file the whole transaction is one trip to the
         database's writer thread (`onetrip.py`); on PostgreSQL (and in-memory SQLite) it runs in
-        `AsyncConnection.run_sync`. Inside a held unit of work (an idempotent command's) it joins
-        that unit's transaction, as `transaction()` does.
+        one greenlet on a pooled connection, and runs once more on a new connection if the first
+        broke before COMMIT was sent (the server restarted): so `fn` changes nothing but the
+        database. Inside a held unit of work (an idempotent command's) it joins that unit's
+        transaction, as `transaction()` does.
         """
         held = HELD.get()
         if held is not None and held.joins(self):
@@ -218,15 +242,16 @@ class Database:
                 return await connection.run_sync(fn, *args, **kwargs)
         if self._writer is not None:
             return await self._writer.call(fn, args, kwargs)
-        async with self.engine.begin() as connection:
-            return await connection.run_sync(fn, *args, **kwargs)
+        return await greenlet_spawn(self._unit_of_work, {}, fn, args, kwargs)
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """`fn(connection, *args, **kwargs)` as one transaction that only reads (no write lock),
-        in one trip to the database's reader thread on a SQLite file; inside a held unit of
-        work with a write transaction, in that transaction (it must see it), as `reading()`."""
+        """`fn(connection, *args, **kwargs)`, statements that only read (no write lock): in one
+        trip to the database's reader thread on a SQLite file, as one transaction; on PostgreSQL
+        each statement on its own (autocommit, see `reading()`), `fn` run again on a new
+        connection if the first broke; inside a held unit of work with a write transaction, in
+        that transaction (it must see it), as `reading()`."""
         held = HELD.get()
         joined = held.reading() if held is not None and held.joins(self) else None
         if joined is not None:
@@ -234,10 +259,39 @@ class Database:
                 return await connection.run_sync(fn, *args, **kwargs)
         if self._reader is not None:
             return await self._reader.call(fn, args, kwargs)
-        async with self.engine.connect() as connection:
-            connection = await connection.execution_options(**{READ_ONLY: True})
-            async with connection.begin():
-                return await connection.run_sync(fn, *args, **kwargs)
+        return await greenlet_spawn(self._unit_of_work, self._read_options, fn, args, kwargs)
+
+    def _unit_of_work(
+        self,
+        options: dict[str, Any],
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        """`fn` in one transaction on a pooled connection, committed if it returns: checkout,
+        statements, commit and release in one greenlet (`run_sync` would spawn one for each).
+
+        A connection found broken before COMMIT was sent (the server restarted, or ended its
+        backend) is replaced and `fn` runs once more: nothing of the first try was committed.
+        A COMMIT that fails is never retried, since it may have committed.
+        """
+        for last in (False, True):
+            with self.engine.sync_engine.connect() as connection:
+                if options:
+                    connection.execution_options(**options)
+                try:
+                    result = fn(connection, *args, **kwargs)
+                except DBAPIError as error:
+                    if last or not error.connection_invalidated:
+                        raise
+                    log.warning(
+                        "database connection lost before commit; running again",
+                        error=str(error.orig),
+                    )
+                    continue
+                connection.commit()
+                return result
+        raise AssertionError("unreachable: the last try returns or raises")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -252,7 +306,9 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside one transaction that only reads (it takes no write lock)."""
+        """A connection for statements that only read (it takes no write lock): inside one
+        transaction on SQLite, in autocommit on PostgreSQL (no BEGIN nor ROLLBACK to send; under
+        READ COMMITTED each statement had its own snapshot anyway)."""
         held = HELD.get()
         joined = held.reading() if held is not None and held.joins(self) else None
         if joined is not None:
@@ -260,7 +316,7 @@ class Database:
                 yield connection
             return
         async with self.engine.connect() as connection:
-            connection = await connection.execution_options(**{READ_ONLY: True})
+            connection = await connection.execution_options(**self._read_options)
             async with connection.begin():
                 yield connection
 
