@@ -284,6 +284,22 @@ async def test_another_replicas_rows_are_left_to_it_for_a_while_then_published(
     assert await messaging.outbox_rows() == []
 
 
+async def test_rows_an_earlier_run_left_go_out_at_once_and_first(
+    messaging: Messaging, js: JetStreamContext
+) -> None:
+    """A service that stopped between commit and publish: its next run's relay publishes what it
+    left at once, before the rows of the same subject that the new run stages."""
+    left = await messaging.stage(HAPPENED.subject, "left by the earlier run")
+    messaging.clock.advance(timedelta(seconds=0.5))
+    restarted = Outbox(messaging.outbox.table, messaging.clock, service=SERVICE)
+    later = HAPPENED.make(Happened(what="staged after the restart"), subject=None, source="urn:t")
+    async with messaging.db.transaction() as connection:
+        await restarted.stage(connection, HAPPENED.subject, later)
+
+    assert await restarted.relay_once(messaging.db, js) == 2
+    assert [e.id for e in await stored(js, STREAM)] == [left.id, later.id]
+
+
 async def refused_until_parked(messaging: Messaging, js: JetStreamContext) -> None:
     """Relay as often and as long as parking takes, the time moved by the test's clock."""
     step = timedelta(seconds=PARK_AFTER_SECONDS / (PARK_AFTER_REFUSALS - 1))

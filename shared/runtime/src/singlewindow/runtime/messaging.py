@@ -78,9 +78,10 @@ delete (a write transaction, an fsync on SQLite) carries the rows of several rou
 published but not yet deleted when the service stops is published again at its next start, and
 JetStream drops the copy (`Nats-Msg-Id`): the same as a crash between publishing and deleting."""
 FOREIGN_ROW_SECONDS = 2.0
-"""How long a relay leaves the rows another replica (or an earlier run of this service) staged
-to their own relay before it publishes them too: each replica relays its own rows at once, and
-another's only once it has had time to, so two replicas do not publish every row twice."""
+"""How long a relay leaves the rows another running replica staged to that replica's relay
+before it publishes them too: each replica relays its own rows at once, and another's only once
+it has had time to, so two replicas do not publish every row twice. Rows staged before the relay's
+service started (by an earlier run, or by a replica) go out at once, in order with the rest."""
 MINE_FORGOTTEN_AFTER_SECONDS = 60.0
 """How long a relay remembers that it staged a row: a row it staged that is still pending after
 this (its stream refusing it, JetStream away) is older than `FOREIGN_ROW_SECONDS` and goes out
@@ -197,6 +198,7 @@ class Outbox:
         thread too (a dict's item assignment is atomic under the GIL)."""
         self._published: dict[int, float] = {}
         """Rows JetStream has stored and the table still holds (by seq), with when."""
+        self._started = clock.now()
         # Built once: a statement is cheaper to run than to build (PERFORMANCE.md).
         self._insert = insert(table)
         columns = table.c
@@ -333,11 +335,13 @@ class Outbox:
         return len(published)
 
     def _due(self, row: Any, now: datetime) -> bool:
-        """Whether to publish a pending row now: this service's own at once, another's (a
-        replica's, an earlier run's) once its own relay has had time to."""
+        """Whether to publish a pending row now: this service's own at once, and so those staged
+        before it started (an earlier run's, left when it stopped); another running replica's
+        once that one's relay has had time to."""
         if row.seq in self._mine:
             return True
-        return bool((now - as_utc(row.created_at)).total_seconds() >= FOREIGN_ROW_SECONDS)
+        staged = as_utc(row.created_at)
+        return staged < self._started or (now - staged).total_seconds() >= FOREIGN_ROW_SECONDS
 
     async def forget_published(self, db: Database) -> None:
         """Delete every row JetStream has stored from the table now."""
