@@ -22,7 +22,6 @@ from typing import Any
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DiscardPolicy, RawStreamMsg
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
@@ -388,20 +387,6 @@ async def stored_dead_letters(js: JetStreamContext) -> list[RawStreamMsg]:
     return [await js.get_msg(DEAD_LETTER_STREAM.name, seq) for seq in range(1, last + 1)]
 
 
-class Delivered:
-    """A JetStream message as the inbox takes it (FastStream's NatsMessage has the same)."""
-
-    def __init__(self, message: Msg) -> None:
-        self.raw_message = message
-        self.body = message.data
-
-    async def ack(self) -> None:
-        await self.raw_message.ack()
-
-    async def nack(self, delay: float | None = None) -> None:
-        await self.raw_message.nak(delay=delay)
-
-
 async def test_an_event_whose_dead_letter_cannot_be_stored_is_redelivered_until_it_is(
     messaging: Messaging, js: JetStreamContext
 ) -> None:
@@ -422,7 +407,7 @@ async def test_an_event_whose_dead_letter_cannot_be_stored_is_redelivered_until_
         nonlocal deliveries
         [message] = await subscription.fetch(1, timeout=10)
         deliveries += 1
-        await messaging.inbox.consume(durable, Delivered(message), fails, dead_letter)
+        await messaging.inbox.consume(durable, JetStreamDelivery(message), fails, dead_letter)
 
     for _ in range(MAX_DELIVER + 2):  # past the last delivery, with nowhere to dead-letter
         await deliver_once()
@@ -458,10 +443,10 @@ async def test_a_malformed_event_is_acknowledged_only_once_dead_lettered(
 
     dead_letter = dead_letter_publisher(js, SERVICE)
     [message] = await subscription.fetch(1, timeout=10)
-    await messaging.inbox.consume(durable, Delivered(message), never, dead_letter)
+    await messaging.inbox.consume(durable, JetStreamDelivery(message), never, dead_letter)
     await ensure_streams(js)
     [message] = await subscription.fetch(1, timeout=10)  # delivered again, not lost
-    await messaging.inbox.consume(durable, Delivered(message), never, dead_letter)
+    await messaging.inbox.consume(durable, JetStreamDelivery(message), never, dead_letter)
     [letter] = await stored_dead_letters(js)
     assert letter.data == b"{not a cloudevent"
     await subscription.unsubscribe()

@@ -56,9 +56,12 @@ def adopt(context: contextvars.Context) -> None:
 _Job = tuple[
     asyncio.AbstractEventLoop,
     "asyncio.Future[Any]",
+    contextvars.Context,
     Callable[..., Any],
     tuple[Any, ...],
+    dict[str, Any],
 ]
+"""A call: the loop and future its outcome goes to, then `_transaction`'s arguments."""
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -90,19 +93,19 @@ class OneThread:
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
-            loop, future, fn, args = job
+            loop, future, context, fn, args, kwargs = job
             del job
             if future.cancelled():  # its caller gave up before it began
                 continue
             result: Any = None
             error: BaseException | None = None
             try:
-                result = fn(*args)
+                result = self._transaction(context, fn, args, kwargs)
             except BaseException as exc:
                 error = exc
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_settle, future, result, error)
-            del loop, future, fn, args, result, error
+            del loop, future, context, fn, args, kwargs, result, error
         self._close()
 
     def _connect(self) -> Connection:
@@ -144,7 +147,7 @@ class OneThread:
         context = contextvars.copy_context()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((loop, future, self._transaction, (context, fn, args, kwargs)))
+        self._jobs.put((loop, future, context, fn, args, kwargs))
         result = await future
         adopt(context)
         return result
