@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import structlog
-from singlewindow.runtime.onetrip import OneThread
+from singlewindow.runtime.onetrip import InPlace, OneThread
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Index, create_engine, event, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
@@ -200,11 +200,12 @@ class Database:
         self._read_options: dict[str, Any] = {READ_ONLY: True}
         if not self.is_sqlite:
             self._read_options["isolation_level"] = "AUTOCOMMIT"
-        # One trip per transaction (`run`, `read`): a synchronous engine on threads of its own,
-        # for a SQLite file (an in-memory database is per connection: it keeps the async engine).
+        # One call per transaction (`run`, `read`): a synchronous engine, writes on a thread of
+        # their own and reads in place, for a SQLite file (an in-memory database is per
+        # connection: it keeps the async engine).
         self.thread_engine: Engine | None = None
         self._writer: OneThread | None = None
-        self._reader: OneThread | None = None
+        self._reader: InPlace | None = None
         if threads and self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             self.thread_engine = create_engine(
                 self.url.set(drivername="sqlite+pysqlite"),
@@ -215,7 +216,7 @@ class Database:
             event.listen(self.thread_engine, "connect", _sqlite_pragmas)
             event.listen(self.thread_engine, "begin", _sqlite_begin_immediate)
             self._writer = OneThread(self.thread_engine, "db-write")
-            self._reader = OneThread(self.thread_engine, "db-read", options={READ_ONLY: True})
+            self._reader = InPlace(self.thread_engine, {READ_ONLY: True})
 
     @property
     def sync_engines(self) -> tuple[Engine, ...]:
@@ -247,8 +248,9 @@ class Database:
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """`fn(connection, *args, **kwargs)`, statements that only read (no write lock): in one
-        trip to the database's reader thread on a SQLite file, as one transaction; on PostgreSQL
+        """`fn(connection, *args, **kwargs)`, statements that only read (no write lock): on a
+        SQLite file as one transaction, here on the event loop's thread (`onetrip.InPlace`: under
+        WAL it waits for no writer, and costs less than a trip to a thread); on PostgreSQL
         each statement on its own (autocommit, see `reading()`), `fn` run again on a new
         connection if the first broke; inside a held unit of work with a write transaction, in
         that transaction (it must see it), as `reading()`."""
@@ -258,7 +260,7 @@ class Database:
             async with joined as connection:
                 return await connection.run_sync(fn, *args, **kwargs)
         if self._reader is not None:
-            return await self._reader.call(fn, args, kwargs)
+            return self._reader.call(fn, args, kwargs)
         return await greenlet_spawn(self._unit_of_work, self._read_options, fn, args, kwargs)
 
     def _unit_of_work(
@@ -387,9 +389,10 @@ class Database:
 
     async def close(self) -> None:
         """Close every pooled connection, and the threads' own."""
-        for thread in (self._writer, self._reader):
-            if thread is not None:
-                await thread.close()
+        if self._writer is not None:
+            await self._writer.close()
+        if self._reader is not None:
+            self._reader.close()
         self._writer = self._reader = None
         await self.engine.dispose()
         if self.thread_engine is not None:

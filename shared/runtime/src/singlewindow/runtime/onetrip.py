@@ -1,18 +1,21 @@
-"""A transaction as one call on the database's own thread (SQLite), for `Database.run`/`read`.
+"""A transaction as one call on a connection of its own (SQLite), for `Database.run`/`read`.
 
 Through SQLAlchemy's asyncio layer every statement is an await: on SQLite a trip to aiosqlite's
 thread and back (a queue put, a thread wake-up, a future resolved from the thread, a greenlet
 switch), on PostgreSQL a round trip through asyncpg. A transaction whose statements need nothing
 from the event loop between them can instead run whole, as a synchronous function of a
-`sqlalchemy.Connection`, in one trip: here, on a thread that owns a synchronous pysqlite
-connection to the same file, with the same pragmas (WAL, `synchronous=FULL`, foreign keys, the
-busy timeout) and the same `BEGIN IMMEDIATE` (writes) or `BEGIN DEFERRED` (reads).
+`sqlalchemy.Connection`, in one call on a synchronous pysqlite connection to the same file,
+with the same pragmas (WAL, `synchronous=FULL`, foreign keys, the busy timeout) and the same
+`BEGIN IMMEDIATE` (writes) or `BEGIN DEFERRED` (reads).
 
-Writes go to one thread and reads to another, each with one connection it keeps: the writes of
-the service's hot paths never wait for one another on SQLite's lock (they are queued on the
-thread instead, without the busy handler's sleeps), and a read never waits behind a write's
-`fsync`. The function runs in a copy of the calling task's context (correlation id, log
-bindings); what it sets there (the outbox's "events staged" flag) is set in the task afterwards.
+Writes go to a thread that owns a connection (`OneThread`): the writes of the service's hot
+paths never wait for one another on SQLite's lock (they are queued on the thread instead,
+without the busy handler's sleeps), and the event loop never waits for a commit's `fsync`. The
+function runs in a copy of the calling task's context (correlation id, log bindings); what it
+sets there (the outbox's "events staged" flag) is set in the task afterwards.
+
+Reads run on the event loop's own thread, on a connection of their own (`InPlace`): under WAL a
+read waits for no writer and no `fsync`, and takes less time than a hand-off to a thread would.
 """
 
 from __future__ import annotations
@@ -73,40 +76,26 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-class OneThread:
-    """A thread owning one connection of `engine`; each call is one transaction on it.
+class _Owner:
+    """One connection of `engine`, kept, and each call one transaction on it."""
 
-    A call is a job on a queue the thread takes from, and its outcome comes back to the event
-    loop with one `call_soon_threadsafe`: `run_in_executor`'s executor future, its lock and the
-    chaining of two futures cost the event loop more than the rest of a short transaction's
-    hand-off (`docs/performance.md`).
-    """
-
-    def __init__(self, engine: Engine, name: str, *, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, engine: Engine, options: dict[str, Any] | None) -> None:
         self._engine = engine
         self._options = options or {}
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name=f"{name}_0", daemon=True)
-        self._thread.start()
         self._connection: Connection | None = None
-        """Touched only on the thread."""
 
-    def _serve(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            loop, future, context, fn, args, kwargs = job
-            del job
-            if future.cancelled():  # its caller gave up before it began
-                continue
-            result: Any = None
-            error: BaseException | None = None
-            try:
-                result = self._transaction(context, fn, args, kwargs)
-            except BaseException as exc:
-                error = exc
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, result, error)
-            del loop, future, context, fn, args, kwargs, result, error
-        self._close()
+    def _transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        connection = self._connect()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("one trip call %s", getattr(fn, "__qualname__", fn))
+        try:
+            with connection.begin():
+                return fn(connection, *args, **kwargs)
+        except BaseException:
+            if connection.invalidated:  # the driver's connection broke: a new one next time
+                connection.close()
+                self._connection = None
+            raise
 
     def _connect(self) -> Connection:
         connection = self._connection
@@ -123,24 +112,43 @@ class OneThread:
             self._connection = connection
         return connection
 
-    def _transaction(
-        self,
-        context: contextvars.Context,
-        fn: Callable[..., T],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> T:
-        connection = self._connect()
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("one trip call %s", getattr(fn, "__qualname__", fn))
-        try:
-            with connection.begin():
-                return context.run(fn, connection, *args, **kwargs)
-        except BaseException:
-            if connection.invalidated:  # the driver's connection broke: a new one next time
-                connection.close()
-                self._connection = None
-            raise
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class OneThread(_Owner):
+    """A thread owning one connection of `engine`; each call is one transaction on it.
+
+    A call is a job on a queue the thread takes from, and its outcome comes back to the event
+    loop with one `call_soon_threadsafe`: `run_in_executor`'s executor future, its lock and the
+    chaining of two futures cost the event loop more than the rest of a short transaction's
+    hand-off (`docs/performance.md`).
+    """
+
+    def __init__(self, engine: Engine, name: str, *, options: dict[str, Any] | None = None) -> None:
+        super().__init__(engine, options)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=f"{name}_0", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, context, fn, args, kwargs = job
+            del job
+            if future.cancelled():  # its caller gave up before it began
+                continue
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = context.run(self._transaction, fn, *args, **kwargs)
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            del loop, future, context, fn, args, kwargs, result, error
+        self._close()
 
     async def call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         """`fn(connection, *args, **kwargs)` in one transaction, committed if it returns."""
@@ -152,12 +160,25 @@ class OneThread:
         adopt(context)
         return result
 
-    def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
     async def close(self) -> None:
         """Let the thread finish the calls queued, close its connection, and end."""
         self._jobs.put(None)
         await asyncio.to_thread(self._thread.join)
+
+
+class InPlace(_Owner):
+    """One connection of `engine` used where it is called (the event loop's thread), for reads.
+
+    A read of a SQLite file in WAL mode takes no lock a writer holds: it never waits for one,
+    and reading pages from the page cache takes microseconds. A hand-off to a thread costs more
+    than that: the thread's wake-up, the loop's wake-up when the outcome comes back, and the
+    cold caches each of them then runs on while argon2id fills the cores (`docs/performance.md`).
+    """
+
+    def call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """`fn(connection, *args, **kwargs)` in one transaction, here and now."""
+        return self._transaction(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        """Close its connection."""
+        self._close()
