@@ -14,6 +14,7 @@ body is answered by `Front`, a pure ASGI layer, without FastAPI's per-request pi
 import singlewindow.runtime.observability  # noqa: F401
 
 # isort: split
+import functools
 import inspect
 import json
 import re
@@ -454,7 +455,11 @@ def create_app(
             if nats_forwarder is not None:
                 await nats_forwarder.close()
 
-    app = FastAPI(
+    endpoints = exposed_endpoints()
+    staff_replies = staff_session_replies(endpoints)
+    operations = {http_path(e): Operation(gateway, e, staff_replies) for e in endpoints}
+    app = FrontedApp(
+        operations,
         title="Single Window platform API",
         version="1.0.0",
         summary="Every request a person makes, derived from the platform's endpoint declarations.",
@@ -464,9 +469,6 @@ def create_app(
         redoc_url=None,
     )
     app.state.gateway = gateway
-    endpoints = exposed_endpoints()
-    staff_replies = staff_session_replies(endpoints)
-    operations = {http_path(e): Operation(gateway, e, staff_replies) for e in endpoints}
     for endpoint in endpoints:
         app.add_api_route(
             http_path(endpoint),
@@ -492,11 +494,7 @@ def create_app(
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("request failed")
-        return problem(
-            ErrorCode.INTERNAL,
-            "the gateway failed; the request id says where in its log",
-            request_id=getattr(request.state, "request_id", None),
-        )
+        return _crashed(getattr(request.state, "request_id", None))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -513,8 +511,6 @@ def create_app(
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    app.add_middleware(Front, operations=operations)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -543,6 +539,39 @@ def create_app(
     return app
 
 
+# A metric's child per label values, looked up once (as `runtime.rpc` does): `labels()` takes
+# its keywords apart and a lock on every call.
+@functools.cache
+def _requests(operation: str, status: int) -> Counter:
+    return REQUESTS.labels(operation, str(status))
+
+
+@functools.cache
+def _request_seconds(operation: str) -> Histogram:
+    return REQUEST_SECONDS.labels(operation)
+
+
+def _crashed(request_id: str | None) -> JSONResponse:
+    return problem(
+        ErrorCode.INTERNAL,
+        "the gateway failed; the request id says where in its log",
+        request_id=request_id,
+    )
+
+
+class FrontedApp(FastAPI):
+    """FastAPI behind `Front`: the routes, the OpenAPI document and the docs are FastAPI's, and
+    every request goes through `Front` before FastAPI's own stack (its per-request telemetry
+    check, error and body-limit middlewares), which sees only what `Front` passes on."""
+
+    def __init__(self, operations: dict[str, Operation], **options: Any) -> None:
+        super().__init__(**options)
+        self._front = Front(super().__call__, operations)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._front(scope, receive, send)
+
+
 class Front:
     """The gateway's outer layer, pure ASGI: the request id, the body size limit, metrics and
     the log line of every request, and each valid API request answered by its `Operation`.
@@ -551,6 +580,7 @@ class Front:
     through memory streams; FastAPI's routing scans every route's pattern and solves each
     endpoint's dependencies. Here a request to an endpoint is one dictionary lookup, and FastAPI
     sees only what `Operation.accept` declines (so its refusals stay its own) and other paths.
+    A failure answering one is the same 500 problem FastAPI's handler gives (`on_crash`).
     """
 
     def __init__(self, app: ASGIApp, operations: dict[str, Operation]) -> None:
@@ -583,8 +613,8 @@ class Front:
             # By operation, not path: a scan of made-up paths must not grow the metrics' series.
             known = self.operations.get(route)
             operation = known.name if known is not None else "unknown"
-            REQUESTS.labels(operation, str(status)).inc()
-            REQUEST_SECONDS.labels(operation).observe(time.perf_counter() - started)
+            _requests(operation, status).inc()
+            _request_seconds(operation).observe(time.perf_counter() - started)
             log.info(
                 "request",
                 method=scope["method"],
@@ -608,12 +638,19 @@ class Front:
         if operation is None:
             await self.app(scope, receive, send)
             return
-        body = await _body(receive)
+        try:
+            body = await _body(receive)
+        except ClientDisconnect:
+            return  # nobody to answer
         data = operation.accept(body, headers.get("content-type"))
         if data is None:
             await self.app(scope, _replay(body, receive), send)
             return
-        response = await operation.answer(Request(scope, receive), data)
+        try:
+            response = await operation.answer(Request(scope, receive), data)
+        except Exception:
+            log.exception("request failed")
+            response = _crashed(rid)
         await response(scope, receive, send)
 
 
