@@ -1,9 +1,10 @@
-"""`Database.run` / `Database.read`: a transaction as one synchronous function, on a SQLite file
-one trip to the database's writer thread or a read in place, with every guarantee of
-`transaction()` / `reading()`."""
+"""`Database.run` / `Database.read` / `Database.run_unsynced`: a transaction as one synchronous
+function, on a SQLite file one trip to the database's writer thread, a read in place, or a write
+in place without fsync, with every guarantee of `transaction()` / `reading()`."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -112,6 +113,38 @@ async def test_a_read_in_place_waits_for_no_writer(database: Database) -> None:
         await connection.execute(insert(items).values(key="pending"))
         assert await database.read(keys) == ["committed"]  # at once: not the busy timeout
     assert await database.read(keys) == ["committed", "pending"]
+
+
+def synchronous(connection: Connection) -> tuple[str, int]:
+    """The thread `fn` runs on, and the connection's `synchronous` (1 NORMAL, 2 FULL)."""
+    level = connection.exec_driver_sql("PRAGMA synchronous").scalar_one()
+    return threading.current_thread().name, level
+
+
+async def test_an_unsynced_write_commits_in_place_without_fsync_and_a_run_with_it(
+    database: Database,
+) -> None:
+    assert await database.run_unsynced(synchronous) == (threading.current_thread().name, 1)
+    assert (await database.run(synchronous))[1] == 2  # what must reach the disk waits for it
+    assert await database.run_unsynced(add, "unsynced") == 1
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        await database.run_unsynced(fail_after_adding, "dropped")
+    await database.run(add, "durable")  # on the writer's connection: it sees the first commit
+    assert await database.read(keys) == ["unsynced", "durable"]
+
+
+async def test_an_unsynced_write_never_waits_on_the_loop_for_the_write_lock(
+    database: Database,
+) -> None:
+    async with database.transaction() as connection:  # another connection holds the write lock
+        await connection.execute(insert(items).values(key="holding"))
+        blocked = asyncio.create_task(database.run_unsynced(synchronous))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()  # queued on the writer thread, the loop free meanwhile
+    where, level = await blocked
+    assert where.startswith("db-write")  # taken there, as `run` takes it
+    assert level == 2
+    assert await database.run_unsynced(add, "after") == 2  # and in place again once free
 
 
 async def test_what_the_function_sets_in_its_context_is_set_in_the_callers(

@@ -1,9 +1,10 @@
 """Logging in with a password, and the sessions it opens: show, account, logout.
 
-A password login costs two transactions, each one trip to the database (`Database.run`): the
-first reads the account, its throttling and whether its enterprise declared its business scope (one
-statement) and reserves the attempt; the second, after the verify, stores the session and the audit
-event. A refusal costs the first and the audit.
+A password login costs two transactions, each one call to the database: the first reads the
+account, its throttling and whether its enterprise declared its business scope (one statement) and
+reserves the attempt, without waiting for the disk (`Database.run_unsynced`); the second, after the
+verify, stores the session and the audit event durably (`Database.run`), which also flushes the
+first. A refusal costs the first and the audit.
 
 Every attempt is reserved before its password is verified: one conditional upsert counts it only
 while the name is not blocked, and the same transaction starts the delay that count earns. So
@@ -209,8 +210,10 @@ async def login_password(request: LoginWithPassword, deps: AccountsRuntime) -> S
     name = request.account
     key = account_key(name)
     now = deps.service.clock.now()
-    # One trip: the account and its throttling read, and the attempt reserved, in one write.
-    state, blocked = await deps.service.db.run(_begin_attempt, key, now, deps.throttle)
+    # One write: the account and its throttling read, and the attempt reserved. Unsynced: every
+    # outcome of the attempt commits durably (the session, or the audit of the refusal) before
+    # its reply, and that commit flushes this one.
+    state, blocked = await deps.service.db.run_unsynced(_begin_attempt, key, now, deps.throttle)
     found = state.account
     if found is not None and found.status is AccountStatus.DELETED:
         found = None  # issue 9: a deleted account is refused as an unknown one, as slowly
@@ -320,7 +323,7 @@ async def reserve_attempt(
     read with the account, spares a write when it is still in force."""
     if known_block is not None and known_block > now:
         return known_block
-    return await deps.service.db.run(_reserve_sync, key, now, deps.throttle)
+    return await deps.service.db.run_unsynced(_reserve_sync, key, now, deps.throttle)
 
 
 def throttled(blocked_until: datetime, now: datetime) -> DomainError:

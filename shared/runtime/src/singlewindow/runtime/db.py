@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import structlog
-from singlewindow.runtime.onetrip import InPlace, OneThread
+from singlewindow.runtime.onetrip import Busy, InPlace, OneThread, Unsynced
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Index, create_engine, event, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import URL, make_url
@@ -206,6 +206,7 @@ class Database:
         self.thread_engine: Engine | None = None
         self._writer: OneThread | None = None
         self._reader: InPlace | None = None
+        self._unsynced: Unsynced | None = None
         if threads and self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             self.thread_engine = create_engine(
                 self.url.set(drivername="sqlite+pysqlite"),
@@ -217,6 +218,7 @@ class Database:
             event.listen(self.thread_engine, "begin", _sqlite_begin_immediate)
             self._writer = OneThread(self.thread_engine, "db-write")
             self._reader = InPlace(self.thread_engine, {READ_ONLY: True})
+            self._unsynced = Unsynced(self.thread_engine)
 
     @property
     def sync_engines(self) -> tuple[Engine, ...]:
@@ -244,6 +246,27 @@ class Database:
         if self._writer is not None:
             return await self._writer.call(fn, args, kwargs)
         return await greenlet_spawn(self._unit_of_work, {}, fn, args, kwargs)
+
+    async def run_unsynced(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """As `run`, for a write that nobody is told of by itself: a durable `run` of this
+        database (or nothing, if the process stops) always follows it before any reply or
+        acknowledgement that depends on it, such as a login attempt counted before its verify.
+
+        On a SQLite file it runs here, on the event loop's thread, and commits without an
+        `fsync` (`onetrip.Unsynced`); the next durable commit flushes it with its own (under WAL
+        they write one log). A crash of the process loses nothing; a power cut before that
+        commit loses it, and with it only what no one was told. While another connection holds
+        the write lock it goes to the writer thread as `run` instead, so it never waits on the
+        loop. Elsewhere (PostgreSQL, in-memory SQLite, a held unit of work) it is `run`."""
+        held = HELD.get()
+        if self._unsynced is not None and (held is None or not held.joins(self)):
+            try:
+                return self._unsynced.call(fn, args, kwargs)
+            except Busy:
+                pass
+        return await self.run(fn, *args, **kwargs)
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -391,9 +414,10 @@ class Database:
         """Close every pooled connection, and the threads' own."""
         if self._writer is not None:
             await self._writer.close()
-        if self._reader is not None:
-            self._reader.close()
-        self._writer = self._reader = None
+        for owner in (self._reader, self._unsynced):
+            if owner is not None:
+                owner.close()
+        self._writer = self._reader = self._unsynced = None
         await self.engine.dispose()
         if self.thread_engine is not None:
             self.thread_engine.dispose()

@@ -354,7 +354,9 @@ class Outbox:
         if after > 0 and len(self._published) < batch and time.monotonic() - oldest < after:
             return
         seqs = sorted(self._published)
-        await db.run(self._forget, seqs)
+        # Unsynced: a delete undone by a power cut only sends again what JetStream holds, which
+        # its duplicate window and every consumer's inbox drop.
+        await db.run_unsynced(self._forget, seqs)
         for seq in seqs:
             self._published.pop(seq, None)
             self._mine.pop(seq, None)

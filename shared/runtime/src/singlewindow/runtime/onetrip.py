@@ -16,6 +16,9 @@ sets there (the outbox's "events staged" flag) is set in the task afterwards.
 
 Reads run on the event loop's own thread, on a connection of their own (`InPlace`): under WAL a
 read waits for no writer and no `fsync`, and takes less time than a hand-off to a thread would.
+So do writes that need not reach the disk before the caller goes on (`Unsynced`, for
+`Database.run_unsynced`): without an `fsync` a short write transaction takes tens of
+microseconds, less than the hand-off too.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, RootTransaction, event
+from sqlalchemy.exc import OperationalError
 
-__all__ = ["OneThread", "adopt"]
+__all__ = ["Busy", "InPlace", "OneThread", "Unsynced", "adopt"]
 
 T = TypeVar("T")
 
@@ -64,7 +68,10 @@ _Job = tuple[
     tuple[Any, ...],
     dict[str, Any],
 ]
-"""A call: the loop and future its outcome goes to, then `_transaction`'s arguments."""
+"""A call: the loop and future its outcome goes to, the context it runs in, then `fn` and its
+arguments."""
+
+SQLITE_BUSY = 5
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -79,17 +86,23 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class _Owner:
     """One connection of `engine`, kept, and each call one transaction on it."""
 
+    pragmas: tuple[str, ...] = ()
+    """Run on each new connection, after the engine's own connect pragmas."""
+
     def __init__(self, engine: Engine, options: dict[str, Any] | None) -> None:
         self._engine = engine
         self._options = options or {}
         self._connection: Connection | None = None
+
+    def _begin(self, connection: Connection) -> RootTransaction:
+        return connection.begin()
 
     def _transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         connection = self._connect()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("one trip call %s", getattr(fn, "__qualname__", fn))
         try:
-            with connection.begin():
+            with self._begin(connection):
                 return fn(connection, *args, **kwargs)
         except BaseException:
             if connection.invalidated:  # the driver's connection broke: a new one next time
@@ -107,6 +120,8 @@ class _Owner:
             ):
                 event.listen(self._engine, "before_cursor_execute", _log_statement)
             connection = self._engine.connect()
+            for pragma in self.pragmas:  # outside a transaction: on the driver's connection
+                connection.connection.driver_connection.execute(pragma)  # type: ignore[union-attr]
             if self._options:
                 connection = connection.execution_options(**self._options)
             self._connection = connection
@@ -182,3 +197,36 @@ class InPlace(_Owner):
     def close(self) -> None:
         """Close its connection."""
         self._close()
+
+
+class Busy(Exception):
+    """Another connection holds the database's write lock: `Unsynced` did not begin."""
+
+
+class Unsynced(InPlace):
+    """One connection of `engine` for write transactions whose commit does not wait for `fsync`,
+    used where it is called (the event loop's thread).
+
+    Under WAL with `synchronous=NORMAL` a commit writes its frames to the log without an
+    `fsync`; the next commit made with `synchronous=FULL` (any other connection's: they share
+    the log file) flushes them with its own, and a crash of the process loses nothing. Only a
+    power cut before that flush can undo such a commit, which is why `Database.run_unsynced` is
+    for writes that no reply or acknowledgement depends on by themselves.
+
+    It never waits for the write lock (no busy timeout): `call` raises `Busy` before anything
+    ran if another connection holds it, for the caller to take the write elsewhere. Nor does
+    it checkpoint the log: the connections that `fsync` do.
+    """
+
+    pragmas = ("PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=0", "PRAGMA wal_autocheckpoint=0")
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, None)
+
+    def _begin(self, connection: Connection) -> RootTransaction:
+        try:
+            return connection.begin()
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlite_errorcode", None) == SQLITE_BUSY:
+                raise Busy from exc
+            raise
