@@ -89,7 +89,7 @@ class _Owner:
     pragmas: tuple[str, ...] = ()
     """Run on each new connection, after the engine's own connect pragmas."""
 
-    def __init__(self, engine: Engine, options: dict[str, Any] | None) -> None:
+    def __init__(self, engine: Engine, options: dict[str, Any] | None = None) -> None:
         self._engine = engine
         self._options = options or {}
         self._connection: Connection | None = None
@@ -219,9 +219,6 @@ class Unsynced(InPlace):
     """
 
     pragmas = ("PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=0", "PRAGMA wal_autocheckpoint=0")
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine, None)
 
     def _begin(self, connection: Connection) -> RootTransaction:
         try:
